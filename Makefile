@@ -1,0 +1,36 @@
+# xsim — the two commands a user needs are `make run` and `make test`; both set up .venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+ARCH     ?= arch/isaac128.yaml
+WORKLOAD ?= workloads/resnet50_mta.json
+OUT      ?= out
+
+.PHONY: install run test lint bench sweep clean
+
+install: $(STAMP)
+
+# Reinstall whenever the dependency pins or the package metadata change.
+$(STAMP): setup.cfg pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/xsim run $(ARCH) $(WORKLOAD) -o $(OUT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check xsim kernels tests bench
+
+bench: $(STAMP)
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# Removes build outputs only: the virtual environment, caches and run outputs. Never inputs.
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .hypothesis $(OUT)
+	find xsim kernels tests bench -name __pycache__ -type d -prune -exec rm -rf {} +

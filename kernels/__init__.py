@@ -1,0 +1,1 @@
+"""Bit-sliced crossbar kernels (numba): pure functions over numpy arrays."""

@@ -1,0 +1,1 @@
+"""Configuration: schema, loaders and errors for architecture and workload files."""
