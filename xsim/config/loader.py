@@ -1,0 +1,145 @@
+"""Read architecture (YAML) and workload (JSON) files into frozen config objects, once.
+
+Every problem becomes a :class:`~xsim.config.errors.ConfigError` naming the file, the key path
+(``pe.adc.bits``, ``tasks[2].tier1.pe_budget``) and what was expected.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from xsim.config.arch import Arch
+from xsim.config.errors import ConfigError
+from xsim.config.workload import Workload
+from xsim.models import Network, build_model, network_from_spec
+
+
+def _key_path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _describe(error: dict) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "extra_forbidden":
+        return "unknown key (check its spelling against the documented format)"
+    message = error["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    value = error.get("input")
+    if isinstance(value, (int, float, str, bool)) and kind != "value_error":
+        message += f" (got {value!r})"
+    return message
+
+
+def validation_error(path: str | None, exc: ValidationError) -> ConfigError:
+    """The first validation problem, as a ConfigError; the others are counted in the message."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    key = _key_path(tuple(p for p in first["loc"] if not str(p).startswith("function-")))
+    message = _describe(first)
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more problem(s) in this file)"
+    return ConfigError(path, key or None, message)
+
+
+def read_document(path: str | Path) -> Mapping[str, Any]:
+    """Parse a YAML or JSON file into a mapping; syntax errors name the line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), None, "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), None, f"cannot be read: {exc}") from None
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                str(path), None, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+            ) from None
+    else:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise ConfigError(str(path), None, f"invalid YAML{where}: {problem}") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(
+            str(path), None, f"expected a mapping of keys at the top, got {type(data).__name__}"
+        )
+    return data
+
+
+def build(model: type[BaseModel], data: Mapping[str, Any], path: str | None) -> Any:
+    """Validate ``data`` as ``model``, turning pydantic's errors into a ConfigError."""
+    try:
+        return model.model_validate({**data, "source": path})
+    except ValidationError as exc:
+        raise validation_error(path, exc) from None
+
+
+def deep_update(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` merged in; dotted keys (``crossbar.rows``) address nested keys."""
+    out = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in base.items()}
+    for key, value in overrides.items():
+        head, _, rest = key.partition(".")
+        if rest:
+            inner = out.get(head, {})
+            out[head] = deep_update(inner if isinstance(inner, Mapping) else {}, {rest: value})
+        elif isinstance(value, Mapping) and isinstance(out.get(head), Mapping):
+            out[head] = deep_update(out[head], value)
+        else:
+            out[head] = value
+    return out
+
+
+def load_arch(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Arch:
+    """Load and validate an architecture file; ``overrides`` (dotted keys) are applied first."""
+    data = read_document(path)
+    if overrides:
+        data = deep_update(data, overrides)
+    return build(Arch, data, str(path))
+
+
+def load_workload(path: str | Path) -> Workload:
+    """Load and validate a workload file; relative file paths inside it resolve beside it."""
+    data = read_document(path)
+    return build(Workload, data, str(path))
+
+
+def resolve_path(workload: Workload, relative: str) -> Path:
+    """A path written in a workload file, resolved against that file's directory."""
+    base = Path(workload.source).parent if workload.source else Path.cwd()
+    return (base / relative).resolve()
+
+
+def build_network(workload: Workload) -> Network:
+    """The workload's model as a layer graph; an unknown zoo name or a bad layer list is a
+    ConfigError on ``model.zoo`` / ``model.layers``."""
+    spec = workload.model
+    try:
+        if spec.zoo is not None:
+            return build_model(spec.zoo, input_shape=spec.input_shape,
+                               num_classes=spec.num_classes)
+        return network_from_spec(spec.name, spec.input_shape, [dict(x) for x in spec.layers])
+    except (KeyError, ValueError) as exc:
+        key = "model.zoo" if spec.zoo is not None else "model.layers"
+        message = exc.args[0] if exc.args else str(exc)
+        raise ConfigError(workload.source, key, str(message)) from None
