@@ -1,0 +1,138 @@
+"""Floating-point reference inference: what the network computes without crossbar effects.
+
+Runs a :class:`~xsim.models.graph.Network` layer by layer on a batch in NumPy, with PyTorch's
+inference semantics: convolution as im2col patches times the weight matrix (the product the
+crossbars compute), folded batch norm as the conv bias, max pooling padded with -inf, average
+pooling counting padded zeros in the divisor (``count_include_pad=True``), residual adds and
+flatten in (C, H, W) order, then the layer's ReLU or ReLU6.  The bit-accurate crossbar path is
+checked against this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from xsim.functional.im2col import grouped_patches, windows
+from xsim.functional.weights import check_weights
+from xsim.models.graph import Layer, Network
+
+
+def activate(x: np.ndarray, activation: str | None) -> np.ndarray:
+    """Apply a layer activation (``"relu"``, ``"relu6"``; ``None`` returns ``x`` itself).
+
+    Never in place: a flatten output is a view of its producer's output.
+    """
+    if activation == "relu":
+        return np.maximum(x, 0)
+    if activation == "relu6":
+        return np.clip(x, 0, 6)
+    if activation is None:
+        return x
+    raise ValueError(f"unknown activation {activation!r}")
+
+
+def _conv(layer: Layer, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    g = layer.groups
+    cout = layer.out_channels
+    ho, wo = layer.out_shape[1:]
+    # (groups, K, Cout/groups): group g's weight matrix as the crossbar holds it.
+    wmat = w.reshape(g, cout // g, -1).transpose(0, 2, 1)
+    out = np.empty((x.shape[0], cout, ho, wo), dtype=x.dtype)
+    for i, image in enumerate(x):
+        # One image's patches at a time bounds memory by a single layer's im2col matrix.
+        y = np.matmul(grouped_patches(image, layer), wmat)  # (groups, P, Cout/groups)
+        out[i] = y.transpose(0, 2, 1).reshape(cout, ho, wo)
+    if b is not None:
+        out += b[:, None, None]
+    return out
+
+
+def _linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    y = x[:, :, 0, 0] @ w.T
+    if b is not None:
+        y += b
+    return y[:, :, None, None]
+
+
+def _pool(layer: Layer, x: np.ndarray) -> np.ndarray:
+    if layer.kind == "maxpool":
+        return windows(x, layer, pad_value=-np.inf).max(axis=(-2, -1))
+    kh, kw = layer.kernel
+    return windows(x, layer).sum(axis=(-2, -1)) / (kh * kw)
+
+
+def forward_float(
+    network: Network,
+    weights: Mapping[str, tuple[np.ndarray, np.ndarray | None]],
+    x: np.ndarray,
+    *,
+    dtype: type[np.floating] | np.dtype = np.float64,
+    return_all: bool = False,
+) -> np.ndarray | dict[str, np.ndarray]:
+    """Run ``network`` on ``x`` in floating point of ``dtype`` (float32 or float64).
+
+    ``x`` is a batch (B, C, H, W) or one image (C, H, W) matching ``network.input_shape``.
+    Returns the output: (B, F) when the network ends in a (F, 1, 1) shape (the logits), else
+    (B, C, H, W); without the batch axis when ``x`` had none.  With ``return_all`` returns a dict
+    from ``"input"`` and every layer name to its output (B, C, H, W) (no batch axis for one
+    image), in layer order.  Raises ValueError for a wrong input shape, a non-float dtype or
+    weights that do not match the network.
+    """
+    dtype = np.dtype(dtype)
+    if not np.issubdtype(dtype, np.floating):
+        raise ValueError(f"dtype must be a floating-point type, got {dtype}")
+    x = np.asarray(x)
+    single = x.ndim == 3
+    batch = x[None] if single else x
+    if batch.ndim != 4 or batch.shape[1:] != network.input_shape:
+        raise ValueError(
+            f"network {network.name!r}: expected input (B, {', '.join(map(str, network.input_shape))})"
+            f" or one image {network.input_shape}, got shape {x.shape}"
+        )
+    check_weights(network, weights)
+    params = {
+        name: (w.astype(dtype, copy=False), None if b is None else b.astype(dtype, copy=False))
+        for name, (w, b) in weights.items()
+    }
+    # Free each intermediate after its last reader unless every output is kept.
+    last_use = {src: i for i, layer in enumerate(network.layers) for src in layer.inputs}
+    outputs: dict[str, np.ndarray] = {"input": batch.astype(dtype, copy=False)}
+    for i, layer in enumerate(network.layers):
+        src = outputs[layer.inputs[0]]
+        if layer.kind == "conv":
+            y = _conv(layer, src, *params[layer.name])
+        elif layer.kind == "linear":
+            y = _linear(src, *params[layer.name])
+        elif layer.kind in ("maxpool", "avgpool"):
+            y = _pool(layer, src)
+        elif layer.kind == "add":
+            y = src.copy()
+            for other in layer.inputs[1:]:
+                y += outputs[other]
+        elif layer.kind == "flatten":
+            y = src.reshape(src.shape[0], -1, 1, 1)
+        else:
+            raise ValueError(f"layer {layer.name!r}: kind {layer.kind!r} cannot be executed")
+        outputs[layer.name] = activate(y, layer.activation)
+        if not return_all:
+            for name in set(layer.inputs):
+                if last_use[name] == i:
+                    del outputs[name]
+    if return_all:
+        return {name: out[0] for name, out in outputs.items()} if single else outputs
+    out = outputs[network.output.name]
+    if out.shape[2:] == (1, 1):
+        out = out[:, :, 0, 0]
+    return out[0] if single else out
+
+
+def synthetic_inputs(network: Network, n: int, seed: int) -> np.ndarray:
+    """``n`` deterministic standard-normal images (n, C, H, W) in float64, like normalised data."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    rng = np.random.default_rng(int(seed))
+    return rng.standard_normal((int(n), *network.input_shape), dtype=np.float64)
