@@ -129,7 +129,10 @@ def flatten_weights(
 ) -> dict[str, np.ndarray]:
     """The ``"<layer>.weight"`` / ``"<layer>.bias"`` arrays of a weights dict."""
     arrays: dict[str, np.ndarray] = {}
-    for name, (w, b) in weights.items():
+    for name, pair in weights.items():
+        if not isinstance(pair, tuple) or len(pair) != 2:
+            raise ValueError(f"weights: layer {name!r}: expected a (weight, bias) pair")
+        w, b = pair
         arrays[f"{name}.weight"] = np.asarray(w)
         if b is not None:
             arrays[f"{name}.bias"] = np.asarray(b)
@@ -140,9 +143,6 @@ def check_weights(
     network: Network, weights: Mapping[str, tuple[np.ndarray, np.ndarray | None]]
 ) -> None:
     """Raise ValueError unless ``weights`` has exactly the network's parameters, finite, in shape."""
-    for name, pair in weights.items():
-        if not isinstance(pair, tuple) or len(pair) != 2:
-            raise ValueError(f"weights: layer {name!r}: expected a (weight, bias) pair")
     _check_arrays("weights", network, flatten_weights(weights))
 
 
@@ -165,11 +165,14 @@ def load_weights(path: str | os.PathLike[str], network: Network) -> Weights:
         raise ValueError(  # noqa: TRY004
             f"{path}: a single .npy array, not an .npz archive of named weights"
         )
+    arrays: dict[str, np.ndarray] = {}
     with archive:
-        try:
-            arrays = {key: archive[key] for key in archive.files}
-        except (ValueError, OSError, zipfile.BadZipFile) as exc:
-            raise ValueError(f"{path}: corrupt .npz weight archive ({exc})") from exc
+        for key in archive.files:
+            try:
+                arrays[key] = archive[key]
+            except (ValueError, OSError, zipfile.BadZipFile) as exc:
+                # Object arrays (pickles) are refused as well as damaged members.
+                raise ValueError(f"{path}: key {key!r} cannot be read ({exc})") from exc
     _check_arrays(str(path), network, arrays)
     weights: Weights = {}
     for layer in network.weight_layers:
@@ -189,6 +192,10 @@ def save_weights(
     """
     path = Path(path)
     arrays = flatten_weights(weights)
+    for key, array in arrays.items():
+        # load_weights refuses pickled object arrays; refuse to write what cannot be read back.
+        if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+            raise ValueError(f"{path}: key {key!r} has non-numeric dtype {array.dtype}")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -196,6 +203,8 @@ def save_weights(
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp creates the file private (0600); keep an overwritten file's mode instead.
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
