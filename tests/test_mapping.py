@@ -1,0 +1,113 @@
+"""Mapping: crossbar grids, PE grouping, tiles, tier-2 column indices, replication."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from conftest import ARCH, WORKLOADS
+from xsim.cli import main
+from xsim.config import MappingError, build_network, load_arch
+from xsim.mapping import map_network
+from xsim.models import network_from_spec
+
+
+def one_layer(k_in: int, n_out: int, kernel: int = 1):
+    return network_from_spec("one", (k_in, 8, 8), [
+        {"name": "conv", "kind": "conv", "out_channels": n_out, "kernel": kernel,
+         "padding": kernel // 2}])
+
+
+@pytest.mark.parametrize("encoding", ["offset", "differential"])
+@pytest.mark.parametrize(("cin", "cout", "kernel", "bits"), [
+    (3, 64, 7, 8), (64, 64, 3, 8), (512, 2048, 1, 8), (5, 3, 1, 16), (256, 100, 3, 4)])
+def test_grid_closed_form(encoding, cin, cout, kernel, bits):
+    arch = load_arch(ARCH / "isaac128.yaml", {"crossbar.encoding": encoding})
+    m = map_network(arch, one_layer(cin, cout, kernel), weight_bits=bits)
+    lm = m.layers[0]
+    K = cin * kernel * kernel
+    magnitude = bits - 1 if encoding == "differential" else bits
+    cols = math.ceil(magnitude / 2) * (2 if encoding == "differential" else 1)
+    wpr = 128 // cols
+    assert (K, cout) == (lm.K, lm.N)
+    assert lm.row_blocks == math.ceil(K / 128)
+    assert lm.col_blocks == math.ceil(cout / wpr)
+    assert m.crossbars == lm.row_blocks * lm.col_blocks
+    # Every PE holds at most 8 crossbars; together they tile the K x N matrix exactly once.
+    covered = 0
+    for pe in m.pes:
+        assert 1 <= pe.crossbars <= arch.pe.crossbars
+        covered += (pe.row_stop - pe.row_start) * (pe.col_stop - pe.col_start)
+    assert covered == K * cout
+    assert sum(pe.crossbars for pe in m.pes) == m.crossbars
+    assert m.used_cells() == K * cout * cols
+
+
+def test_pe_grouping_stacks_rows_then_packs_columns(isaac128):
+    deep = map_network(isaac128, one_layer(512, 64, 3), weight_bits=8)  # K=4608: 36 row blocks
+    lm = deep.layers[0]
+    assert (lm.row_blocks, lm.col_blocks, lm.row_blocks_per_pe, lm.col_blocks_per_pe) == (36, 2, 8, 1)
+    assert len(deep.pes) == 2 * 5
+    assert [p.crossbars for p in deep.pes[:5]] == [8, 8, 8, 8, 4]
+    shallow = map_network(isaac128, one_layer(64, 256, 1), weight_bits=8)  # 1 row block, 8 col blocks
+    lm = shallow.layers[0]
+    assert (lm.row_blocks, lm.col_blocks, lm.col_blocks_per_pe) == (1, 8, 8)
+    assert len(shallow.pes) == 1 and shallow.pes[0].crossbars == 8
+
+
+def test_tier2_column_indices_are_dense_and_stable(isaac128, resnet50_workload):
+    network = build_network(resnet50_workload)
+    m = map_network(isaac128, network, weight_bits=8, input_bits=8)
+    offsets = [p.tier2_offset for p in m.pes]
+    expected = 0
+    for p, off in zip(m.pes, offsets):
+        assert off == expected
+        expected += p.weight_columns
+    assert m.tier2_columns == expected
+    # PEs are numbered in layer order and fill tiles in order.
+    assert [p.index for p in m.pes] == list(range(len(m.pes)))
+    assert all(p.tile == p.index // 12 and p.slot == p.index % 12 for p in m.pes)
+    assert [p.layer_index for p in m.pes] == sorted(p.layer_index for p in m.pes)
+    assert m == map_network(isaac128, network, weight_bits=8, input_bits=8)
+
+
+def test_resnet50_crossbar_counts(isaac128, resnet50_workload):
+    network = build_network(resnet50_workload)
+    offset = map_network(isaac128, network, weight_bits=8)
+    diff = map_network(load_arch(ARCH / "isaac128.yaml", {"crossbar.encoding": "differential"}),
+                       network, weight_bits=8)
+    # DESIGN: about 12.5 k crossbars with differential encoding, fewer than 16,128.
+    assert 12_000 < diff.crossbars < 13_000
+    assert offset.crossbars * 2 == pytest.approx(diff.crossbars, rel=0.01)
+    # 64x64 needs about 4x as many crossbars.
+    small = map_network(load_arch(ARCH / "isaac64.yaml", {"crossbar.encoding": "differential"}),
+                        network, weight_bits=8)
+    assert 45_000 < small.crossbars < 55_000
+
+
+def test_replication_uses_spare_pes_on_the_slowest_layers(isaac128, resnet50_workload):
+    network = build_network(resnet50_workload)
+    plain = map_network(isaac128, network, weight_bits=8)
+    rep = map_network(isaac128, network, weight_bits=8, replication=True)
+    assert plain.pe_count < rep.pe_count <= isaac128.pes_per_chip
+    first = rep.layers[0]
+    assert first.replicas > 1 and first.layer.name == "conv1"
+    assert all(lm.replicas >= 1 for lm in rep.layers)
+    assert rep.tier2_columns == plain.tier2_columns
+    assert all(p.tier2_offset == -1 for p in rep.pes if p.replica > 0)
+
+
+def test_map_cli_json(capsys):
+    assert main(["map", str(ARCH / "isaac128.yaml"), str(WORKLOADS / "lenet5_mta.json"),
+                 "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [r["layer"] for r in data["layers"]] == ["conv1", "conv2", "fc1", "fc2", "fc3"]
+    assert data["total"]["pes"] == sum(r["pes"] for r in data["layers"])
+
+
+def test_does_not_fit_names_source(isaac128, resnet50_workload):
+    tiny = load_arch(ARCH / "isaac128.yaml", {"chip.tiles": 1})
+    with pytest.raises(MappingError, match="needs 861 PEs"):
+        map_network(tiny, build_network(resnet50_workload), weight_bits=8, source="w.json")

@@ -1,0 +1,155 @@
+"""The ``xsim`` command line. The only module that prints and exits.
+
+Every error a user can cause (a bad file, a model that does not fit) is an
+:class:`~xsim.config.errors.XsimInputError`; it becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from xsim.config import XsimInputError
+
+EXIT_INPUT = 2
+
+
+def _table(rows: list[dict], columns: list[str] | None = None, floats: str = "{:.4g}") -> str:
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    if columns:
+        frame = frame[columns]
+    return frame.to_string(index=False, float_format=lambda x: floats.format(x))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from xsim.config import build_network, load_arch, load_workload
+
+    for name in args.files:
+        if Path(name).suffix.lower() == ".json":
+            workload = load_workload(name)
+            network = build_network(workload)
+            print(f"ok: {name}: workload {workload.name} ({network.name}, "
+                  f"{len(workload.tasks)} tasks, {len(workload.visits())} visits)")
+        else:
+            arch = load_arch(name)
+            print(f"ok: {name}: arch {arch.name} ({arch.crossbars_per_chip} crossbars of "
+                  f"{arch.crossbar.rows}x{arch.crossbar.columns})")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from xsim.config import load_arch
+    from xsim.energy import hardware
+
+    arch = load_arch(args.arch)
+    hw = hardware(arch, args.weight_bits, args.input_bits)
+    data = hw.to_dict()
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    chip = data["chip"]
+    print(f"{arch.name}: {arch.description}")
+    print(f"precision {hw.weight_bits}-bit weights, {hw.input_bits}-bit inputs; read cycle "
+          f"{data['read_cycle_ns']:g} ns, {hw.mvm_cycles} cycles per MVM\n")
+    print("Energy per action")
+    print(_table(data["actions"], ["component", "action", "energy_pj", "derivation"]))
+    print()
+    rows = [
+        {"level": "PE", "power_mw": hw.pe.power_mw, "area_mm2": hw.pe.area_mm2},
+        {"level": "tile", "power_mw": hw.tile.power_mw, "area_mm2": hw.tile.area_mm2},
+        {"level": "chip", "power_mw": hw.chip.power_mw, "area_mm2": hw.chip.area_mm2},
+        {"level": "tier-2 per PE", "power_mw": hw.tier2_per_pe.power_mw,
+         "area_mm2": hw.tier2_per_pe.area_mm2},
+    ]
+    print(_table(rows, floats="{:.6g}"))
+    print(f"\npeak {chip['peak_tops']:.2f} TOPS, {chip['gops_per_w']:.1f} GOPS/W, "
+          f"{chip['gops_per_s_per_mm2']:.1f} GOPS/s/mm2")
+    return 0
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    from xsim.api import prepare
+
+    _, _, _, mapping, _ = prepare(args.arch, args.workload)
+    if args.json:
+        print(json.dumps({"layers": mapping.summary_rows(), "total": mapping.totals()}, indent=2))
+        return 0
+    print(_table(mapping.summary_rows()))
+    totals = mapping.totals()
+    print(f"\n{totals['network']} at {totals['weight_bits']}-bit weights ({totals['encoding']}, "
+          f"{totals['columns_per_weight']} columns per weight): {totals['crossbars']} crossbars in "
+          f"{totals['pes']} PEs on {totals['tiles']} tiles (chip: {totals['chip_crossbars']} "
+          f"crossbars, {totals['chip_pes']} PEs, {totals['chip_tiles']} tiles); cell "
+          f"utilisation {totals['utilisation']:.1%}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from xsim.api import simulate
+    from xsim.report.writer import write_outputs
+
+    result = simulate(args.arch, args.workload)
+    written = write_outputs(result, args.out)
+    totals = result.summary["mapping"]
+    hw = result.summary["hardware"]["chip"]
+    print(f"{result.workload.name} on {result.arch.name}: {totals['crossbars']} crossbars in "
+          f"{totals['pes']} PEs / {totals['tiles']} tiles, utilisation {totals['utilisation']:.1%}; "
+          f"chip {hw['power_w']:.1f} W, {hw['area_mm2']:.1f} mm2, peak {hw['peak_tops']:.1f} TOPS")
+    print(f"wrote {len(written)} files to {args.out}/")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xsim", description="Cycle-level simulator of ReRAM-crossbar DNN accelerators "
+        "and of multi-task adaptation with 2-tier masks (XMA2).")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check arch (.yaml) and workload (.json) files")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("info", help="per-action energy table, power, area and peak of an arch")
+    p.add_argument("arch", metavar="ARCH")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--weight-bits", type=int, default=None, help="precision (default: the arch's)")
+    p.add_argument("--input-bits", type=int, default=None, help="precision (default: the arch's)")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("map", help="map a workload's model onto an arch")
+    p.add_argument("arch", metavar="ARCH")
+    p.add_argument("workload", metavar="WORKLOAD")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_map)
+
+    p = sub.add_parser("run", help="simulate a workload on an arch and write tables and plots")
+    p.add_argument("arch", metavar="ARCH")
+    p.add_argument("workload", metavar="WORKLOAD")
+    p.add_argument("-o", "--out", default="out", metavar="OUTDIR", help="output folder (default out)")
+    p.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for name in ("weight_bits", "input_bits"):
+        value = getattr(args, name, None)
+        if value is not None and not 2 <= value <= 16:
+            parser.error(f"--{name.replace('_', '-')} must be between 2 and 16, got {value}")
+    try:
+        return args.func(args)
+    except XsimInputError as exc:
+        print(f"xsim: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("xsim: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Reports: tables, files (written atomically) and plots of a simulation's results."""

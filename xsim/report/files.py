@@ -1,0 +1,69 @@
+"""Atomic output files: a killed run never leaves a file that looks complete.
+
+Every file is written to a temporary name in its destination directory, flushed and synced, then
+renamed over the final name with ``os.replace`` (atomic on POSIX file systems).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
+    """Call ``write(fileobj)`` on a temporary file beside ``path``, then move it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    return write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n")
+
+
+def write_csv(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path:
+    """Write a tidy table; floats in full precision so re-runs compare bit for bit."""
+    import pandas as pd
+
+    frame = pd.DataFrame(list(rows))
+    return write_text(path, frame.to_csv(index=False, float_format="%.17g"))
+
+
+def save_figure(path: str | Path, figure) -> Path:
+    """Save a matplotlib figure as PNG without timestamps in its metadata (reproducible bytes)."""
+    return atomic_write(
+        path, lambda f: figure.savefig(f, format="png", dpi=120, bbox_inches="tight",
+                                       metadata={"Software": None})
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
