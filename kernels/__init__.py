@@ -1,1 +1,24 @@
-"""Bit-sliced crossbar kernels (numba): pure functions over numpy arrays."""
+"""Bit-sliced crossbar kernels (numba): pure functions over numpy arrays.
+
+``crossbar_mvm`` / ``crossbar_mvm_packed`` give the bit-accurate result of an
+ISAAC-class crossbar matrix-vector product (see ``crossbar.py`` for the model).
+"""
+
+from . import _settings  # noqa: F401  (numba settings first)
+from .crossbar import (
+    PackedWeights,
+    crossbar_mvm,
+    crossbar_mvm_packed,
+    input_phases,
+    n_slices,
+    pack_weights,
+)
+
+__all__ = [
+    "PackedWeights",
+    "crossbar_mvm",
+    "crossbar_mvm_packed",
+    "input_phases",
+    "n_slices",
+    "pack_weights",
+]
