@@ -118,6 +118,14 @@ class Mapping:
         """Number of tier-2 scales of one task: one per (first-instance PE, weight column)."""
         return sum(p.weight_columns for p in self.pes if p.replica == 0)
 
+    def first_instance(self, pe_index: int) -> int:
+        """The first-instance PE whose weights (and tier-2 scales) a replica PE copies."""
+        pe = self.pes[pe_index]
+        if pe.replica == 0:
+            return pe_index
+        lm = self.layers[pe.layer_index]
+        return lm.pes[lm.pes.index(pe_index) % lm.pes_per_replica]
+
     def layer(self, name: str) -> LayerMapping:
         for lm in self.layers:
             if lm.layer.name == name:

@@ -77,10 +77,12 @@ class WeightChange(Frozen):
 
     Each weight of a tier-1 PE changes with probability ``fraction``; a changed weight moves by a
     normal step of ``sigma_lsb`` least-significant bits (rounded, clipped to the weight range).
+    An element-wise (Piggyback-style) mask switches off a ``masked_fraction`` of the weights.
     """
 
     fraction: Ratio = 0.5
     sigma_lsb: PositiveFloat = 4.0
+    masked_fraction: Ratio = 0.1
 
 
 class HeadSpec(Frozen):
@@ -118,7 +120,11 @@ class ScheduleSpec(Frozen):
 
 
 class MappingSpec(Frozen):
+    """``replication``: give spare PEs to the slowest layers (ISAAC). ``resident_heads``: keep
+    every task's head in spare PEs of its own, so a switch does not rewrite the classifier."""
+
     replication: bool = False
+    resident_heads: bool = True
 
 
 class Workload(Frozen):

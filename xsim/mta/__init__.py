@@ -1,0 +1,1 @@
+"""Multi-task adaptation: tasks and masks, the reprogramming controller, strategies, endurance."""

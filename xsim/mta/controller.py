@@ -1,0 +1,59 @@
+"""The reprogramming controller as a simpy process: crossbar writes on a limited number of lanes.
+
+A task switch hands the controller the crossbars to rewrite, PE by PE in PE order, each with its
+write time from :func:`xsim.kernels.writes.write_cost`. The controller writes at most
+``reprogramming.parallel_crossbars`` crossbars at once (its write-driver lanes), first come first
+served; a PE is being rewritten from the start of its first crossbar's write to the end of its
+last one and cannot serve inferences in between. The result gives each PE's rewrite interval and
+the switch latency (the end of the last write).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import simpy
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """One PE's rewrite during a switch: its interval in ps, relative to the switch start."""
+
+    pe: int
+    start_ps: int
+    end_ps: int
+
+
+def run_controller(env: simpy.Environment, lanes: simpy.Resource,
+                   jobs: Sequence[tuple[int, np.ndarray]], out: list[Rewrite]):
+    """A simpy process writing ``jobs`` = [(pe, crossbar write times in ps), ...] on ``lanes``.
+
+    Appends one :class:`Rewrite` per PE (times relative to the process start) to ``out``.
+    """
+    origin = env.now
+    spans: dict[int, list[int]] = {}
+
+    def write(pe: int, duration: int):
+        with lanes.request() as slot:
+            yield slot
+            span = spans.setdefault(pe, [env.now, env.now])
+            span[0] = min(span[0], env.now)
+            yield env.timeout(duration)
+            span[1] = max(span[1], env.now)
+
+    procs = [env.process(write(pe, int(t))) for pe, times in jobs for t in times]
+    if procs:
+        yield env.all_of(procs)
+    out.extend(Rewrite(pe, s - origin, e - origin) for pe, (s, e) in sorted(spans.items()))
+
+
+def schedule_switch(jobs: Sequence[tuple[int, np.ndarray]], lanes: int) -> tuple[int, list[Rewrite]]:
+    """Simulate one switch's writes on their own; returns (latency in ps, per-PE rewrites)."""
+    env = simpy.Environment()
+    resource = simpy.Resource(env, capacity=lanes)
+    rewrites: list[Rewrite] = []
+    env.process(run_controller(env, resource, jobs, rewrites))
+    env.run()
+    return max((r.end_ps for r in rewrites), default=0), rewrites

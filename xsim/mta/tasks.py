@@ -1,0 +1,208 @@
+"""Tasks of a multi-task scenario: backbone integer weights, task weights, heads and masks.
+
+What is modelled, for a workload without per-task weight files:
+
+* **Backbone**: the workload's weights (synthetic seeded or ``.npz``), quantised per output channel
+  to ``weight_bits`` (:func:`xsim.functional.quantise.quantise_weights`); layer ``L``'s matrix is
+  (K, N) as mapped.
+* **Task weights** (what fine-tuning would produce): each weight changes with probability
+  ``weight_change.fraction`` by a step ``round(N(0, sigma_lsb²))`` least-significant bits, clipped
+  to the weight range. The number of cells a rewrite changes follows directly from this
+  distribution, so every output states it. Random streams are keyed by (workload seed, task
+  index, layer index): a task's changes do not depend on which other tasks exist.
+* **Element-wise (Piggyback-style) masks**: each backbone weight is switched off (set to 0) with
+  probability ``weight_change.masked_fraction``; on a crossbar this means rewriting those cells.
+* **Heads**: the network's last weight layer is the task's classifier. Task ``t``'s head has
+  ``head.num_classes`` columns written over the first columns of the backbone head's PEs (the
+  rest keep their contents and are ignored); its weights are synthetic, drawn like the backbone's.
+* **Tier-1 masks** pick ``round(pe_budget × candidates)`` of the first-instance PEs of every
+  weight layer but the head (replicas follow their first instance): ``random`` (seeded),
+  ``largest_change`` (the PEs whose task weights move furthest, Σ|ΔW|), or ``uniform_layers``
+  (the budget shared over layers in proportion to their PEs, largest remainders first, then
+  largest change inside each layer). A ``mask_file`` (``.npz`` with key ``tier1``: PE indices or
+  a boolean vector over the first-instance PEs) overrides the policy.
+* **Tier-2 scales**: one per (frozen PE, weight column); synthetic ideal scales are log-normal
+  around 1 (σ = 0.25) quantised to the task's format, or read from ``scales_file`` (``.npz``,
+  key ``tier2``, length ``mapping.tier2_columns``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from xsim.config import ConfigError, TaskSpec, Workload, resolve_path
+from xsim.functional.masks import quantise_scales
+from xsim.functional.quantise import quantise_weights
+from xsim.mapping import Mapping
+
+SCALE_SIGMA = 0.25
+
+
+def weight_matrix(weight: np.ndarray) -> np.ndarray:
+    """A layer's weight array (Cout, Cin/g, kh, kw) or (out, in) as its mapped (K, N) matrix."""
+    return weight.reshape(weight.shape[0], -1).T
+
+
+@dataclass
+class TaskSet:
+    """Integer weights of the backbone and of every task, and the tasks' masks."""
+
+    mapping: Mapping
+    workload: Workload
+    backbone: dict[str, np.ndarray]
+    limit: int
+    deltas: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    masked: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    heads: dict[str, np.ndarray] = field(default_factory=dict)
+    tier1: dict[str, frozenset[int]] = field(default_factory=dict)
+    tier2: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def head_layer(self) -> str:
+        return self.mapping.layers[-1].layer.name
+
+    def task_weights(self, task: str, layer: str) -> np.ndarray:
+        """The task's fully fine-tuned integer weights of a (non-head) layer."""
+        if task == self.workload.backbone.name:
+            return self.backbone[layer]
+        w = self.backbone[layer] + self.deltas[(task, layer)]
+        return np.clip(w, -self.limit, self.limit)
+
+    def masked_weights(self, task: str, layer: str) -> np.ndarray:
+        """The backbone with the task's element-wise mask applied."""
+        if task == self.workload.backbone.name:
+            return self.backbone[layer]
+        return np.where(self.masked[(task, layer)], 0, self.backbone[layer])
+
+    def head_weights(self, task: str) -> np.ndarray:
+        return self.heads[task]
+
+
+def _rng(workload: Workload, *key: int) -> np.random.Generator:
+    return np.random.default_rng([workload.seed, *key])
+
+
+def _synthetic_head(workload: Workload, task_index: int, k: int, classes: int, bits: int):
+    w = _rng(workload, task_index, 1_000_003).normal(0.0, np.sqrt(1.0 / k), (classes, k))
+    q, _ = quantise_weights(w, bits, per_channel=True)
+    return q.T
+
+
+def _read_npz(path: Path, key: str, source: str | None, where: str) -> np.ndarray:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if key not in data.files:
+                raise ConfigError(str(path), key, f"missing array (file has {sorted(data.files)}); "
+                                  f"named by {source}: {where}")
+            return np.asarray(data[key])
+    except (OSError, ValueError) as exc:
+        raise ConfigError(str(path), None, f"cannot read as .npz ({exc}); named by {source}: "
+                          f"{where}") from None
+
+
+def _tier1_from_file(path: Path, candidates: np.ndarray, workload: Workload, where: str):
+    arr = _read_npz(path, "tier1", workload.source, where)
+    n_first = candidates.size
+    if arr.dtype == np.bool_:
+        if arr.shape != (n_first,):
+            raise ConfigError(str(path), "tier1", f"a boolean mask must have shape ({n_first},) "
+                              f"(one entry per candidate PE), got {arr.shape}")
+        return frozenset(int(p) for p in candidates[arr])
+    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+        raise ConfigError(str(path), "tier1", "expected a 1-D array of PE indices or a boolean mask")
+    bad = sorted(set(arr.tolist()) - set(candidates.tolist()))
+    if bad:
+        raise ConfigError(str(path), "tier1", f"PE indices {bad[:5]} are not tier-1 candidates "
+                          f"(first-instance PEs of non-head layers, 0..{int(candidates.max())})")
+    return frozenset(int(p) for p in arr)
+
+
+def _select(policy: str, count: int, scores: np.ndarray, candidates: np.ndarray,
+            layer_of: np.ndarray, rng: np.random.Generator) -> frozenset[int]:
+    if count == 0:
+        return frozenset()
+    if policy == "random":
+        return frozenset(int(p) for p in rng.choice(candidates, size=count, replace=False))
+    order = np.argsort(-scores, kind="stable")
+    if policy == "largest_change":
+        return frozenset(int(p) for p in candidates[order[:count]])
+    layers, sizes = np.unique(layer_of, return_counts=True)
+    exact = count * sizes / sizes.sum()
+    quota = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - quota), kind="stable")[: count - quota.sum()]:
+        quota[i] += 1
+    chosen = []
+    for layer, q in zip(layers, quota):
+        in_layer = order[layer_of[order] == layer]
+        chosen.extend(int(p) for p in candidates[in_layer[:q]])
+    return frozenset(chosen)
+
+
+def build_tasks(mapping: Mapping, workload: Workload, weights: dict) -> TaskSet:
+    """Quantise the backbone and derive every task's weights, head and masks."""
+    bits = mapping.weight_bits
+    limit = (1 << (bits - 1)) - 1
+    head_layer = mapping.layers[-1]
+    backbone = {
+        lm.layer.name: weight_matrix(quantise_weights(weights[lm.layer.name][0], bits,
+                                                      per_channel=True)[0])
+        for lm in mapping.layers
+    }
+    tasks = TaskSet(mapping, workload, backbone, limit)
+
+    first = [p for p in mapping.pes if p.replica == 0 and p.layer != head_layer.layer.name]
+    candidates = np.array([p.index for p in first], dtype=np.int64)
+    layer_of = np.array([p.layer_index for p in first], dtype=np.int64)
+    for ti, task in enumerate(workload.tasks):
+        where = f"tasks[{ti}]"
+        if task.head.num_classes > head_layer.N:
+            raise ConfigError(workload.source, f"{where}.head.num_classes",
+                              f"{task.head.num_classes} classes exceed the {head_layer.N} columns "
+                              f"of the model's head layer {head_layer.layer.name!r}")
+        tasks.heads[task.name] = (
+            backbone[head_layer.layer.name] if task.backbone
+            else _synthetic_head(workload, ti, head_layer.K, task.head.num_classes, bits))
+        if task.backbone:
+            tasks.tier1[task.name] = frozenset()
+            continue
+        scores = np.zeros(len(first))
+        pe_pos = {p.index: i for i, p in enumerate(first)}
+        for lm in mapping.layers[:-1]:
+            w0 = backbone[lm.layer.name]
+            rng = _rng(workload, ti, lm.layer_index)
+            change = task.weight_change
+            changed = rng.random(w0.shape) < change.fraction
+            step = np.rint(rng.normal(0.0, change.sigma_lsb, w0.shape))
+            delta = np.where(changed, np.clip(step, -127, 127), 0).astype(np.int8)
+            tasks.deltas[(task.name, lm.layer.name)] = delta
+            tasks.masked[(task.name, lm.layer.name)] = rng.random(w0.shape) < change.masked_fraction
+            moved = np.abs(np.clip(w0 + delta, -limit, limit) - w0)
+            for pid in lm.pes[: lm.pes_per_replica]:
+                p = mapping.pes[pid]
+                scores[pe_pos[pid]] = moved[p.row_start:p.row_stop, p.col_start:p.col_stop].sum()
+        tasks.tier1[task.name] = _tier1(task, where, workload, candidates, layer_of, scores, ti)
+        tasks.tier2[task.name] = _tier2(task, where, workload, mapping, ti)
+    return tasks
+
+
+def _tier1(task: TaskSpec, where: str, workload: Workload, candidates, layer_of, scores, ti):
+    if task.tier1.mask_file:
+        path = resolve_path(workload, task.tier1.mask_file)
+        return _tier1_from_file(path, candidates, workload, f"{where}.tier1.mask_file")
+    count = int(round(task.tier1.pe_budget * candidates.size))
+    return _select(task.tier1.policy, count, scores, candidates, layer_of, _rng(workload, ti, 7))
+
+
+def _tier2(task: TaskSpec, where: str, workload: Workload, mapping: Mapping, ti: int):
+    if task.tier2.scales_file:
+        path = resolve_path(workload, task.tier2.scales_file)
+        scales = _read_npz(path, "tier2", workload.source, f"{where}.tier2.scales_file")
+        if scales.shape != (mapping.tier2_columns,):
+            raise ConfigError(str(path), "tier2", f"expected {mapping.tier2_columns} scales "
+                              f"(one per first-instance PE weight column), got shape {scales.shape}")
+        return quantise_scales(scales.astype(np.float64), task.tier2.format, task.tier2.bits)
+    ideal = np.exp(_rng(workload, ti, 8).normal(0.0, SCALE_SIGMA, mapping.tier2_columns))
+    return quantise_scales(ideal, task.tier2.format, task.tier2.bits)
