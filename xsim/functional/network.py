@@ -1,0 +1,335 @@
+"""Bit-accurate network inference on the crossbar kernels, with XMA2 task masks.
+
+:class:`CrossbarNetwork` runs a mapped :class:`~xsim.models.graph.Network` the way the accelerator
+does, one layer at a time:
+
+1. the layer's input tensor is quantised with the layer's calibrated activation quantiser
+   (:mod:`xsim.functional.quantise`); a conv layer's integer input map is cut into im2col patches
+   of one image at a time (only one layer's patches of one image exist at once);
+2. the patches (a linear layer: the batch of input vectors) times the layer's integer weight matrix
+   (K × N, column ``n`` = output channel ``n``'s weights in ``weight.reshape(Cout, -1)`` order)
+   go through :func:`xsim.kernels.crossbar_mvm_packed` with the arch's crossbar rows, cell bits,
+   DAC and ADC bits and encoding (the mapping's row blocks); a grouped convolution runs one kernel
+   call per group on that group's columns, as every column reads only its group's rows;
+3. with tier-2 scales the kernel returns one partial sum per PE row group
+   (``group_rows = row_blocks_per_pe · rows``, see :class:`~xsim.functional.masks.PeGrid`), and
+   each (PE, column) partial sum is multiplied by its scale before the PEs' sums are added;
+   tier-1 PEs compute with the task's integer weights in their (rows, columns) block;
+4. the digital units (float64) dequantise by ``input scale × weight scale[n]``, add the bias and
+   apply the activation; pooling, residual adds and flatten follow :mod:`xsim.functional.reference`.
+
+Integer products are exact in float64 (|partial sums| < 2**53 for every supported precision), so
+the integer sums of step 3 convert to float64 without rounding and any summation order gives the
+same bits: identity masks reproduce the backbone bit for bit.  ``run(..., exact=True)`` replaces
+step 2 by the exact integer product (float64 BLAS on the integer codes): the integer-quantised
+reference, which a lossless crossbar configuration matches exactly.  :meth:`CrossbarNetwork.reference`
+is the float64 reference of the same masked network: float weights scaled by the tier-2 scales,
+dequantised task weights inside the tier-1 PEs.
+
+Read noise (``noise_sigma`` > 0) draws from the kernels' counter-based stream with a seed derived
+from (``seed``, layer index, image index in the batch, conv group).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from xsim import kernels
+from xsim.config.arch import Arch
+from xsim.functional.im2col import grouped_patches
+from xsim.functional.masks import PeGrid, TaskMasks, pe_grid
+from xsim.functional.quantise import ActivationQuantiser, calibrate_activations, quantise_weights
+from xsim.functional.reference import activate, forward_float, pool
+from xsim.functional.weights import Weights, check_weights
+from xsim.mapping import Mapping as XMapping
+from xsim.models.graph import Layer
+
+# Packed weight sets of this many tasks stay cached (a task's tier-1 layers are packed once).
+_TASK_CACHE = 4
+
+
+@dataclass(frozen=True)
+class KernelSettings:
+    """What the crossbar kernels are called with (from the arch and the mapping's precision)."""
+
+    rows: int
+    cell_bits: int
+    dac_bits: int
+    adc_bits: int
+    weight_bits: int
+    input_bits: int
+    encoding: str
+    adc_mode: str = "clip"
+    adc_range: float | None = None
+    noise_sigma: float = 0.0
+    seed: int = 0
+
+    @classmethod
+    def from_arch(cls, arch: Arch, mapping: XMapping, *, adc_mode: str = "clip",
+                  adc_range: float | None = None, noise_sigma: float = 0.0, seed: int = 0) -> KernelSettings:
+        return cls(rows=arch.crossbar.rows, cell_bits=arch.cell.bits, dac_bits=arch.pe.dac.bits,
+                   adc_bits=arch.pe.adc.bits, weight_bits=mapping.weight_bits,
+                   input_bits=mapping.input_bits, encoding=arch.crossbar.encoding, adc_mode=adc_mode,
+                   adc_range=adc_range, noise_sigma=noise_sigma, seed=seed)
+
+
+@dataclass(frozen=True)
+class QuantisedLayer:
+    """A weight layer as programmed: integer weight matrix (K × N), scales, bias, input quantiser."""
+
+    layer: Layer
+    index: int
+    matrix: np.ndarray
+    scale: np.ndarray
+    bias: np.ndarray | None
+    act: ActivationQuantiser
+    grid: PeGrid
+
+
+@dataclass(frozen=True)
+class _Program:
+    """One layer's weights as one task uses them: integer matrix, packed groups, tier-2 scales."""
+
+    matrix: np.ndarray
+    packed: tuple[kernels.PackedWeights, ...]
+    tier2: np.ndarray | None
+
+
+def weight_matrix(w: np.ndarray) -> np.ndarray:
+    """The (K, N) crossbar matrix of a (Cout, Cin/groups, kh, kw) or (out, in) weight array."""
+    return w.reshape(w.shape[0], -1).T
+
+
+class CrossbarNetwork:
+    """A network quantised, calibrated and packed onto crossbars once; run it with or without masks.
+
+    ``weights`` are float weights (layer → (weight, bias)) of ``mapping.network``; ``calibration``
+    is a batch (B, C, H, W) of sample inputs for the activation scales.  Weights are quantised to
+    ``mapping.weight_bits`` (per output channel unless ``per_channel`` is False), inputs to
+    ``mapping.input_bits``.  Kernel settings come from ``arch`` (:meth:`KernelSettings.from_arch`);
+    ``adc_mode``, ``adc_range``, ``noise_sigma`` and ``seed`` pass to the kernels.
+    """
+
+    def __init__(self, arch: Arch, mapping: XMapping,
+                 weights: Mapping[str, tuple[np.ndarray, np.ndarray | None]],
+                 calibration: np.ndarray, *, per_channel: bool = True, percentile: float = 100.0,
+                 adc_mode: str = "clip", adc_range: float | None = None, noise_sigma: float = 0.0,
+                 seed: int = 0) -> None:
+        if mapping.arch != arch:
+            raise ValueError(f"mapping was made for arch {mapping.arch.name!r}, not {arch.name!r}")
+        self.network = mapping.network
+        self.mapping = mapping
+        self.weights: Weights = dict(weights)
+        check_weights(self.network, self.weights)
+        self.settings = KernelSettings.from_arch(arch, mapping, adc_mode=adc_mode, adc_range=adc_range,
+                                                 noise_sigma=noise_sigma, seed=seed)
+        acts = calibrate_activations(self.network, self.weights, calibration, mapping.input_bits,
+                                     percentile=percentile)
+        # The narrowest integer type that holds the codes: the packers read any integer dtype.
+        wdtype = np.min_scalar_type(-((1 << (mapping.weight_bits - 1)) - 1))
+        self.layers: dict[str, QuantisedLayer] = {}
+        for lm in mapping.layers:
+            name = lm.layer.name
+            w, b = self.weights[name]
+            q, scale = quantise_weights(w, mapping.weight_bits, per_channel)
+            self.layers[name] = QuantisedLayer(
+                layer=lm.layer, index=lm.layer_index,
+                matrix=np.ascontiguousarray(weight_matrix(q).astype(wdtype)), scale=scale,
+                bias=None if b is None else np.asarray(b, dtype=np.float64), act=acts[name],
+                grid=pe_grid(mapping, lm))
+        self._backbone = {name: _Program(ql.matrix, self._pack(ql, ql.matrix), None)
+                          for name, ql in self.layers.items()}
+        self._tasks: OrderedDict[int, tuple[TaskMasks, dict[str, _Program]]] = OrderedDict()
+
+    # -- weights of a task ---------------------------------------------------------------------
+
+    def _pack(self, ql: QuantisedLayer, matrix: np.ndarray) -> tuple[kernels.PackedWeights, ...]:
+        s = self.settings
+        ng = ql.layer.out_channels // ql.layer.groups
+        return tuple(
+            kernels.pack_weights(np.ascontiguousarray(matrix[:, g * ng : (g + 1) * ng]), rows=s.rows,
+                                 cell_bits=s.cell_bits, weight_bits=s.weight_bits, encoding=s.encoding)
+            for g in range(ql.layer.groups))
+
+    def _task_matrix(self, ql: QuantisedLayer, masks: TaskMasks, pes: tuple[int, ...]) -> np.ndarray:
+        """The layer's integer matrix with the task's weights inside its tier-1 PEs."""
+        matrix = ql.matrix.copy()
+        task = weight_matrix(masks.task_weights[ql.layer.name])
+        for index in pes:
+            p = self.mapping.pes[index]
+            block = (slice(p.row_start, p.row_stop), slice(p.col_start, p.col_stop))
+            matrix[block] = task[block]
+        return matrix
+
+    def _tier2(self, ql: QuantisedLayer, masks: TaskMasks) -> np.ndarray | None:
+        """(groups, N) scales of the layer's PE partial sums; 1 inside tier-1 PEs."""
+        if masks.tier2 is None:
+            return None
+        scales = masks.tier2[ql.grid.tier2]
+        tier1 = np.isin(ql.grid.pe, np.fromiter(masks.tier1, dtype=np.int64, count=len(masks.tier1)))
+        scales[tier1] = 1.0
+        return scales
+
+    def program(self, masks: TaskMasks | None) -> dict[str, _Program]:
+        """Per layer, the weights and scales ``masks`` run with (packed once per task, cached)."""
+        if masks is None:
+            return self._backbone
+        key = id(masks)
+        if key in self._tasks:
+            self._tasks.move_to_end(key)
+            return self._tasks[key][1]
+        masks.validate(self.mapping)
+        programs = {}
+        for lm in self.mapping.layers:
+            ql = self.layers[lm.layer.name]
+            pes = masks.tier1_in(lm)
+            if pes:
+                matrix = self._task_matrix(ql, masks, pes)
+                programs[lm.layer.name] = _Program(matrix, self._pack(ql, matrix), self._tier2(ql, masks))
+            else:
+                base = self._backbone[lm.layer.name]
+                programs[lm.layer.name] = _Program(base.matrix, base.packed, self._tier2(ql, masks))
+        # The masks object is held with its programs, so its id cannot be reused while cached.
+        self._tasks[key] = (masks, programs)
+        if len(self._tasks) > _TASK_CACHE:
+            self._tasks.popitem(last=False)
+        return programs
+
+    def effective_weights(self, masks: TaskMasks | None) -> Weights:
+        """Float weights of the masked network: what :meth:`reference` runs.
+
+        Outside tier-1 PEs the float weights, each PE's rows of column ``n`` multiplied by its
+        tier-2 scale; inside tier-1 PEs the task's integer weights times the backbone's scales.
+        """
+        if masks is None:
+            return self.weights
+        programs = self.program(masks)
+        out: Weights = {}
+        for name, ql in self.layers.items():
+            w, b = self.weights[name]
+            matrix = np.array(weight_matrix(np.asarray(w, dtype=np.float64)))
+            prog = programs[name]
+            if prog.tier2 is not None:
+                rows = ql.grid.group_rows
+                for g in range(ql.grid.groups):
+                    matrix[g * rows : (g + 1) * rows] *= prog.tier2[g]
+            for index in masks.tier1_in(self.mapping.layer(name)):
+                p = self.mapping.pes[index]
+                block = (slice(p.row_start, p.row_stop), slice(p.col_start, p.col_stop))
+                matrix[block] = prog.matrix[block] * ql.scale[p.col_start : p.col_stop]
+            out[name] = (matrix.T.reshape(ql.layer.weight_shape), b)
+        return out
+
+    # -- execution ------------------------------------------------------------------------------
+
+    def _mvm(self, ql: QuantisedLayer, prog: _Program, x: np.ndarray, group: int, exact: bool,
+             image: int) -> np.ndarray:
+        """float64 (batch, N/groups) integer result of codes ``x`` times one conv group's columns."""
+        ng = ql.layer.out_channels // ql.layer.groups
+        cols = slice(group * ng, (group + 1) * ng)
+        tier2 = None if prog.tier2 is None else prog.tier2[:, cols]
+        rows = ql.grid.group_rows
+        if exact:
+            xf = x.astype(np.float64)
+            m = prog.matrix[:, cols]
+            if tier2 is None:
+                return xf @ m
+            parts = np.stack([xf[:, g * rows : (g + 1) * rows] @ m[g * rows : (g + 1) * rows]
+                              for g in range(ql.grid.groups)], axis=1)
+        else:
+            s = self.settings
+            seed = 0
+            if s.noise_sigma > 0:
+                seed = int(np.random.SeedSequence((s.seed, ql.index, image, group)).generate_state(
+                    1, np.uint64)[0])
+            y = kernels.crossbar_mvm_packed(
+                x, prog.packed[group], dac_bits=s.dac_bits, input_bits=s.input_bits,
+                adc_bits=s.adc_bits, adc_mode=s.adc_mode, adc_range=s.adc_range,
+                signed_inputs=ql.act.signed, noise_sigma=s.noise_sigma, seed=seed,
+                group_rows=None if tier2 is None else rows)
+            if tier2 is None:
+                return y.astype(np.float64)
+            parts = y.astype(np.float64)
+        return np.einsum("bgn,gn->bn", parts, tier2)
+
+    def _conv(self, ql: QuantisedLayer, prog: _Program, x: np.ndarray, exact: bool) -> np.ndarray:
+        layer = ql.layer
+        g, cout = layer.groups, layer.out_channels
+        ho, wo = layer.out_shape[1:]
+        out = np.empty((x.shape[0], cout, ho, wo), dtype=np.float64)
+        factor = ql.act.scale * ql.scale
+        for i, image in enumerate(x):
+            patches = grouped_patches(ql.act.quantise(image), layer)  # (groups, P, K)
+            y = np.empty((ho * wo, cout), dtype=np.float64)
+            ng = cout // g
+            for group in range(g):
+                y[:, group * ng : (group + 1) * ng] = self._mvm(ql, prog, patches[group], group, exact, i)
+            y *= factor
+            if ql.bias is not None:
+                y += ql.bias
+            out[i] = y.T.reshape(cout, ho, wo)
+        return out
+
+    def _linear(self, ql: QuantisedLayer, prog: _Program, x: np.ndarray, exact: bool) -> np.ndarray:
+        y = self._mvm(ql, prog, ql.act.quantise(x[:, :, 0, 0]), 0, exact, 0)
+        y *= ql.act.scale * ql.scale
+        if ql.bias is not None:
+            y += ql.bias
+        return y[:, :, None, None]
+
+    def run(self, x: np.ndarray, masks: TaskMasks | None = None, *, return_all: bool = False,
+            exact: bool = False) -> np.ndarray | dict[str, np.ndarray]:
+        """Bit-accurate inference of ``x`` (B, C, H, W) or one image (C, H, W) under ``masks``.
+
+        Returns what :func:`~xsim.functional.reference.forward_float` returns (logits (B, F) for a
+        network ending in (F, 1, 1); every layer's output with ``return_all``).  ``exact`` replaces
+        the crossbars by exact integer products (the integer-quantised reference).
+        """
+        x = np.asarray(x, dtype=np.float64)
+        single = x.ndim == 3
+        batch = x[None] if single else x
+        net = self.network
+        if batch.ndim != 4 or batch.shape[1:] != net.input_shape:
+            shape = ", ".join(map(str, net.input_shape))
+            raise ValueError(f"network {net.name!r}: expected input (B, {shape})"
+                             f" or one image {net.input_shape}, got shape {x.shape}")
+        programs = self.program(masks)
+        last_use = {src: i for i, layer in enumerate(net.layers) for src in layer.inputs}
+        outputs: dict[str, np.ndarray] = {"input": batch}
+        for i, layer in enumerate(net.layers):
+            src = outputs[layer.inputs[0]]
+            if layer.kind == "conv":
+                y = self._conv(self.layers[layer.name], programs[layer.name], src, exact)
+            elif layer.kind == "linear":
+                y = self._linear(self.layers[layer.name], programs[layer.name], src, exact)
+            elif layer.kind in ("maxpool", "avgpool"):
+                y = pool(layer, src)
+            elif layer.kind == "add":
+                y = src.copy()
+                for other in layer.inputs[1:]:
+                    y += outputs[other]
+            elif layer.kind == "flatten":
+                y = src.reshape(src.shape[0], -1, 1, 1)
+            else:
+                raise ValueError(f"layer {layer.name!r}: kind {layer.kind!r} cannot be executed")
+            outputs[layer.name] = activate(y, layer.activation)
+            if not return_all:
+                for name in set(layer.inputs):
+                    if last_use[name] == i:
+                        del outputs[name]
+        if return_all:
+            return {name: out[0] for name, out in outputs.items()} if single else outputs
+        out = outputs[net.output.name]
+        if out.shape[2:] == (1, 1):
+            out = out[:, :, 0, 0]
+        return out[0] if single else out
+
+    def reference(self, x: np.ndarray, masks: TaskMasks | None = None, *, return_all: bool = False,
+                  dtype: type[np.floating] = np.float64) -> np.ndarray | dict[str, np.ndarray]:
+        """Float reference of the same masked network (:meth:`effective_weights`), no quantisation."""
+        return forward_float(self.network, self.effective_weights(masks), x, dtype=dtype,
+                             return_all=return_all)
