@@ -56,36 +56,44 @@ def _with_noise(p, sigma, key, index):
 
 @njit(**JIT)
 def pack_inputs_tile(x, b0, rows, ph_kind, ph_shift, ph_nplanes, ph_plane0, xp, sumx):
-    """Pack rows ``b0 .. b0 + xp.shape[0]`` of ``x`` into ``xp`` (zeroed here).
+    """Pack rows ``b0 .. b0 + xp.shape[0]`` of ``x`` into the input planes ``xp``.
 
-    ``sumx[b, r]`` receives the exact sum of the inputs of row block ``r``.
+    ``sumx[b, r]`` receives the exact sum of the inputs of row block ``r``.  Each
+    64-row word is built by OR-reducing shifted bits, a loop LLVM vectorises.
     """
-    xp[:] = 0
-    sumx[:] = 0
     n_phases = ph_kind.shape[0]
     k_total = x.shape[1]
+    n_blocks, n_words = xp.shape[2], xp.shape[3]
+    vals = np.empty(64, np.int64)
     for bl in range(xp.shape[0]):
-        for k in range(k_total):
-            v = np.int64(x[b0 + bl, k])
-            r = k // rows
-            i = k - r * rows
-            w = i >> 6
-            bit = np.uint64(1) << np.uint64(i & 63)
-            sumx[bl, r] += v
-            for p in range(n_phases):
-                kind = ph_kind[p]
-                if kind == CHUNK:
-                    val = (v >> ph_shift[p]) & ((np.int64(1) << ph_nplanes[p]) - 1)
-                elif kind == TOP_POS:
-                    val = max(v >> ph_shift[p], 0)
-                else:
-                    val = max(-(v >> ph_shift[p]), 0)
-                q = ph_plane0[p]
-                while val != 0:
-                    if val & 1:
-                        xp[bl, q, r, w] |= bit
-                    val >>= 1
-                    q += 1
+        xrow = x[b0 + bl]
+        for r in range(n_blocks):
+            total = 0
+            for wd in range(n_words):
+                k0 = r * rows + wd * 64
+                cnt = max(0, min(64, rows - wd * 64, k_total - k0))
+                xs = xrow[k0:k0 + cnt]
+                for i in range(cnt):
+                    total += np.int64(xs[i])
+                for p in range(n_phases):
+                    kind = ph_kind[p]
+                    shift = ph_shift[p]
+                    if kind == CHUNK:
+                        mask = (np.int64(1) << ph_nplanes[p]) - 1
+                        for i in range(cnt):
+                            vals[i] = (np.int64(xs[i]) >> shift) & mask
+                    elif kind == TOP_POS:
+                        for i in range(cnt):
+                            vals[i] = max(np.int64(xs[i]) >> shift, 0)
+                    else:
+                        for i in range(cnt):
+                            vals[i] = max(-(np.int64(xs[i]) >> shift), 0)
+                    for j in range(ph_nplanes[p]):
+                        word = np.int64(0)
+                        for i in range(cnt):
+                            word |= ((vals[i] >> j) & 1) << i
+                        xp[bl, ph_plane0[p] + j, r, wd] = np.uint64(word)
+            sumx[bl, r] = total
 
 
 @njit(**JIT)
@@ -168,6 +176,55 @@ def mvm_generic(x, wp, out, rows, cell_bits, blocks_per_group, ph_kind, ph_shift
                                         col = _with_noise(col, noise_sigma, key, base + n)
                                     val = _adc_value(col, adc_mode, code_max, ratio, step)
                                     acc[n - n0] += sign * (val << shift)
+                    corr = bias * sumx[bl, r]
+                    for n in range(n0, n1):
+                        out[b0 + bl, g, n] += acc[n - n0] - corr
+
+
+@njit(**PARALLEL_JIT)
+def mvm_128x2(x, wp, out, blocks_per_group, ph_kind, ph_shift, ph_plane0, ph_sign,
+              arr_sign, code_max, bias, tile_b, tile_n):
+    """Specialised :func:`mvm_generic`: 128-row crossbars of 2-bit cells, one input
+    plane per phase (1-bit DACs), clip ADC, no noise.
+
+    A column sum is four popcounts (two 64-row words times two cell bits) computed
+    for a whole column tile at once, so LLVM vectorises across columns.
+    """
+    n_batch = x.shape[0]
+    n_blocks, n_arrays, n_slices, _, _, n_cols = wp.shape
+    n_phases = ph_kind.shape[0]
+    ones = np.ones(n_phases, np.int64)
+    n_tiles = (n_batch + tile_b - 1) // tile_b
+    for it in prange(n_tiles):
+        b0 = it * tile_b
+        nb = min(n_batch, b0 + tile_b) - b0
+        xp = np.empty((nb, n_phases, n_blocks, 2), np.uint64)
+        sumx = np.empty((nb, n_blocks), np.int64)
+        pack_inputs_tile(x, b0, 128, ph_kind, ph_shift, ones, ph_plane0, xp, sumx)
+        acc = np.empty(tile_n, np.int64)
+        for r in range(n_blocks):
+            g = r // blocks_per_group
+            for n0 in range(0, n_cols, tile_n):
+                n1 = min(n_cols, n0 + tile_n)
+                for bl in range(nb):
+                    acc[:] = 0
+                    for p in range(n_phases):
+                        x0 = xp[bl, p, r, 0]
+                        x1 = xp[bl, p, r, 1]
+                        for a in range(n_arrays):
+                            # negate by (v ^ m) - m: m is 0 for +1 and -1 for -1
+                            m = (ph_sign[p] * arr_sign[a]) >> 1
+                            for s in range(n_slices):
+                                shift = ph_shift[p] + 2 * s
+                                w00 = wp[r, a, s, 0, 0, n0:n1]
+                                w01 = wp[r, a, s, 0, 1, n0:n1]
+                                w10 = wp[r, a, s, 1, 0, n0:n1]
+                                w11 = wp[r, a, s, 1, 1, n0:n1]
+                                for i in range(n1 - n0):
+                                    col = (popcount64(x0 & w00[i]) + popcount64(x1 & w01[i])
+                                           + ((popcount64(x0 & w10[i])
+                                               + popcount64(x1 & w11[i])) << 1))
+                                    acc[i] += ((min(col, code_max) << shift) ^ m) - m
                     corr = bias * sumx[bl, r]
                     for n in range(n0, n1):
                         out[b0 + bl, g, n] += acc[n - n0] - corr

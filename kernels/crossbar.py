@@ -76,7 +76,7 @@ from ._noise import noise_key
 ENCODINGS = ("differential", "offset")
 ADC_MODES = ("clip", "scale")
 _TILE_B = 32
-_TILE_N = 64
+_TILE_N = 128
 
 
 @dataclass(frozen=True)
@@ -254,6 +254,11 @@ def crossbar_mvm_packed(x, packed: PackedWeights, *, dac_bits: int, input_bits: 
     arr_sign = np.array([1, -1] if packed.encoding == "differential" else [1], np.int64)
     bias = 0 if packed.encoding == "differential" else 1 << (packed.weight_bits - 1)
     key = np.uint64(noise_key(np.uint64(seed % (1 << 64))))
+    if rows == 128 and cell_bits == 2 and dac_bits == 1 and adc_mode == "clip" \
+            and noise_sigma == 0.0:
+        _mvm.mvm_128x2(x, packed.planes, out, blocks_per_group, kind, shift, plane0, sign,
+                       arr_sign, code_max, bias, _TILE_B, _TILE_N)
+        return out if group_rows is not None else out[:, 0, :]
     _mvm.mvm_generic(x, packed.planes, out, rows, cell_bits, blocks_per_group, kind, shift,
                      nplanes, plane0, sign, arr_sign, _mvm.CLIP if adc_mode == "clip"
                      else _mvm.SCALE, code_max, code_max / adc_range, adc_range / code_max,
