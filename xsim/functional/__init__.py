@@ -1,4 +1,5 @@
-"""Functional inference: float reference execution, weights and im2col patches (NumPy)."""
+"""Functional inference: float reference execution, weights and im2col patches (NumPy), quantisation,
+XMA2 task masks and bit-accurate execution on the crossbar kernels with its accuracy metrics."""
 
 from xsim.functional.im2col import (
     conv_patches,
@@ -7,7 +8,16 @@ from xsim.functional.im2col import (
     patches_to_map,
     windows,
 )
-from xsim.functional.reference import activate, forward_float, synthetic_inputs
+from xsim.functional.masks import PeGrid, TaskMasks, pe_grid, pow2_exponents, quantise_scales
+from xsim.functional.metrics import error_figures, functional_metrics
+from xsim.functional.network import CrossbarNetwork, KernelSettings
+from xsim.functional.quantise import (
+    ActivationQuantiser,
+    calibrate_activations,
+    nonnegative_tensors,
+    quantise_weights,
+)
+from xsim.functional.reference import activate, forward_float, pool, synthetic_inputs
 from xsim.functional.weights import (
     Weights,
     check_weights,
@@ -18,6 +28,20 @@ from xsim.functional.weights import (
 )
 
 __all__ = [
+    "ActivationQuantiser",
+    "CrossbarNetwork",
+    "KernelSettings",
+    "PeGrid",
+    "TaskMasks",
+    "calibrate_activations",
+    "error_figures",
+    "functional_metrics",
+    "nonnegative_tensors",
+    "pe_grid",
+    "pool",
+    "pow2_exponents",
+    "quantise_scales",
+    "quantise_weights",
     "Weights",
     "activate",
     "check_weights",

@@ -121,6 +121,25 @@ class TaskMasks:
         """No tier-1 PE and every tier-2 scale 1: computes exactly what the backbone does."""
         return cls(tier2=np.ones(mapping.tier2_columns, dtype=np.float64))
 
+    @classmethod
+    def from_matrices(cls, mapping: XMapping, tier1: Iterable[int], tier2: np.ndarray | None,
+                      matrices: Mapping[str, np.ndarray]) -> TaskMasks:
+        """Masks whose task weights are given as mapped (K, N) matrices (layer → int matrix)."""
+        weights = {}
+        names = {layer.name for layer in mapping.network.weight_layers}
+        for name, m in matrices.items():
+            if name not in names:
+                raise ValueError(f"task weights for {name!r}: no weight layer of "
+                                 f"{mapping.network.name!r} has that name")
+            layer = mapping.network[name]
+            k, n = layer.matrix_shape
+            m = np.asarray(m)
+            if m.shape != (k, n):
+                raise ValueError(f"task weight matrix of layer {name!r} must have shape {(k, n)} "
+                                 f"(K, N), got {m.shape}")
+            weights[name] = m.T.reshape(layer.weight_shape)
+        return cls(tier1=frozenset(tier1), tier2=tier2, task_weights=weights)
+
     def tier1_in(self, lm: LayerMapping) -> tuple[int, ...]:
         """The tier-1 PEs of one layer, in index order."""
         return tuple(p for p in lm.pes if p in self.tier1)
@@ -189,58 +208,3 @@ def pe_grid(mapping: XMapping, lm: LayerMapping) -> PeGrid:
         pe[g, p.col_start : p.col_stop] = p.index
         tier2[g, p.col_start : p.col_stop] = p.tier2_offset + np.arange(p.weight_columns)
     return PeGrid(group_rows=group_rows, pe=pe, tier2=tier2)
-
-
-def random_tier1(mapping: XMapping, budget: float, seed: int) -> frozenset[int]:
-    """``round(budget · first-instance PEs)`` first-instance PEs drawn uniformly, for a seed."""
-    firsts = np.array([p.index for p in mapping.pes if p.replica == 0], dtype=np.int64)
-    if not 0.0 <= budget <= 1.0:
-        raise ValueError(f"tier-1 PE budget must be in [0, 1], got {budget}")
-    count = int(round(budget * len(firsts)))
-    rng = np.random.default_rng(seed)
-    return frozenset(int(p) for p in rng.choice(firsts, size=count, replace=False))
-
-
-def synthetic_task_masks(
-    mapping: XMapping,
-    backbone: Mapping[str, np.ndarray],
-    tier1: Iterable[int],
-    *,
-    scale_format: str = "pow2",
-    scale_bits: int = 4,
-    scale_sigma: float = 0.25,
-    change_fraction: float = 0.5,
-    sigma_lsb: float = 4.0,
-    seed: int = 0,
-) -> TaskMasks:
-    """Stand-in masks for a task when no learned ones exist (deterministic for a seed).
-
-    Task weights: the backbone's integer weights (``backbone``: layer → int weights, e.g. the ``q``
-    of :func:`~xsim.functional.quantise.quantise_weights`), where inside each tier-1 PE every weight
-    changes with probability ``change_fraction`` by a normal step of ``sigma_lsb`` codes (rounded,
-    clipped to the symmetric range) — the workload's ``weight_change``.  Tier-2 scales:
-    ``2**N(0, scale_sigma²)`` per column, put on ``scale_format``/``scale_bits`` by
-    :func:`quantise_scales`.
-    """
-    rng = np.random.default_rng(seed)
-    tier1 = frozenset(int(p) for p in tier1)
-    qmax = (1 << (mapping.weight_bits - 1)) - 1
-    task_weights = {}
-    for lm in mapping.layers:
-        name = lm.layer.name
-        pes = [mapping.pes[p] for p in lm.pes if p in tier1]
-        if not pes:
-            continue
-        m = np.array(np.asarray(backbone[name], dtype=np.int64).reshape(lm.N, lm.K).T)
-        for p in pes:
-            block = m[p.row_start : p.row_stop, p.col_start : p.col_stop]
-            change = rng.random(block.shape) < change_fraction
-            step = np.rint(rng.normal(0.0, sigma_lsb, block.shape)).astype(np.int64)
-            block += np.where(change, step, 0)
-            np.clip(block, -qmax, qmax, out=block)
-        task_weights[name] = m.T.reshape(lm.layer.weight_shape)
-    scales = np.exp2(rng.normal(0.0, scale_sigma, mapping.tier2_columns))
-    masks = TaskMasks(tier1=tier1, tier2=quantise_scales(scales, scale_format, scale_bits),
-                      task_weights=task_weights)
-    masks.validate(mapping)
-    return masks
