@@ -183,12 +183,13 @@ def mvm_generic(x, wp, out, rows, cell_bits, blocks_per_group, ph_kind, ph_shift
 
 @njit(**PARALLEL_JIT)
 def mvm_128x2(x, wp, out, blocks_per_group, ph_kind, ph_shift, ph_plane0, ph_sign,
-              arr_sign, code_max, bias, tile_b, tile_n):
+              arr_sign, code_max, bias, tile_b):
     """Specialised :func:`mvm_generic`: 128-row crossbars of 2-bit cells, one input
     plane per phase (1-bit DACs), clip ADC, no noise.
 
-    A column sum is four popcounts (two 64-row words times two cell bits) computed
-    for a whole column tile at once, so LLVM vectorises across columns.
+    A column sum is four popcounts (two 64-row words times two cell bits); the
+    innermost loop runs over all columns so LLVM vectorises it, and a row block's
+    packed weights (``32 * N`` bytes per slice pair) stay in L1/L2 across samples.
     """
     n_batch = x.shape[0]
     n_blocks, n_arrays, n_slices, _, _, n_cols = wp.shape
@@ -201,30 +202,25 @@ def mvm_128x2(x, wp, out, blocks_per_group, ph_kind, ph_shift, ph_plane0, ph_sig
         xp = np.empty((nb, n_phases, n_blocks, 2), np.uint64)
         sumx = np.empty((nb, n_blocks), np.int64)
         pack_inputs_tile(x, b0, 128, ph_kind, ph_shift, ones, ph_plane0, xp, sumx)
-        acc = np.empty(tile_n, np.int64)
+        acc = np.empty(n_cols, np.int64)
         for r in range(n_blocks):
             g = r // blocks_per_group
-            for n0 in range(0, n_cols, tile_n):
-                n1 = min(n_cols, n0 + tile_n)
-                for bl in range(nb):
-                    acc[:] = 0
-                    for p in range(n_phases):
-                        x0 = xp[bl, p, r, 0]
-                        x1 = xp[bl, p, r, 1]
-                        for a in range(n_arrays):
-                            # negate by (v ^ m) - m: m is 0 for +1 and -1 for -1
-                            m = (ph_sign[p] * arr_sign[a]) >> 1
-                            for s in range(n_slices):
-                                shift = ph_shift[p] + 2 * s
-                                w00 = wp[r, a, s, 0, 0, n0:n1]
-                                w01 = wp[r, a, s, 0, 1, n0:n1]
-                                w10 = wp[r, a, s, 1, 0, n0:n1]
-                                w11 = wp[r, a, s, 1, 1, n0:n1]
-                                for i in range(n1 - n0):
-                                    col = (popcount64(x0 & w00[i]) + popcount64(x1 & w01[i])
-                                           + ((popcount64(x0 & w10[i])
-                                               + popcount64(x1 & w11[i])) << 1))
-                                    acc[i] += ((min(col, code_max) << shift) ^ m) - m
-                    corr = bias * sumx[bl, r]
-                    for n in range(n0, n1):
-                        out[b0 + bl, g, n] += acc[n - n0] - corr
+            for bl in range(nb):
+                acc[:] = 0
+                for p in range(n_phases):
+                    x0 = xp[bl, p, r, 0]
+                    x1 = xp[bl, p, r, 1]
+                    for a in range(n_arrays):
+                        # negate by (v ^ m) - m: m is 0 for +1 and -1 for -1
+                        m = (ph_sign[p] * arr_sign[a]) >> 1
+                        for s in range(n_slices):
+                            shift = ph_shift[p] + 2 * s
+                            for n in range(n_cols):
+                                col = (popcount64(x0 & wp[r, a, s, 0, 0, n])
+                                       + popcount64(x1 & wp[r, a, s, 0, 1, n])
+                                       + ((popcount64(x0 & wp[r, a, s, 1, 0, n])
+                                           + popcount64(x1 & wp[r, a, s, 1, 1, n])) << 1))
+                                acc[n] += ((min(col, code_max) << shift) ^ m) - m
+                corr = bias * sumx[bl, r]
+                for n in range(n_cols):
+                    out[b0 + bl, g, n] += acc[n] - corr

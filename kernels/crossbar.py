@@ -76,7 +76,7 @@ from ._noise import noise_key
 ENCODINGS = ("differential", "offset")
 ADC_MODES = ("clip", "scale")
 _TILE_B = 32
-_TILE_N = 128
+_TILE_N = 64
 
 
 @dataclass(frozen=True)
@@ -257,7 +257,7 @@ def crossbar_mvm_packed(x, packed: PackedWeights, *, dac_bits: int, input_bits: 
     if rows == 128 and cell_bits == 2 and dac_bits == 1 and adc_mode == "clip" \
             and noise_sigma == 0.0:
         _mvm.mvm_128x2(x, packed.planes, out, blocks_per_group, kind, shift, plane0, sign,
-                       arr_sign, code_max, bias, _TILE_B, _TILE_N)
+                       arr_sign, code_max, bias, _TILE_B)
         return out if group_rows is not None else out[:, 0, :]
     _mvm.mvm_generic(x, packed.planes, out, rows, cell_bits, blocks_per_group, kind, shift,
                      nplanes, plane0, sign, arr_sign, _mvm.CLIP if adc_mode == "clip"

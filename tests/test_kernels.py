@@ -199,3 +199,18 @@ def test_bad_arguments(kwargs, message):
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
         crossbar_mvm(args.pop("x"), args.pop("w"), **args)
+
+
+@pytest.mark.parametrize("encoding", ["differential", "offset"])
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("adc_bits", [3, 6, 8])
+def test_specialised_path_matches_reference(encoding, signed, adc_bits):
+    # 128 rows, 2-bit cells, 1-bit DACs, clip ADC, no noise: the specialised kernel
+    rng = np.random.default_rng(adc_bits)
+    x = _inputs(rng, 37, 300, 8, signed)
+    w = _weights(rng, 300, 19, 8, encoding)
+    kwargs = dict(rows=128, cell_bits=2, dac_bits=1, input_bits=8, weight_bits=8,
+                  adc_bits=adc_bits, encoding=encoding, signed_inputs=signed)
+    np.testing.assert_array_equal(crossbar_mvm(x, w, **kwargs), reference_mvm(x, w, **kwargs))
+    y = crossbar_mvm(x, w, group_rows=256, **kwargs)
+    np.testing.assert_array_equal(y, reference_mvm(x, w, group_rows=256, **kwargs))
