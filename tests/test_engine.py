@@ -1,0 +1,167 @@
+"""Engine: action counts against closed forms, coarse against fine, timing invariants, result rows."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from xsim.config.loader import load_arch
+from xsim.energy import hardware
+from xsim.engine import ChipModel, Environment, simulate_inference
+from xsim.mapping import map_network
+from xsim.models import build_model, network_from_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+ARCH = load_arch(ROOT / "arch" / "isaac128.yaml")
+BITS = 8
+HW = hardware(ARCH, BITS, BITS)
+
+
+def _mapping(net, arch=ARCH, **kw):
+    return map_network(arch, net, weight_bits=BITS, input_bits=BITS, **kw)
+
+
+def _conv_net(cin=20, cout=40, hw=6, kernel=3, activation="relu"):
+    return network_from_spec("one_conv", (cin, hw, hw), [
+        {"kind": "conv", "name": "conv", "out_channels": cout, "kernel": kernel, "padding": 1,
+         "activation": activation},
+    ])
+
+
+@pytest.fixture(scope="module")
+def small_results():
+    out = {}
+    for name in ("lenet5", "mlp", "resnet20"):
+        mapping = _mapping(build_model(name))
+        out[name] = {mode: simulate_inference(ARCH, mapping, HW, images=3, mode=mode)
+                     for mode in ("coarse", "fine")}
+    return out
+
+
+@pytest.mark.parametrize("name", ["lenet5", "mlp", "resnet20"])
+def test_coarse_matches_fine(small_results, name):
+    coarse, fine = small_results[name]["coarse"], small_results[name]["fine"]
+    assert coarse.counts == fine.counts
+    assert fine.events > coarse.events or name == "mlp"
+    for a, b in zip(coarse.image_latency_ps, fine.image_latency_ps):
+        assert abs(a - b) <= 0.01 * b
+    assert abs(coarse.makespan_ps - fine.makespan_ps) <= 0.01 * fine.makespan_ps
+
+
+def test_closed_form_counts_of_one_conv():
+    net = _conv_net()
+    mapping = _mapping(net)
+    (lm,) = mapping.layers
+    res = simulate_inference(ARCH, mapping, HW, images=2)
+    layer = net["conv"]
+    images, mvms = 2, layer.output_pixels
+    K, N = layer.matrix_shape
+    cyc = math.ceil(BITS / ARCH.pe.dac.bits)
+    cpw, unit = mapping.columns_per_weight, ARCH.crossbar.unit_columns
+    columns = N * cpw + lm.col_blocks * unit
+    per = images * mvms
+    c = res.counts
+    assert c["dac"]["row_drive"] == per * cyc * K * lm.col_blocks
+    assert c["crossbar"]["cell_read"] == per * cyc * K * columns
+    conversions = per * cyc * lm.row_blocks * columns
+    assert c["adc"]["conversion"] == conversions
+    assert c["sample_hold"]["sample"] == conversions
+    assert c["pe_shift_add"]["add"] == conversions
+    assert c["input_register"]["byte"] == per * K * math.ceil(lm.col_blocks / lm.col_blocks_per_pe)
+    assert c["pe_output_register"]["byte"] == per * N * 2  # 16-bit partial sums, one row group
+    assert c["sigmoid"]["op"] == per * N
+    assert "tile_shift_add" not in c
+    # The input image in, the outputs out, both through the off-chip link.
+    assert c["offchip"]["byte"] == images * (20 * 6 * 6 + N * mvms)
+
+
+def test_counts_of_a_layer_spread_over_row_groups():
+    # K = 1152 rows: 9 row blocks, two row-block groups (8 + 1 crossbars), so the home tile adds.
+    net = network_from_spec("wide", (128, 3, 3), [
+        {"kind": "conv", "name": "conv", "out_channels": 64, "kernel": 3, "padding": 1}])
+    mapping = _mapping(net)
+    (lm,) = mapping.layers
+    res = simulate_inference(ARCH, mapping, HW)
+    assert lm.row_blocks == 9 and lm.row_blocks_per_pe == 8
+    N, mvms = 64, 9
+    assert res.counts["tile_shift_add"]["op"] == mvms * (2 - 1) * N
+    assert res.counts["pe_output_register"]["byte"] == mvms * 2 * N * 2
+    assert "sigmoid" not in res.counts
+
+
+def test_tier2_counts_are_their_own_component():
+    mapping = _mapping(build_model("lenet5"))
+    scaled = frozenset(p.index for p in mapping.pes if p.layer == "fc1")
+    base = simulate_inference(ARCH, mapping, HW)
+    res = simulate_inference(ARCH, mapping, HW, scaled_pes=scaled)
+    columns = sum(mapping.pes[p].weight_columns for p in scaled)
+    assert res.counts["tier2_scale"]["op"] == columns
+    assert res.counts["tier2_register"]["byte"] == math.ceil(columns * ARCH.tier2.unit.scale_bits / 8)
+    assert "tier2_scale" not in base.counts
+    rows = {r["component"]: r for r in res.component_rows() if r["action"] != "leakage"}
+    assert rows["tier2_scale"]["energy_pj"] == pytest.approx(columns * HW.energy_pj("tier2_scale", "op"))
+    assert res.latency_ps >= base.latency_ps
+
+
+def test_pipelined_throughput_is_bound_by_the_slowest_layer():
+    mapping = _mapping(build_model("lenet5"))
+    res = simulate_inference(ARCH, mapping, HW, images=4)
+    conv1 = mapping.network["conv1"]
+    bound = conv1.output_pixels * HW.mvm_cycles * HW.read_cycle_ps
+    assert res.bottleneck_layer == "conv1"
+    assert bound <= res.interval_ps <= 1.01 * bound
+    assert res.latency_ps > bound
+    single = simulate_inference(ARCH, mapping, HW, images=1)
+    assert single.interval_source == "bottleneck" and single.interval_ps == bound
+
+
+def test_result_rows_and_timeline():
+    mapping = _mapping(build_model("lenet5"))
+    res = simulate_inference(ARCH, mapping, HW, images=2)
+    d = res.to_dict()
+    assert d["images"] == 2 and d["latency_ps"] == res.latency_ps
+    layers = {row["layer"]: row for row in res.layer_rows()}
+    assert set(layers) >= {"input", "conv1", "pool1", "fc3"}
+    assert sum(r["energy_pj"] for r in layers.values()) == pytest.approx(res.energy_pj)
+    assert sum(r["energy_pj"] for r in res.component_rows()) == pytest.approx(res.energy_pj)
+    assert layers["conv1"]["mvms"] == 2 * 28 * 28
+    assert layers["conv1"]["busy_ps"] == 2 * 28 * 28 * HW.mvm_cycles * HW.read_cycle_ps
+    assert 0 < layers["conv1"]["utilisation"] <= 1
+    for start, end, layer, tile, kind in res.timeline_records():
+        assert 0 <= start <= end <= res.makespan_ps
+        assert isinstance(layer, str) and isinstance(tile, int) and isinstance(kind, str)
+    mvm = [e for e in res.timeline if e.layer == "conv1"]
+    assert len(mvm) == 2 * 28  # one span per output row in coarse mode
+    assert all(a.end_ps <= b.start_ps for a, b in zip(mvm, mvm[1:]))
+
+
+def test_hold_blocks_a_pe_group_while_others_serve():
+    mapping = _mapping(build_model("lenet5"))
+    free = simulate_inference(ARCH, mapping, HW)
+    env = Environment()
+    chip = ChipModel(env, ARCH, mapping, HW)
+    hold_ps = 50_000_000
+    env.process(chip.hold_pes(chip.pes_of("fc1"), hold_ps))
+    batch = chip.infer(1, start_ps=0)
+    env.run(until=batch.done)
+    assert batch.image_done_ps[0] == free.latency_ps  # fc1 is idle until conv1/conv2 are done
+    env2 = Environment()
+    chip2 = ChipModel(env2, ARCH, mapping, HW)
+    env2.process(chip2.hold_pes(chip2.pes_of("conv1"), hold_ps))
+    batch2 = chip2.infer(1, start_ps=0)
+    env2.run(until=batch2.done)
+    assert batch2.image_done_ps[0] == pytest.approx(free.latency_ps + hold_ps, rel=1e-3)
+
+
+def test_bad_arguments_raise():
+    mapping = _mapping(build_model("mlp"))
+    with pytest.raises(ValueError, match="mode"):
+        simulate_inference(ARCH, mapping, HW, mode="exact")
+    with pytest.raises(ValueError, match="images"):
+        simulate_inference(ARCH, mapping, HW, images=0)
+    with pytest.raises(ValueError, match="scaled_pes"):
+        simulate_inference(ARCH, mapping, HW, scaled_pes={10_000})
+    with pytest.raises(ValueError, match="bit"):
+        simulate_inference(ARCH, mapping, hardware(ARCH, 16, 16))

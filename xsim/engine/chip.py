@@ -1,0 +1,472 @@
+"""The chip as simpy processes over the datapath plan: PE groups, servers, inference batches.
+
+:class:`ChipModel` is built once from the frozen arch, the mapping and the hardware figures. It
+owns the shared bandwidth servers (:mod:`xsim.engine.servers`) of every tile (eDRAM port, pooling,
+activation and shift-and-add units), router and the off-chip link; one :class:`PeGroup` per layer
+replica (the PEs that compute one MVM together; their crossbars, DACs, ADCs and shift-and-add
+units are private to them, so their only contention is the group itself); the action
+:class:`~xsim.engine.counters.Counters` and the timeline.
+
+:meth:`ChipModel.infer` starts a :class:`Batch` of images at a given time in the chip's
+environment: one process streams the images in over the off-chip link, one process per layer
+replica and per digital layer works through its output rows image after image. A layer replica
+starts an output row when the rows of its inputs it needs exist (ISAAC's inter-layer pipeline),
+books the row's input fetch on its tiles' eDRAM ports, computes its MVMs back to back on its
+crossbars and books the drain of each MVM — the last ADC conversion, the partial sums to the home
+tile, the reduction and activation there, the outputs into every consuming tile — on the servers
+on the way. The row exists for its consumers when its last item is delivered.
+
+Granularity. ``coarse``: one booking per (replica, output row), its ``n`` MVMs counted
+analytically — every server on the path is held for ``n`` items' time in one block, the crossbars
+for ``n·cyc`` read cycles, and the row's last item leaves a stage at ``max(last arrival + item
+time, block end)``. ``fine``: one booking and one simpy event per MVM. Without contention both give
+the same times; with contention they differ by how a block of ``n`` items interleaves with other
+layers' traffic. Digital layers and the input are per row in both modes.
+
+A process later added to the same environment (the reprogramming controller) blocks a PE group
+with :meth:`PeGroup.take` / :meth:`PeGroup.give_back` (or :meth:`ChipModel.hold_pes`): the group
+finishes the row it is computing, then serves nothing until given back; every other group keeps
+serving. It counts its own actions into :attr:`ChipModel.counters`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import simpy
+
+from xsim.config.arch import Arch
+from xsim.energy import Hardware
+from xsim.engine.counters import Counters
+from xsim.engine.plan import INPUT, Node, Plan, ReplicaPlan, build_plan, tier2_counts
+from xsim.engine.servers import Server, Wake
+from xsim.mapping import Mapping
+
+MODES = ("coarse", "fine")
+
+
+class TimelineEvent(NamedTuple):
+    """One span of work: ``kind`` is ``mvm`` (a replica's crossbars computing a row or an MVM),
+    the digital layer's kind (``maxpool``, ``avgpool``, ``add``) or ``offchip_in`` (tile -1)."""
+
+    start_ps: int
+    end_ps: int
+    layer: str
+    tile: int
+    kind: str
+
+
+class PeGroup:
+    """The PEs of one layer replica: they compute every MVM of the replica together.
+
+    ``xbar_free_ps`` is when the crossbars finish the work already booked on them. A process that
+    needs the PEs (to rewrite them) calls ``yield from group.take()``, which returns once the
+    booked work is done; the serving process then waits at its next row until ``give_back()``.
+    """
+
+    def __init__(self, env: simpy.Environment, layer: str, plan: ReplicaPlan) -> None:
+        self.env = env
+        self.layer = layer
+        self.replica = plan.replica
+        self.pes = plan.pes
+        self.xbar_free_ps = 0
+        self.busy_ps = 0
+        self._taken: simpy.Event | None = None
+
+    @property
+    def taken(self) -> bool:
+        return self._taken is not None
+
+    def take(self):
+        """Generator: wait for any other holder and for the booked MVMs, then hold the group."""
+        while self._taken is not None:
+            yield self._taken
+        self._taken = self.env.event()
+        if self.xbar_free_ps > self.env.now:
+            yield self.env.timeout(self.xbar_free_ps - self.env.now)
+
+    def give_back(self) -> None:
+        if self._taken is None:
+            raise RuntimeError(f"PE group {self.layer}[{self.replica}] is not taken")
+        event, self._taken = self._taken, None
+        event.succeed()
+
+    def wait_free(self):
+        """Generator for the serving process: return once nobody holds the group."""
+        while self._taken is not None:
+            yield self._taken
+
+
+class _Bound:
+    """A plan with its server keys replaced by the servers (tuples of (server or None, ps))."""
+
+    __slots__ = ("fetch", "drain", "unit", "read", "deliver")
+
+    def __init__(self, chip: ChipModel, fetch=(), drain=(), read=(), unit=(), deliver=()) -> None:
+        self.fetch = chip._bind_fork(fetch)
+        merged: list = []
+        for fork in (chip._bind_fork(f) for f in drain):
+            if merged and len(fork) == 1 and len(merged[-1]) == 1:
+                merged[-1] = (merged[-1][0] + fork[0],)  # a chain of one-path forks is one path
+            else:
+                merged.append(fork)
+        self.drain = tuple(merged)
+        self.read = chip._bind_fork(read)
+        self.unit = chip._bind_path(unit)
+        self.deliver = chip._bind_fork(deliver)
+
+
+def _through(path, t: int, last: int, n: int) -> tuple[int, int]:
+    """First and last of ``n`` items (first ready at ``t``, last at ``last``) after ``path``."""
+    for server, d in path:
+        if server is None:
+            t += d
+            last += d
+        else:
+            start = server.book(t, n * d)
+            t = start + d
+            end = start + n * d
+            last = last + d if last + d > end else end
+    return t, last
+
+
+def _fork(fork, t: int, last: int, n: int) -> tuple[int, int]:
+    if len(fork) == 1:
+        return _through(fork[0], t, last, n)
+    first = final = t
+    for path in fork:
+        a, b = _through(path, t, last, n)
+        first = a if a > first else first
+        final = b if b > final else final
+    return first, final
+
+
+class _Progress:
+    """The rows of one node for one image: when each exists, and who waits for them."""
+
+    __slots__ = ("ready", "parts", "known", "cum", "waiters")
+
+    def __init__(self, parts: list[int]) -> None:
+        self.ready = [0] * len(parts)
+        self.parts = parts
+        self.known = 0
+        self.cum: list[int] = []
+        self.waiters: list[tuple[int, Wake]] = []
+
+
+class Batch:
+    """Images run through the chip, starting at ``start_ps``; ``done`` fires after the last one."""
+
+    def __init__(self, chip: ChipModel, images: int, start_ps: int) -> None:
+        if images < 1:
+            raise ValueError(f"images must be at least 1, got {images}")
+        self.chip = chip
+        self.env = chip.env
+        self.images = images
+        self.start_ps = start_ps
+        self.image_start_ps: list[int | None] = [None] * images
+        self.image_done_ps: list[int | None] = [None] * images
+        self.done = chip.env.event()
+        self._left = images
+        self.progress = [[_Progress(list(chip._row_parts[node.index])) for _ in range(images)]
+                         for node in chip.plan.nodes]
+
+    def row_done(self, node: int, image: int, row: int, ready: int) -> None:
+        """One part (a replica's share) of ``row`` will have been delivered at ``ready``."""
+        st = self.progress[node][image]
+        if ready > st.ready[row]:
+            st.ready[row] = ready
+        parts = st.parts
+        parts[row] -= 1
+        if row != st.known or parts[row]:
+            return
+        rows, cum, known = len(parts), st.cum, st.known
+        while known < rows and parts[known] == 0:
+            t = st.ready[known]
+            cum.append(t if not cum or t > cum[-1] else cum[-1])
+            known += 1
+        st.known = known
+        if st.waiters:
+            still = []
+            for need, event in st.waiters:
+                if need < known:
+                    event.succeed_at(max(cum[need], self.env.now))
+                else:
+                    still.append((need, event))
+            st.waiters = still
+        if node == self.chip.plan.output and known == rows:
+            self._image_done(image, cum[-1])
+
+    def until(self, st: _Progress, need: int) -> simpy.Event | None:
+        """An event at the time rows ``0..need`` of ``st`` exist, or None if they exist now."""
+        env = self.env
+        if st.known > need:
+            t = st.cum[need]
+            return env.timeout(t - env.now) if t > env.now else None
+        event = Wake(env)
+        st.waiters.append((need, event))
+        return event
+
+    def _image_done(self, image: int, t: int) -> None:
+        self.image_done_ps[image] = t
+        self._left -= 1
+        if not self._left:
+            last = max(self.image_done_ps)
+            self.env.timeout(last - self.env.now).callbacks.append(lambda _: self.done.succeed(last))
+
+
+@dataclass
+class NodeActivity:
+    """What a node did: busy time of its PEs (or unit) and the span of its work."""
+
+    busy_ps: int = 0
+    first_ps: int | None = None
+    last_ps: int = 0
+
+    def span(self, start: int, end: int) -> None:
+        if self.first_ps is None or start < self.first_ps:
+            self.first_ps = start
+        if end > self.last_ps:
+            self.last_ps = end
+
+
+class ChipModel:
+    """Components, counters and timeline of one mapped network on one chip, in ``env``."""
+
+    def __init__(self, env: simpy.Environment, arch: Arch, mapping: Mapping, hw: Hardware, *,
+                 mode: str = "coarse", scaled_pes: Iterable[int] = frozenset(),
+                 counters: Counters | None = None, record_timeline: bool = True) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if mapping.arch is not arch:
+            raise ValueError("mapping was built for a different arch object")
+        if (hw.weight_bits, hw.input_bits) != (mapping.weight_bits, mapping.input_bits):
+            raise ValueError(
+                f"hardware figures are for {hw.weight_bits}/{hw.input_bits}-bit weights/inputs but "
+                f"the mapping is at {mapping.weight_bits}/{mapping.input_bits}")
+        self.env = env
+        self.arch = arch
+        self.mapping = mapping
+        self.hw = hw
+        self.mode = mode
+        self.counters = counters if counters is not None else Counters()
+        self.timeline: list[tuple[int, int, str, int, str]] | None = [] if record_timeline else None
+        self.plan: Plan = build_plan(arch, mapping, hw)
+        self.servers: dict[tuple[str, int], Server] = {}
+        self.activity = [NodeActivity() for _ in self.plan.nodes]
+        self.groups: list[PeGroup] = []
+        self.group_of_pe: dict[int, PeGroup] = {}
+        self._replicas: list[tuple[Node, ReplicaPlan, PeGroup, _Bound, int]] = []
+        self._rows: dict[int, list[_Bound]] = {}
+        self._row_parts: list[list[int]] = []
+        self._tier2: dict[int, tuple[int, int]] = {}
+        for node in self.plan.nodes:
+            if node.replicas:
+                parts = [0] * node.rows
+                for rp in node.replicas:
+                    group = PeGroup(env, node.name, rp)
+                    self.groups.append(group)
+                    for pe in rp.pes:
+                        self.group_of_pe[pe] = group
+                    source = self.counters.register(node.name, rp.counts)
+                    bound = _Bound(self, fetch=rp.fetch, drain=rp.drain)
+                    self._replicas.append((node, rp, group, bound, source))
+                    for r, n in enumerate(rp.share):
+                        parts[r] += n > 0
+                self._row_parts.append(parts)
+            else:
+                self._rows[node.index] = [
+                    _Bound(self, read=row.read, unit=row.unit, deliver=row.deliver)
+                    for row in node.row_plans]
+                self._row_parts.append([1] * node.rows)
+        self.scaled_pes: frozenset[int] = frozenset()
+        self.set_scaled_pes(scaled_pes)
+
+    def _server(self, key: tuple[str, int]) -> Server:
+        server = self.servers.get(key)
+        if server is None:
+            server = self.servers[key] = Server(self.env, f"{key[0]}[{key[1]}]")
+        return server
+
+    def _bind_path(self, path):
+        return tuple((None if s.server is None else self._server(s.server), s.item_ps) for s in path)
+
+    def _bind_fork(self, fork):
+        return tuple(self._bind_path(p) for p in fork)
+
+    def set_scaled_pes(self, pes: Iterable[int]) -> None:
+        """Route the columns of ``pes`` through tier-2 scaling from now on (a task switch)."""
+        pes = frozenset(pes)
+        unknown = sorted(p for p in pes if p not in self.group_of_pe)
+        if unknown:
+            raise ValueError(f"scaled_pes names PEs the mapping does not have: {unknown[:5]}")
+        self.scaled_pes = pes
+        self._tier2 = {}
+        for node, rp, _, _, _ in self._replicas:
+            scaled = [p for p in rp.pes if p in pes]
+            if scaled:
+                columns = sum(rp.tier2_columns[p] for p in scaled)
+                source = self.counters.register(node.name, tier2_counts(self.plan, columns))
+                latency = max(self.plan.pe_tier2_ps[p] for p in scaled)
+                self._tier2[id(rp)] = (source, latency)
+
+    def pes_of(self, layer: str) -> tuple[int, ...]:
+        for node in self.plan.nodes:
+            if node.name == layer:
+                return node.pes
+        raise KeyError(layer)
+
+    def hold_pes(self, pes: Iterable[int], duration_ps: int):
+        """Generator: take every PE group containing one of ``pes`` for ``duration_ps``."""
+        groups = sorted({id(g): g for g in (self.group_of_pe[p] for p in pes)}.values(),
+                        key=lambda g: g.pes[0])
+        for group in groups:
+            yield from group.take()
+        yield self.env.timeout(duration_ps)
+        for group in groups:
+            group.give_back()
+
+    def infer(self, images: int = 1, start_ps: int | None = None) -> Batch:
+        """Start ``images`` pipelined inferences at ``start_ps`` (default: now); the batch."""
+        env = self.env
+        start = env.now if start_ps is None else start_ps
+        if start < env.now:
+            raise ValueError(f"start_ps {start} is before the current time {env.now}")
+        batch = Batch(self, images, start)
+        env.process(self._start(batch))
+        return batch
+
+    def _start(self, batch: Batch):
+        if batch.start_ps > self.env.now:
+            yield self.env.timeout(batch.start_ps - self.env.now)
+        env = self.env
+        for node in self.plan.nodes:
+            if node.index == 0:
+                env.process(self._source(batch, node))
+            elif node.replicas:
+                continue
+            else:
+                env.process(self._digital(batch, node))
+        for item in self._replicas:
+            env.process(self._replica(batch, *item))
+
+    def _source(self, batch: Batch, node: Node):
+        env, rows = self.env, self._rows[0]
+        activity, timeline = self.activity[0], self.timeline
+        for image in range(batch.images):
+            if image:
+                # The input buffer holds one image: the next streams in once its readers are done.
+                for consumer in node.consumers:
+                    st = batch.progress[consumer][image - 1]
+                    event = batch.until(st, len(st.parts) - 1)
+                    if event is not None:
+                        yield event
+            now = env.now
+            batch.image_start_ps[image] = now
+            last_link = now
+            for r, (row, plan) in enumerate(zip(rows, node.row_plans)):
+                t, last = _through(row.unit, now, now, 1)
+                last_link = max(last_link, t)
+                _, ready = _fork(row.deliver, t, last, 1)
+                self.counters.add_all(INPUT, plan.counts)
+                activity.busy_ps += plan.busy_ps
+                batch.row_done(0, image, r, ready)
+            activity.span(now, last_link)
+            if timeline is not None:
+                timeline.append((now, last_link, INPUT, -1, "offchip_in"))
+
+    def _digital(self, batch: Batch, node: Node):
+        env, rows, timeline = self.env, self._rows[node.index], self.timeline
+        activity, name, home, kind = self.activity[node.index], node.name, node.home, node.kind
+        unit_free = 0
+        for image in range(batch.images):
+            inputs = [(batch.progress[p][image], need) for p, need in node.producers]
+            for r, (row, plan) in enumerate(zip(rows, node.row_plans)):
+                for st, need in inputs:
+                    m = need[r]
+                    if st.known > m:
+                        if st.cum[m] > env.now:
+                            yield env.timeout(st.cum[m] - env.now)
+                    else:
+                        event = Wake(env)
+                        st.waiters.append((m, event))
+                        yield event
+                if unit_free > env.now:  # rows leave the unit in order
+                    yield env.timeout(unit_free - env.now)
+                now = env.now
+                t, last = _fork(row.read, now, now, 1)
+                start = t
+                t, last = _through(row.unit, t, last, 1)
+                _, ready = _fork(row.deliver, t, last, 1)
+                unit_free = t
+                self.counters.add_all(name, plan.counts)
+                activity.busy_ps += plan.busy_ps
+                activity.span(start, t)
+                if timeline is not None:
+                    timeline.append((start, t, name, home, kind))
+                batch.row_done(node.index, image, r, ready)
+
+    def _replica(self, batch: Batch, node: Node, rp: ReplicaPlan, group: PeGroup, bound: _Bound,
+                 source: int):
+        env, counters, timeline = self.env, self.counters, self.timeline
+        activity = self.activity[node.index]
+        mvm, fetch, name, home, index = rp.mvm_ps, bound.fetch, node.name, rp.home, node.index
+        drain = tuple((len(f) == 1, f[0] if len(f) == 1 else f) for f in bound.drain)
+        per_image = sum(rp.share) * mvm
+        fine = self.mode == "fine"
+        for image in range(batch.images):
+            inputs = [(batch.progress[p][image], need) for p, need in node.producers]
+            group.busy_ps += per_image
+            activity.busy_ps += per_image
+            for r, n in enumerate(rp.share):
+                if not n:
+                    continue
+                for st, need in inputs:
+                    m = need[r]
+                    if st.known > m:
+                        if st.cum[m] > env.now:
+                            yield env.timeout(st.cum[m] - env.now)
+                    else:
+                        event = Wake(env)
+                        st.waiters.append((m, event))
+                        yield event
+                if group._taken is not None:
+                    yield from group.wait_free()
+                tier2 = self._tier2.get(id(rp))
+                tail = rp.tail_ps + (tier2[1] if tier2 else 0)
+                counters.tally(source, n)
+                if tier2:
+                    counters.tally(tier2[0], n)
+                items, count = (n, 1) if fine else (1, n)
+                ready = 0
+                for _ in range(items):
+                    # The next inputs are fetched while the last MVM booked on the crossbars runs.
+                    pace = group.xbar_free_ps - mvm
+                    if pace > env.now:
+                        yield env.timeout(pace - env.now)
+                    now = first = last = env.now
+                    for ((server, d),) in fetch:
+                        start = server.book(now, count * d)
+                        if start + d > first:
+                            first = start + d
+                        if start + count * d > last:
+                            last = start + count * d
+                    x0 = first if first > group.xbar_free_ps else group.xbar_free_ps
+                    x1 = x0 + count * mvm
+                    if last + mvm > x1:
+                        x1 = last + mvm
+                    group.xbar_free_ps = x1
+                    t, end = x0 + mvm + tail, x1 + tail
+                    for single, f in drain:
+                        t, end = _through(f, t, end, count) if single else _fork(f, t, end, count)
+                    if end > ready:
+                        ready = end
+                    if activity.first_ps is None:
+                        activity.first_ps = x0
+                    if x1 > activity.last_ps:
+                        activity.last_ps = x1
+                    if timeline is not None:
+                        timeline.append((x0, x1, name, home, "mvm"))
+                batch.row_done(index, image, r, ready)

@@ -1,0 +1,227 @@
+"""The result of an inference run: latency, throughput, energy with its breakdown, timeline.
+
+Energy = Σ action count × per-action energy (``Hardware.energy_pj``; every action's energy is its
+component's busy power over its peak rate, see :mod:`xsim.energy`) + leakage × the run's span.
+Leakage is chip-wide (every unit of the chip leaks whether mapped or not), from each arch
+component's ``leakage_mw`` × its count on the chip — the same roll-up as ``Hardware.chip`` — plus
+the tier-2 units of every PE when the run scales any PE. Per layer, a layer's PEs carry
+``Hardware.pe.leakage_mw`` each; the rest (tiles, routers, links, unmapped PEs) is the ``(chip)``
+row.
+
+Throughput: with several images, the steady-state interval is the mean time between image
+completions after the first; with one image it is the analytic bottleneck, the largest busy time
+per image of any layer replica or digital layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from xsim.config.arch import Arch
+from xsim.engine.chip import Batch, ChipModel, TimelineEvent
+
+CHIP_ROW = "(chip)"
+
+
+def leakage_mw(arch: Arch, tier2: bool = False) -> dict[str, float]:
+    """Chip-wide leakage per component name (the names of the action table)."""
+    pe, tile = arch.pe, arch.tile
+    xbars, pes, tiles = arch.crossbars_per_chip, arch.pes_per_chip, arch.chip.tiles
+    parts = {
+        "crossbar": xbars * arch.crossbar.count * arch.crossbar.leakage_mw,
+        "dac": xbars * pe.dac.count * pe.dac.leakage_mw,
+        "sample_hold": xbars * pe.sample_hold.count * pe.sample_hold.leakage_mw,
+        "adc": xbars * pe.adc.count * pe.adc.leakage_mw,
+        "pe_shift_add": pes * pe.shift_add.count * pe.shift_add.leakage_mw,
+        "input_register": pes * pe.input_register.count * pe.input_register.leakage_mw,
+        "pe_output_register": pes * pe.output_register.count * pe.output_register.leakage_mw,
+        "edram": tiles * tile.edram.count * tile.edram.leakage_mw,
+        "bus": tiles * tile.bus.count * tile.bus.leakage_mw,
+        "sigmoid": tiles * tile.sigmoid.count * tile.sigmoid.leakage_mw,
+        "tile_shift_add": tiles * tile.shift_add.count * tile.shift_add.leakage_mw,
+        "maxpool": tiles * tile.maxpool.count * tile.maxpool.leakage_mw,
+        "tile_output_register": tiles * tile.output_register.count * tile.output_register.leakage_mw,
+        "router": tiles / arch.router.tiles_per_router * arch.router.count * arch.router.leakage_mw,
+        "offchip": arch.chip.offchip.count * arch.chip.offchip.leakage_mw,
+    }
+    if tier2:
+        unit, reg = arch.tier2.unit, arch.tier2.scale_register
+        parts["tier2_scale"] = pes * unit.count * unit.leakage_mw
+        parts["tier2_register"] = pes * reg.count * reg.leakage_mw
+    return parts
+
+
+def _leak_pj(mw: float, ps: int) -> float:
+    return mw * ps * 1e-3
+
+
+@dataclass(frozen=True)
+class InferenceResult:
+    """Figures of one batch of pipelined images. Times in ps, energy in pJ."""
+
+    network: str
+    arch: str
+    mode: str
+    images: int
+    weight_bits: int
+    input_bits: int
+    latency_ps: int
+    image_latency_ps: tuple[int, ...]
+    makespan_ps: int
+    interval_ps: float
+    interval_source: str
+    bottleneck_layer: str
+    dynamic_energy_pj: float
+    leakage_energy_pj: float
+    layers: tuple[dict, ...]
+    components: tuple[dict, ...]
+    counts: dict[str, dict[str, int]]
+    timeline: tuple[TimelineEvent, ...] = field(repr=False)
+    events: int = 0
+
+    @property
+    def energy_pj(self) -> float:
+        return self.dynamic_energy_pj + self.leakage_energy_pj
+
+    @property
+    def energy_per_image_pj(self) -> float:
+        return self.energy_pj / self.images
+
+    @property
+    def throughput_per_s(self) -> float:
+        return 1e12 / self.interval_ps
+
+    @property
+    def average_power_mw(self) -> float:
+        return self.energy_pj / self.makespan_ps * 1e3
+
+    def layer_rows(self) -> list[dict]:
+        return [dict(row) for row in self.layers]
+
+    def component_rows(self) -> list[dict]:
+        return [dict(row) for row in self.components]
+
+    def timeline_records(self) -> list[tuple[int, int, str, int, str]]:
+        return [tuple(e) for e in self.timeline]
+
+    def to_dict(self) -> dict:
+        """Summary, per-layer and per-component rows (the timeline is left to ``timeline_records``)."""
+        return {
+            "network": self.network,
+            "arch": self.arch,
+            "mode": self.mode,
+            "images": self.images,
+            "precision": {"weight_bits": self.weight_bits, "input_bits": self.input_bits},
+            "latency_ps": self.latency_ps,
+            "latency_us": self.latency_ps / 1e6,
+            "mean_image_latency_ps": sum(self.image_latency_ps) / self.images,
+            "makespan_ps": self.makespan_ps,
+            "interval_ps": self.interval_ps,
+            "interval_source": self.interval_source,
+            "throughput_images_per_s": self.throughput_per_s,
+            "bottleneck_layer": self.bottleneck_layer,
+            "energy_pj": self.energy_pj,
+            "dynamic_energy_pj": self.dynamic_energy_pj,
+            "leakage_energy_pj": self.leakage_energy_pj,
+            "energy_per_image_uj": self.energy_per_image_pj / 1e6,
+            "average_power_mw": self.average_power_mw,
+            "events": self.events,
+            "counts": self.counts,
+            "layers": self.layer_rows(),
+            "components": self.component_rows(),
+        }
+
+
+def collect(chip: ChipModel, batch: Batch, mode: str, events: int) -> InferenceResult:
+    """Roll the chip's counters and activity after ``batch`` into an :class:`InferenceResult`."""
+    hw, plan, arch = chip.hw, chip.plan, chip.arch
+    done = [t for t in batch.image_done_ps if t is not None]
+    if len(done) != batch.images:
+        raise RuntimeError(f"{batch.images - len(done)} of {batch.images} images did not finish")
+    starts = batch.image_start_ps
+    latencies = tuple(d - s for d, s in zip(batch.image_done_ps, starts))
+    makespan = max(done) - batch.start_ps
+
+    per_node_interval = {}
+    for node in plan.nodes:
+        if node.replicas:
+            per_node_interval[node.name] = max(sum(rp.share) * rp.mvm_ps for rp in node.replicas)
+        else:
+            per_node_interval[node.name] = sum(row.busy_ps for row in node.row_plans)
+    bottleneck = max(per_node_interval, key=per_node_interval.get)
+    if batch.images > 1:
+        ordered = sorted(done)
+        interval, source = (ordered[-1] - ordered[0]) / (batch.images - 1), "measured"
+    else:
+        interval, source = float(per_node_interval[bottleneck]), "bottleneck"
+
+    by_layer = chip.counters.by_layer()
+    energy = {key: hw.energy_pj(*key) for counts in by_layer.values() for key in counts}
+    leak = leakage_mw(arch, tier2=bool(chip.scaled_pes))
+    leakage_total = _leak_pj(sum(leak.values()), makespan)
+
+    layers = []
+    attributed_leak = 0.0
+    for node in plan.nodes:
+        counts = by_layer.pop(node.name, {})
+        dynamic = sum(n * energy[key] for key, n in counts.items())
+        pes = len(node.pes)
+        leak_pj = _leak_pj(pes * hw.pe.leakage_mw, makespan)
+        attributed_leak += leak_pj
+        activity = chip.activity[node.index]
+        units = max(1, len(node.replicas))
+        layers.append({
+            "layer": node.name,
+            "kind": node.kind,
+            "replicas": len(node.replicas),
+            "pes": pes,
+            "tiles": len(node.tiles),
+            "mvms": sum(sum(rp.share) for rp in node.replicas) * batch.images,
+            "busy_ps": activity.busy_ps,
+            "utilisation": activity.busy_ps / (units * makespan) if makespan else 0.0,
+            "first_ps": activity.first_ps,
+            "last_ps": activity.last_ps,
+            "dynamic_energy_pj": dynamic,
+            "leakage_energy_pj": leak_pj,
+            "energy_pj": dynamic + leak_pj,
+            "energy_per_image_pj": (dynamic + leak_pj) / batch.images,
+        })
+    other_dynamic = sum(n * energy[key] for counts in by_layer.values() for key, n in counts.items())
+    other_leak = leakage_total - attributed_leak
+    if other_dynamic or other_leak > 1e-9 * max(1.0, leakage_total):
+        layers.append({
+            "layer": CHIP_ROW, "kind": "chip", "replicas": 0, "pes": 0, "tiles": 0, "mvms": 0,
+            "busy_ps": 0, "utilisation": 0.0, "first_ps": None, "last_ps": None,
+            "dynamic_energy_pj": other_dynamic, "leakage_energy_pj": other_leak,
+            "energy_pj": other_dynamic + other_leak,
+            "energy_per_image_pj": (other_dynamic + other_leak) / batch.images,
+        })
+
+    totals = chip.counters.totals()
+    dynamic_total = sum(n * energy[(c, a)] for c, actions in totals.items() for a, n in actions.items())
+    components = []
+    for component in sorted(totals):
+        for action, n in sorted(totals[component].items()):
+            e = n * energy[(component, action)]
+            components.append({
+                "component": component, "action": action, "count": n,
+                "energy_per_action_pj": energy[(component, action)], "energy_pj": e,
+                "energy_per_image_pj": e / batch.images,
+            })
+    for component, mw in sorted(leak.items()):
+        if mw:
+            e = _leak_pj(mw, makespan)
+            components.append({
+                "component": component, "action": "leakage", "count": None,
+                "energy_per_action_pj": None, "energy_pj": e, "energy_per_image_pj": e / batch.images,
+            })
+
+    return InferenceResult(
+        network=chip.mapping.network.name, arch=arch.name, mode=mode, images=batch.images,
+        weight_bits=chip.mapping.weight_bits, input_bits=chip.mapping.input_bits,
+        latency_ps=latencies[0], image_latency_ps=latencies, makespan_ps=makespan,
+        interval_ps=interval, interval_source=source, bottleneck_layer=bottleneck,
+        dynamic_energy_pj=dynamic_total, leakage_energy_pj=leakage_total,
+        layers=tuple(layers), components=tuple(components), counts=totals,
+        timeline=tuple(map(TimelineEvent._make, chip.timeline or ())), events=events,
+    )
