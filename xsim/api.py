@@ -1,20 +1,32 @@
 """The public entry point: ``xsim.simulate(arch, workload)`` and the result it returns.
 
 Data flows one way: files → validated config (built once) → mapping → hardware roll-up →
-{engine, multi-task adaptation, functional model} → tables. Each stage lives in its own module;
-this one only wires them together and collects what they return.
+engine (inference timing and energy) → multi-task adaptation (every strategy on the schedule) →
+optionally the bit-accurate functional model → tables. Each stage lives in its own module; this
+one only wires them together and collects what they return.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xsim.config import Arch, Workload, build_network, load_arch, load_workload
+from xsim.config import (
+    Arch,
+    ConfigError,
+    Workload,
+    build_network,
+    load_arch,
+    load_workload,
+    resolve_path,
+)
 from xsim.energy import Hardware, hardware
 from xsim.mapping import Mapping, map_network
 from xsim.models import Network
+
+Progress = Callable[[Iterable, str], Iterable]
 
 
 @dataclass(frozen=True)
@@ -42,25 +54,138 @@ def prepare(arch: Arch | str | Path, workload: Workload | str | Path,
     input_bits = workload.input_bits(arch.precision.input_bits)
     mapping = map_network(arch, network, weight_bits=weight_bits, input_bits=input_bits,
                           replication=workload.mapping.replication, source=workload.source)
+    if workload.mapping.resident_heads:
+        heads = (len(workload.tasks) - 1) * mapping.layers[-1].pes_per_replica
+        spare = arch.pes_per_chip - mapping.pe_count
+        if heads > spare:
+            raise ConfigError(workload.source, "mapping.resident_heads",
+                              f"the {len(workload.tasks) - 1} new tasks' heads need {heads} spare PEs "
+                              f"but {arch.name} has {spare} left after the mapping; set it to false "
+                              "to rewrite the head at every switch")
     return arch, workload, network, mapping, hardware(arch, weight_bits, input_bits)
 
 
+def model_weights(workload: Workload, network: Network) -> dict:
+    """The backbone's float weights: synthetic (seeded) or from the workload's ``.npz``."""
+    from xsim.functional.weights import load_weights, synthetic_weights
+
+    spec = workload.model.weights
+    if spec.kind == "synthetic":
+        return synthetic_weights(network, spec.seed)
+    path = resolve_path(workload, spec.path)
+    try:
+        return load_weights(path, network)
+    except FileNotFoundError:
+        raise ConfigError(workload.source, "model.weights.path", f"no such file: {path}") from None
+    except ValueError as exc:
+        raise ConfigError(workload.source, "model.weights.path", str(exc)) from None
+
+
+def _no_progress(items: Iterable, _label: str) -> Iterable:
+    return items
+
+
 def simulate(arch: Arch | str | Path, workload: Workload | str | Path, *,
-             arch_overrides: dict | None = None) -> SimulationResult:
-    """Map ``workload`` onto ``arch`` and evaluate it; returns a :class:`SimulationResult`."""
+             arch_overrides: dict | None = None, functional: bool = False, images: int = 1,
+             progress: Progress | None = None) -> SimulationResult:
+    """Simulate ``workload`` on ``arch``: inference on the engine, every adaptation strategy on the
+    schedule, and (``functional``) bit-accurate inference of ``images`` images per task under
+    XMA2's masks. Returns a :class:`SimulationResult` with its tables and summary."""
+    from xsim.engine import simulate_inference
+    from xsim.mta.scenario import run_scenario
+    from xsim.mta.tasks import build_tasks
+
+    progress = progress or _no_progress
     arch, workload, network, mapping, hw = prepare(arch, workload, arch_overrides)
+    backbone = simulate_inference(arch, mapping, hw, images=workload.batch, record_timeline=True)
+
+    def inference(scaled: frozenset[int]) -> dict:
+        result = (backbone if not scaled else
+                  simulate_inference(arch, mapping, hw, images=1, scaled_pes=scaled,
+                                     record_timeline=False))
+        components: dict[str, float] = {}
+        for row in result.component_rows():
+            name = "leakage" if row["action"] == "leakage" else row["component"]
+            components[name] = components.get(name, 0.0) + row["energy_per_image_pj"]
+        tier2 = components.get("tier2_scale", 0.0) + components.get("tier2_register", 0.0)
+        return {"energy_pj": result.energy_per_image_pj, "latency_ps": result.latency_ps,
+                "tier2_pj": tier2, "components": components}
+
+    weights = model_weights(workload, network)
+    tasks = build_tasks(mapping, workload, weights)
+    mta = run_scenario(arch, workload, mapping, hw, tasks, inference,
+                       progress=lambda layers: progress(layers, "reprogramming"))
+
     tables = {
-        "layers": mapping.summary_rows(),
-        "actions": [
-            {"component": a.component, "action": a.action, "energy_pj": a.energy_pj,
-             "derivation": a.derivation}
-            for a in hw.actions
-        ],
+        "strategies": mta.tables["strategies"],
+        "strategy_totals": mta.tables["strategy_totals"],
+        "switches": mta.tables["switches"],
+        "energy_breakdown": mta.tables["energy_breakdown"],
+        "endurance": mta.tables["endurance"],
+        "layers": _layer_rows(mapping, backbone),
+        "components": backbone.component_rows(),
+        "actions": [{"component": a.component, "action": a.action, "energy_pj": a.energy_pj,
+                     "derivation": a.derivation} for a in hw.actions],
+        "timeline": _timeline(mta, mapping, backbone, workload),
     }
     summary = {
         "arch": arch.name,
         "workload": workload.name,
         "mapping": mapping.totals(),
         "hardware": {k: v for k, v in hw.to_dict().items() if k != "actions"},
+        "inference": {k: v for k, v in backbone.to_dict().items()
+                      if k not in ("layers", "components", "counts")},
+        "multi_task": mta.summary,
     }
+    if functional:
+        from xsim.functional.masks import TaskMasks
+        from xsim.functional.metrics import functional_metrics
+
+        masks = {}
+        for task in workload.tasks:
+            if task.backbone:
+                masks[task.name] = None
+                continue
+            tier1 = tasks.tier1[task.name]
+            layers = {mapping.pes[p].layer for p in tier1}
+            masks[task.name] = TaskMasks.from_matrices(
+                mapping, tier1, tasks.tier2[task.name],
+                {name: tasks.task_weights(task.name, name) for name in layers})
+        per_task, per_layer = functional_metrics(
+            arch, network, mapping, weights, images=images, seed=workload.seed,
+            masks_by_task=dict(progress(masks.items(), "bit-accurate inference")))
+        tables["functional_tasks"] = per_task
+        tables["functional_layers"] = per_layer
+        summary["functional"] = per_task
     return SimulationResult(arch, workload, network, mapping, hw, tables, summary)
+
+
+def _layer_rows(mapping: Mapping, backbone) -> list[dict]:
+    placed = {row["layer"]: row for row in mapping.summary_rows()}
+    rows = []
+    for row in backbone.layer_rows():
+        merged = dict(placed.get(row["layer"], {}))
+        merged.update({k: v for k, v in row.items() if k not in ("first_ps", "last_ps")})
+        rows.append(merged)
+    return rows
+
+
+def _timeline(mta, mapping: Mapping, backbone, workload: Workload) -> list[dict]:
+    """XMA2's first switch (PE rewrites) followed by the new task's first inference."""
+    strategy = "xma2" if "xma2" in workload.strategies else workload.strategies[0]
+    first = mta.sequence[1] if len(mta.sequence) > 1 else None
+    switch = mta.switches.get((strategy, workload.backbone.name, first))
+    offset = switch.latency_ps if switch else 0
+    order = {lm.layer.name: i for i, lm in enumerate(mapping.layers)}
+    events = []
+    if switch:
+        for rw in switch.rewrites:
+            pe = mapping.pes[rw.pe]
+            events.append({"start_ps": rw.start_ps, "end_ps": rw.end_ps, "layer": pe.layer,
+                           "layer_index": pe.layer_index, "tile": pe.tile, "kind": "rewrite"})
+    for e in backbone.timeline:
+        if e.kind == "mvm" and e.end_ps > e.start_ps:
+            events.append({"start_ps": e.start_ps + offset, "end_ps": e.end_ps + offset,
+                           "layer": e.layer, "layer_index": order.get(e.layer, len(order)),
+                           "tile": e.tile, "kind": "inference"})
+    return events

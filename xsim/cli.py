@@ -88,19 +88,49 @@ def cmd_map(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress_bar(enabled: bool):
+    """A tqdm bar on a terminal (stderr); nothing when output is not a terminal."""
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    def wrap(items, label):
+        items = list(items)
+        return tqdm(items, desc=label, unit="step", leave=False, file=sys.stderr)
+
+    return wrap
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from xsim.api import simulate
     from xsim.report.writer import write_outputs
 
-    result = simulate(args.arch, args.workload)
+    result = simulate(args.arch, args.workload, functional=args.functional, images=args.images,
+                      progress=_progress_bar(sys.stderr.isatty()))
     written = write_outputs(result, args.out)
-    totals = result.summary["mapping"]
-    hw = result.summary["hardware"]["chip"]
-    print(f"{result.workload.name} on {result.arch.name}: {totals['crossbars']} crossbars in "
-          f"{totals['pes']} PEs / {totals['tiles']} tiles, utilisation {totals['utilisation']:.1%}; "
-          f"chip {hw['power_w']:.1f} W, {hw['area_mm2']:.1f} mm2, peak {hw['peak_tops']:.1f} TOPS")
-    print(f"wrote {len(written)} files to {args.out}/")
+    print(summary_text(result))
+    print(f"\nwrote {len(written)} files to {args.out}/")
     return 0
+
+
+def summary_text(result) -> str:
+    s = result.summary
+    m, inf = s["mapping"], s["inference"]
+    lines = [
+        f"{result.workload.name} on {result.arch.name}: {m['network']} at {m['weight_bits']}-bit, "
+        f"{m['crossbars']} crossbars in {m['pes']} PEs on {m['tiles']} tiles "
+        f"(utilisation {m['utilisation']:.1%})",
+        f"backbone inference: {inf['latency_us']:.1f} us latency, "
+        f"{inf['throughput_images_per_s']:.1f} images/s, {inf['energy_per_image_uj']:.1f} uJ/image",
+        "",
+        _table(s["multi_task"]["strategies"], ["strategy", "schedule_switch_energy_uj",
+                                                "schedule_inference_energy_uj", "max_writes",
+                                                "lifetime_periods", "extra_area_mm2"]),
+    ]
+    if "functional" in s:
+        lines += ["", _table(s["functional"], ["task", "images", "rel_error", "snr_db",
+                                               "top1_agreement"])]
+    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("arch", metavar="ARCH")
     p.add_argument("workload", metavar="WORKLOAD")
     p.add_argument("-o", "--out", default="out", metavar="OUTDIR", help="output folder (default out)")
+    p.add_argument("--functional", action="store_true",
+                   help="also run bit-accurate inference per task under XMA2's masks")
+    p.add_argument("--images", type=int, default=1, metavar="N",
+                   help="images per task for --functional (default 1)")
     p.set_defaults(func=cmd_run)
     return parser
 
@@ -137,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "images", 1) < 1:
+        parser.error(f"--images must be at least 1, got {args.images}")
     for name in ("weight_bits", "input_bits"):
         value = getattr(args, name, None)
         if value is not None and not 2 <= value <= 16:

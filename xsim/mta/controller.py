@@ -10,6 +10,7 @@ the switch latency (the end of the last write).
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,34 +27,35 @@ class Rewrite:
     end_ps: int
 
 
-def run_controller(env: simpy.Environment, lanes: simpy.Resource,
-                   jobs: Sequence[tuple[int, np.ndarray]], out: list[Rewrite]):
-    """A simpy process writing ``jobs`` = [(pe, crossbar write times in ps), ...] on ``lanes``.
+def run_controller(env: simpy.Environment, lanes: int, jobs: Sequence[tuple[int, np.ndarray]],
+                   out: list[Rewrite]):
+    """A simpy process writing ``jobs`` = [(pe, crossbar write times in ps), ...] on ``lanes``
+    write-driver lanes, each taking the next crossbar in order as soon as it is free.
 
     Appends one :class:`Rewrite` per PE (times relative to the process start) to ``out``.
     """
     origin = env.now
+    queue = deque((pe, int(t)) for pe, times in jobs for t in times)
     spans: dict[int, list[int]] = {}
 
-    def write(pe: int, duration: int):
-        with lanes.request() as slot:
-            yield slot
+    def lane():
+        while queue:
+            pe, duration = queue.popleft()
             span = spans.setdefault(pe, [env.now, env.now])
             span[0] = min(span[0], env.now)
             yield env.timeout(duration)
             span[1] = max(span[1], env.now)
 
-    procs = [env.process(write(pe, int(t))) for pe, times in jobs for t in times]
-    if procs:
-        yield env.all_of(procs)
+    workers = [env.process(lane()) for _ in range(min(lanes, len(queue)))]
+    if workers:
+        yield env.all_of(workers)
     out.extend(Rewrite(pe, s - origin, e - origin) for pe, (s, e) in sorted(spans.items()))
 
 
 def schedule_switch(jobs: Sequence[tuple[int, np.ndarray]], lanes: int) -> tuple[int, list[Rewrite]]:
     """Simulate one switch's writes on their own; returns (latency in ps, per-PE rewrites)."""
     env = simpy.Environment()
-    resource = simpy.Resource(env, capacity=lanes)
     rewrites: list[Rewrite] = []
-    env.process(run_controller(env, resource, jobs, rewrites))
+    env.process(run_controller(env, lanes, jobs, rewrites))
     env.run()
     return max((r.end_ps for r in rewrites), default=0), rewrites

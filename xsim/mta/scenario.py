@@ -187,21 +187,17 @@ def run_scenario(arch: Arch, workload: Workload, mapping: Mapping, hw: Hardware,
                     new_v = _version(s, b, first, tasks, levels.is_head)
                     if old_v == new_v:
                         continue
-                    rows = slice(pe.row_start, pe.row_stop)
-                    cols = slice(pe.col_start * cpw, pe.col_stop * cpw)
-                    written = np.zeros((pe.row_stop - pe.row_start, (pe.col_stop - pe.col_start) * cpw),
-                                       dtype=np.bool_)
-                    times, pulses, cells, _ = write_cost(
-                        levels.get(*old_v)[rows, cols], levels.get(*new_v)[rows, cols],
-                        columns=columns, written=written, **params)
+                    window = (pe.row_start, pe.row_stop, pe.col_start * cpw, pe.col_stop * cpw)
+                    times, pulses, cells = write_cost(
+                        levels.get(*old_v), levels.get(*new_v), columns=columns, window=window,
+                        counts=counts, weight=n, **params)
                     sw.jobs.append((pid, times.ravel()))
                     sw.pulses += int(pulses.sum())
                     sw.cells_written += int(cells.sum())
                     sw.write_time_ps += int(times.sum())
                     sw.pes_rewritten += 1
                     if rp.compare_before_write:
-                        sw.compared_cells += written.size
-                    counts[rows, cols] += n * written
+                        sw.compared_cells += (window[1] - window[0]) * (window[3] - window[2])
                     ever[i] = True
             for i in np.flatnonzero(ever):
                 pe = mapping.pes[lm.pes[i]]

@@ -68,7 +68,7 @@ class TaskSet:
         """The task's fully fine-tuned integer weights of a (non-head) layer."""
         if task == self.workload.backbone.name:
             return self.backbone[layer]
-        w = self.backbone[layer] + self.deltas[(task, layer)]
+        w = self.backbone[layer] + self.deltas[(task, layer)].astype(np.int32)
         return np.clip(w, -self.limit, self.limit)
 
     def masked_weights(self, task: str, layer: str) -> np.ndarray:
@@ -147,8 +147,8 @@ def build_tasks(mapping: Mapping, workload: Workload, weights: dict) -> TaskSet:
     limit = (1 << (bits - 1)) - 1
     head_layer = mapping.layers[-1]
     backbone = {
-        lm.layer.name: weight_matrix(quantise_weights(weights[lm.layer.name][0], bits,
-                                                      per_channel=True)[0])
+        lm.layer.name: np.ascontiguousarray(weight_matrix(quantise_weights(
+            weights[lm.layer.name][0], bits, per_channel=True)[0]), dtype=np.int32)
         for lm in mapping.layers
     }
     tasks = TaskSet(mapping, workload, backbone, limit)
@@ -174,12 +174,13 @@ def build_tasks(mapping: Mapping, workload: Workload, weights: dict) -> TaskSet:
             w0 = backbone[lm.layer.name]
             rng = _rng(workload, ti, lm.layer_index)
             change = task.weight_change
-            changed = rng.random(w0.shape) < change.fraction
-            step = np.rint(rng.normal(0.0, change.sigma_lsb, w0.shape))
+            changed = rng.random(w0.shape, dtype=np.float32) < change.fraction
+            step = np.rint(rng.standard_normal(w0.shape, dtype=np.float32) * change.sigma_lsb)
             delta = np.where(changed, np.clip(step, -127, 127), 0).astype(np.int8)
             tasks.deltas[(task.name, lm.layer.name)] = delta
-            tasks.masked[(task.name, lm.layer.name)] = rng.random(w0.shape) < change.masked_fraction
-            moved = np.abs(np.clip(w0 + delta, -limit, limit) - w0)
+            tasks.masked[(task.name, lm.layer.name)] = (
+                rng.random(w0.shape, dtype=np.float32) < change.masked_fraction)
+            moved = np.abs(tasks.task_weights(task.name, lm.layer.name) - w0)
             for pid in lm.pes[: lm.pes_per_replica]:
                 p = mapping.pes[pid]
                 scores[pe_pos[pid]] = moved[p.row_start:p.row_stop, p.col_start:p.col_stop].sum()
@@ -197,6 +198,15 @@ def _tier1(task: TaskSpec, where: str, workload: Workload, candidates, layer_of,
 
 
 def _tier2(task: TaskSpec, where: str, workload: Workload, mapping: Mapping, ti: int):
+    """The task's tier-2 scales; the head layer's columns are never scaled (scale 1)."""
+    scales = _tier2_values(task, where, workload, mapping, ti)
+    for p in mapping.layers[-1].pes[: mapping.layers[-1].pes_per_replica]:
+        pe = mapping.pes[p]
+        scales[pe.tier2_offset: pe.tier2_offset + pe.weight_columns] = 1.0
+    return scales
+
+
+def _tier2_values(task: TaskSpec, where: str, workload: Workload, mapping: Mapping, ti: int):
     if task.tier2.scales_file:
         path = resolve_path(workload, task.tier2.scales_file)
         scales = _read_npz(path, "tier2", workload.source, f"{where}.tier2.scales_file")
