@@ -65,7 +65,7 @@ def main():
     def cell_macs(batch):
         return batch * ROWS * COLS * INPUT_BITS * SLICES
 
-    t_fused = best_time(lambda: crossbar_mvm_packed(x, packed, **CONFIG), 5)
+    t_fused = best_time(lambda: crossbar_mvm_packed(x, packed, **CONFIG), 10)
     t_blas = best_time(lambda: blas_bitplanes(x, w), 3)
     t_ref = best_time(lambda: reference_mvm(xr, w, rows=ROWS, cell_bits=CELL_BITS,
                                             weight_bits=WEIGHT_BITS, **CONFIG), 1)

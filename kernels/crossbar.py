@@ -57,6 +57,10 @@ What is modelled (ISAAC-class tile, one MVM ``x @ w``):
 When the ADC covers ``rows * (2**cell_bits - 1) * (2**dac_bits - 1)`` losslessly
 and there is no noise, ``Y == x @ w`` exactly.
 
+Kernels: 128-row crossbars of 2-bit cells with 1-bit DACs, a clip ADC and no
+noise run a specialised kernel (``_mvm.mvm_128x2``); everything else runs the
+generic one (``_mvm.mvm_generic``).  Both give the same bits.
+
 Read noise is indexed per conversion ``(b, r, p, a, s, n)`` -- sample, row block,
 phase (in the order chunk 0, 1, .., top chunk's non-negative part, negative
 part), array (positive, negative), slice, column -- as ``index = ((((b*R + r)*NP
