@@ -118,10 +118,7 @@ def _slice_levels(w, offset, cell_bits, slices, arrays, out):
     for r in range(k):
         for j in range(n):
             v = np.int64(w[r, j])
-            if arrays == 1:
-                parts = (v + offset, np.int64(0))
-            else:
-                parts = (max(v, 0), max(-v, 0))
+            parts = (v + offset, np.int64(0)) if arrays == 1 else (max(v, 0), max(-v, 0))
             for a in range(arrays):
                 value = parts[a]
                 for s in range(slices):

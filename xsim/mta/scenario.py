@@ -279,8 +279,10 @@ def _tables(arch, workload, mapping, hw, tasks, switches, endurance, infer, sequ
         for task in workload.tasks:
             into = [sw for (st, _, b), sw in switches.items() if st == s and b == task.name]
             n_into = sum(sw.occurrences for sw in into)
-            mean = (lambda f, into=into, n=n_into:
-                    sum(f(sw) * sw.occurrences for sw in into) / n if n else 0.0)
+
+            def mean(f, into=into, n=n_into):
+                return sum(f(sw) * sw.occurrences for sw in into) / n if n else 0.0
+
             fig = infer[(s, task.name)]
             energy_image = fig["energy_pj"]
             rows.append({

@@ -1,0 +1,170 @@
+"""Multi-task adaptation: masks, the reprogramming controller, strategies, endurance, outputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import ARCH, WORKLOADS
+from xsim.api import model_weights, prepare, simulate
+from xsim.config import ConfigError, load_workload
+from xsim.mta.controller import schedule_switch
+from xsim.mta.scenario import run_scenario
+from xsim.mta.tasks import build_tasks
+
+# Small crossbars and PEs so LeNet-5 spans tens of PEs, as ResNet-50 does on ISAAC.
+SMALL = {"crossbar.rows": 32, "crossbar.columns": 32, "pe.dac.count": 32,
+         "pe.sample_hold.count": 32, "pe.crossbars": 2, "tile.pes": 8}
+
+
+@pytest.fixture(scope="module")
+def small():
+    arch, workload, network, mapping, hw = prepare(ARCH / "isaac128.yaml",
+                                                   WORKLOADS / "lenet5_mta.json", SMALL)
+    tasks = build_tasks(mapping, workload, model_weights(workload, network))
+    return arch, workload, mapping, hw, tasks
+
+
+def flat_inference(scaled):
+    return {"energy_pj": 1.0, "latency_ps": 1, "tier2_pj": float(len(scaled)),
+            "components": {"adc": 1.0}}
+
+
+def test_controller_lanes_closed_form():
+    # Two lanes, first come first served: PE 0's crossbars take lanes 0 and 1, and so on.
+    latency, rewrites = schedule_switch([(0, np.array([10, 30])), (1, np.array([20])),
+                                         (2, np.array([5, 5]))], lanes=2)
+    spans = {r.pe: (r.start_ps, r.end_ps) for r in rewrites}
+    # Lane A: PE 0 (10), then PE 1 (20) until 30; lane B: PE 0 (30). Both PE 2 crossbars at 30.
+    assert spans == {0: (0, 30), 1: (10, 30), 2: (30, 35)}
+    assert latency == 35
+    assert schedule_switch([], lanes=4) == (0, [])
+
+
+def test_tier1_budget_is_exact_and_deterministic(small):
+    arch, workload, mapping, hw, tasks = small
+    head = mapping.layers[-1].layer.name
+    candidates = [p for p in mapping.pes if p.replica == 0 and p.layer != head]
+    assert len(candidates) > 50
+    for task in workload.new_tasks:
+        expected = round(task.tier1.pe_budget * len(candidates))
+        assert len(tasks.tier1[task.name]) == expected
+        assert all(mapping.pes[p].layer != head for p in tasks.tier1[task.name])
+    again = build_tasks(mapping, workload, model_weights(workload, mapping.network))
+    assert again.tier1 == tasks.tier1
+    assert all(np.array_equal(again.tier2[t], tasks.tier2[t]) for t in tasks.tier2)
+
+
+def test_uniform_layers_spreads_the_budget(small):
+    arch, workload, mapping, hw, tasks = small
+    from xsim.mta.tasks import _select
+
+    head = mapping.layers[-1].layer.name
+    first = [p for p in mapping.pes if p.replica == 0 and p.layer != head]
+    candidates = np.array([p.index for p in first])
+    layer_of = np.array([p.layer_index for p in first])
+    chosen = _select("uniform_layers", 20, np.arange(len(first), dtype=float), candidates,
+                     layer_of, np.random.default_rng(0))
+    assert len(chosen) == 20
+    per_layer = {li: sum(mapping.pes[p].layer_index == li for p in chosen) for li in set(layer_of)}
+    sizes = {li: int((layer_of == li).sum()) for li in set(layer_of)}
+    for li in per_layer:
+        assert abs(per_layer[li] - 20 * sizes[li] / len(first)) < 1
+
+
+@pytest.fixture(scope="module")
+def scenario(small):
+    arch, workload, mapping, hw, tasks = small
+    return run_scenario(arch, workload, mapping, hw, tasks, flat_inference)
+
+
+def test_strategies_rewrite_what_they_should(small, scenario):
+    arch, workload, mapping, hw, tasks = small
+    sw = scenario.switches
+    backbone = workload.backbone.name
+    for (strategy, a, b), cost in sw.items():
+        if strategy == "tier2_only":
+            assert cost.cells_written == 0 and cost.pes_rewritten == 0
+        if strategy in ("tier1_only", "xma2"):
+            union = tasks.tier1.get(a, frozenset()) | tasks.tier1[b]
+            assert cost.pes_rewritten == len(union)
+            assert {r.pe for r in cost.rewrites} == set(union)
+        if strategy == "full_finetune":
+            assert cost.cells_written >= sw[("xma2", a, b)].cells_written
+    # Tier 1 alone and XMA2 write the same cells; XMA2 also loads scales.
+    for (strategy, a, b), cost in sw.items():
+        if strategy == "xma2":
+            twin = sw[("tier1_only", a, b)]
+            assert cost.cells_written == twin.cells_written
+            assert cost.tier2_bytes > 0 and twin.tier2_bytes == 0
+    assert (backbone, "rotated") in {(a, b) for (_, a, b) in sw}
+
+
+def test_endurance_counts_add_up(small, scenario):
+    arch, workload, mapping, hw, tasks = small
+    for strategy, endu in scenario.endurance.items():
+        total_writes = (np.arange(endu.histogram.size) * endu.histogram).sum()
+        written = sum(c.cells_written * c.occurrences for (s, _, _), c in scenario.switches.items()
+                      if s == strategy)
+        assert total_writes == written
+    assert scenario.endurance["tier2_only"].max_writes == 0
+    full = scenario.endurance["full_finetune"]
+    assert full.max_writes <= len(workload.visits())
+    row = next(r for r in scenario.tables["strategy_totals"] if r["strategy"] == "full_finetune")
+    periods = workload.schedule.periods
+    assert row["lifetime_periods"] == pytest.approx(arch.cell.endurance_cycles * periods
+                                                    / full.max_writes)
+    switches = len(workload.visits())
+    assert row["lifetime_hours"] == pytest.approx(
+        row["lifetime_periods"] * switches / periods / workload.schedule.switches_per_hour)
+
+
+def test_compare_before_write_only_helps(small):
+    arch, workload, mapping, hw, tasks = small
+    no_compare = arch.model_copy(update={"reprogramming": arch.reprogramming.model_copy(
+        update={"compare_before_write": False})})
+    blind = run_scenario(no_compare, workload, mapping, hw, tasks, flat_inference)
+    smart = run_scenario(arch, workload, mapping, hw, tasks, flat_inference)
+    for key, cost in smart.switches.items():
+        assert cost.cells_written <= blind.switches[key].cells_written
+
+
+def test_mask_file_errors(tmp_path, small):
+    arch, workload, mapping, hw, tasks = small
+    data = json.loads((WORKLOADS / "lenet5_mta.json").read_text())
+    data["tasks"][1]["tier1"]["mask_file"] = "mask.npz"
+    path = tmp_path / "w.json"
+    path.write_text(json.dumps(data))
+    bad = load_workload(path)
+    weights = model_weights(bad, mapping.network)
+    with pytest.raises(ConfigError, match="cannot read as .npz"):
+        build_tasks(mapping, bad, weights)
+    np.savez(tmp_path / "mask.npz", tier1=np.array([0, 10_000]))
+    with pytest.raises(ConfigError, match=r"mask.npz: tier1: PE indices \[10000\]"):
+        build_tasks(mapping, bad, weights)
+    np.savez(tmp_path / "mask.npz", tier1=np.ones(3, dtype=bool))
+    with pytest.raises(ConfigError, match="boolean mask must have shape"):
+        build_tasks(mapping, bad, weights)
+    np.savez(tmp_path / "mask.npz", tier1=np.array([0, 3]))
+    assert build_tasks(mapping, bad, weights).tier1["rotated"] == frozenset({0, 3})
+
+
+def test_run_outputs_are_complete_and_reproducible(tmp_path):
+    from xsim.report.writer import write_outputs
+
+    runs = []
+    for name in ("a", "b"):
+        result = simulate(ARCH / "isaac128.yaml", WORKLOADS / "lenet5_mta.json")
+        write_outputs(result, tmp_path / name)
+        runs.append(tmp_path / name)
+    files = sorted(p.name for p in runs[0].iterdir())
+    for expected in ("summary.json", "strategies.csv", "energy_breakdown.csv", "endurance.csv",
+                     "switches.csv", "layers.csv", "components.csv", "timeline.csv",
+                     "energy_breakdown.png", "reprogram_vs_scale.png", "timeline.png",
+                     "endurance.png"):
+        assert expected in files
+    assert not [p for p in files if p.endswith(".part")]
+    for name in files:
+        assert (runs[0] / name).read_bytes() == (runs[1] / name).read_bytes(), name
