@@ -80,7 +80,7 @@ def functional_metrics(
     images: int,
     seed: int,
     masks_by_task: Mapping[str, TaskMasks | None],
-    calibration_images: int = 4,
+    calibration_images: int = 8,
     labels: np.ndarray | None = None,
     inputs: np.ndarray | None = None,
     network_model: CrossbarNetwork | None = None,

@@ -5,7 +5,11 @@ does, one layer at a time:
 
 1. the layer's input tensor is quantised with the layer's calibrated activation quantiser
    (:mod:`xsim.functional.quantise`); a conv layer's integer input map is cut into im2col patches
-   of one image at a time (only one layer's patches of one image exist at once);
+   of one image at a time (only one layer's patches of one image exist at once).  Activation
+   scales are calibrated per task on the task's masked float network (the requantisation scales
+   are digital registers loaded with the task, like its tier-2 scales and its normalisation), on
+   the calibration images given once; masks that change nothing (no tier-1 PE, every tier-2
+   scale 1) reuse the backbone's;
 2. the patches (a linear layer: the batch of input vectors) times the layer's integer weight matrix
    (K × N, column ``n`` = output channel ``n``'s weights in ``weight.reshape(Cout, -1)`` order)
    go through :func:`xsim.kernels.crossbar_mvm_packed` with the arch's crossbar rows, cell bits,
@@ -34,7 +38,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -92,11 +96,12 @@ class QuantisedLayer:
 
 @dataclass(frozen=True)
 class _Program:
-    """One layer's weights as one task uses them: integer matrix, packed groups, tier-2 scales."""
+    """One layer's setup under one task: integer matrix, packed groups, tier-2 scales, input quantiser."""
 
     matrix: np.ndarray
     packed: tuple[kernels.PackedWeights, ...]
     tier2: np.ndarray | None
+    act: ActivationQuantiser
 
 
 def weight_matrix(w: np.ndarray) -> np.ndarray:
@@ -127,8 +132,9 @@ class CrossbarNetwork:
         check_weights(self.network, self.weights)
         self.settings = KernelSettings.from_arch(arch, mapping, adc_mode=adc_mode, adc_range=adc_range,
                                                  noise_sigma=noise_sigma, seed=seed)
-        acts = calibrate_activations(self.network, self.weights, calibration, mapping.input_bits,
-                                     percentile=percentile)
+        self.calibration = np.array(calibration, dtype=np.float64)
+        self.percentile = percentile
+        acts = self._calibrate(self.weights)
         # The narrowest integer type that holds the codes: the packers read any integer dtype.
         wdtype = np.min_scalar_type(-((1 << (mapping.weight_bits - 1)) - 1))
         self.layers: dict[str, QuantisedLayer] = {}
@@ -141,17 +147,22 @@ class CrossbarNetwork:
                 matrix=np.ascontiguousarray(weight_matrix(q).astype(wdtype)), scale=scale,
                 bias=None if b is None else np.asarray(b, dtype=np.float64), act=acts[name],
                 grid=pe_grid(mapping, lm))
-        self._backbone = {name: _Program(ql.matrix, self._pack(ql, ql.matrix), None)
+        self._backbone = {name: _Program(ql.matrix, self._pack(ql, ql.matrix), None, ql.act)
                           for name, ql in self.layers.items()}
         self._tasks: OrderedDict[int, tuple[TaskMasks, dict[str, _Program]]] = OrderedDict()
 
     # -- weights of a task ---------------------------------------------------------------------
 
+    def _calibrate(self, weights: Weights) -> dict[str, ActivationQuantiser]:
+        return calibrate_activations(self.network, weights, self.calibration, self.mapping.input_bits,
+                                     percentile=self.percentile)
+
     def _pack(self, ql: QuantisedLayer, matrix: np.ndarray) -> tuple[kernels.PackedWeights, ...]:
         s = self.settings
         ng = ql.layer.out_channels // ql.layer.groups
+        # int64 codes: one compiled kernel signature serves every layer and precision.
         return tuple(
-            kernels.pack_weights(np.ascontiguousarray(matrix[:, g * ng : (g + 1) * ng]), rows=s.rows,
+            kernels.pack_weights(matrix[:, g * ng : (g + 1) * ng].astype(np.int64), rows=s.rows,
                                  cell_bits=s.cell_bits, weight_bits=s.weight_bits, encoding=s.encoding)
             for g in range(ql.layer.groups))
 
@@ -189,10 +200,14 @@ class CrossbarNetwork:
             pes = masks.tier1_in(lm)
             if pes:
                 matrix = self._task_matrix(ql, masks, pes)
-                programs[lm.layer.name] = _Program(matrix, self._pack(ql, matrix), self._tier2(ql, masks))
+                programs[lm.layer.name] = _Program(matrix, self._pack(ql, matrix), self._tier2(ql, masks),
+                                                   ql.act)
             else:
                 base = self._backbone[lm.layer.name]
-                programs[lm.layer.name] = _Program(base.matrix, base.packed, self._tier2(ql, masks))
+                programs[lm.layer.name] = _Program(base.matrix, base.packed, self._tier2(ql, masks), ql.act)
+        if masks.tier1 or (masks.tier2 is not None and np.any(masks.tier2 != 1.0)):
+            acts = self._calibrate(self._effective(masks, programs))
+            programs = {name: replace(prog, act=acts[name]) for name, prog in programs.items()}
         # The masks object is held with its programs, so its id cannot be reused while cached.
         self._tasks[key] = (masks, programs)
         if len(self._tasks) > _TASK_CACHE:
@@ -207,7 +222,9 @@ class CrossbarNetwork:
         """
         if masks is None:
             return self.weights
-        programs = self.program(masks)
+        return self._effective(masks, self.program(masks))
+
+    def _effective(self, masks: TaskMasks, programs: dict[str, _Program]) -> Weights:
         out: Weights = {}
         for name, ql in self.layers.items():
             w, b = self.weights[name]
@@ -232,6 +249,7 @@ class CrossbarNetwork:
         ng = ql.layer.out_channels // ql.layer.groups
         cols = slice(group * ng, (group + 1) * ng)
         tier2 = None if prog.tier2 is None else prog.tier2[:, cols]
+        x = x.astype(np.int64)
         rows = ql.grid.group_rows
         if exact:
             xf = x.astype(np.float64)
@@ -249,7 +267,7 @@ class CrossbarNetwork:
             y = kernels.crossbar_mvm_packed(
                 x, prog.packed[group], dac_bits=s.dac_bits, input_bits=s.input_bits,
                 adc_bits=s.adc_bits, adc_mode=s.adc_mode, adc_range=s.adc_range,
-                signed_inputs=ql.act.signed, noise_sigma=s.noise_sigma, seed=seed,
+                signed_inputs=prog.act.signed, noise_sigma=s.noise_sigma, seed=seed,
                 group_rows=None if tier2 is None else rows)
             if tier2 is None:
                 return y.astype(np.float64)
@@ -261,9 +279,9 @@ class CrossbarNetwork:
         g, cout = layer.groups, layer.out_channels
         ho, wo = layer.out_shape[1:]
         out = np.empty((x.shape[0], cout, ho, wo), dtype=np.float64)
-        factor = ql.act.scale * ql.scale
+        factor = prog.act.scale * ql.scale
         for i, image in enumerate(x):
-            patches = grouped_patches(ql.act.quantise(image), layer)  # (groups, P, K)
+            patches = grouped_patches(prog.act.quantise(image), layer)  # (groups, P, K)
             y = np.empty((ho * wo, cout), dtype=np.float64)
             ng = cout // g
             for group in range(g):
@@ -275,8 +293,8 @@ class CrossbarNetwork:
         return out
 
     def _linear(self, ql: QuantisedLayer, prog: _Program, x: np.ndarray, exact: bool) -> np.ndarray:
-        y = self._mvm(ql, prog, ql.act.quantise(x[:, :, 0, 0]), 0, exact, 0)
-        y *= ql.act.scale * ql.scale
+        y = self._mvm(ql, prog, prog.act.quantise(x[:, :, 0, 0]), 0, exact, 0)
+        y *= prog.act.scale * ql.scale
         if ql.bias is not None:
             y += ql.bias
         return y[:, :, None, None]
