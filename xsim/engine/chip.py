@@ -278,7 +278,8 @@ class ChipModel:
                 self._row_parts.append(parts)
             else:
                 self._rows[node.index] = [
-                    _Bound(self, read=row.read, unit=row.unit, deliver=row.deliver)
+                    (_Bound(self, read=row.read, unit=row.unit, deliver=row.deliver),
+                     self.counters.register(node.name, row.counts))
                     for row in node.row_plans]
                 self._row_parts.append([1] * node.rows)
         self.scaled_pes: frozenset[int] = frozenset()
@@ -366,11 +367,11 @@ class ChipModel:
             now = env.now
             batch.image_start_ps[image] = now
             last_link = now
-            for r, (row, plan) in enumerate(zip(rows, node.row_plans)):
+            for r, ((row, source), plan) in enumerate(zip(rows, node.row_plans)):
                 t, last = _through(row.unit, now, now, 1)
                 last_link = max(last_link, t)
                 _, ready = _fork(row.deliver, t, last, 1)
-                self.counters.add_all(INPUT, plan.counts)
+                self.counters.tally(source)
                 activity.busy_ps += plan.busy_ps
                 batch.row_done(0, image, r, ready)
             activity.span(now, last_link)
@@ -383,7 +384,7 @@ class ChipModel:
         unit_free = 0
         for image in range(batch.images):
             inputs = [(batch.progress[p][image], need) for p, need in node.producers]
-            for r, (row, plan) in enumerate(zip(rows, node.row_plans)):
+            for r, ((row, source), plan) in enumerate(zip(rows, node.row_plans)):
                 for st, need in inputs:
                     m = need[r]
                     if st.known > m:
@@ -401,7 +402,7 @@ class ChipModel:
                 t, last = _through(row.unit, t, last, 1)
                 _, ready = _fork(row.deliver, t, last, 1)
                 unit_free = t
-                self.counters.add_all(name, plan.counts)
+                self.counters.tally(source)
                 activity.busy_ps += plan.busy_ps
                 activity.span(start, t)
                 if timeline is not None:

@@ -59,16 +59,18 @@ class Server:
             return earliest
         self.busy_ps += duration
         ends = self.ends
-        if not ends or earliest >= ends[-1]:
-            if ends and earliest == ends[-1]:
+        if ends:
+            last = ends[-1]
+            if earliest == last:
                 ends[-1] = earliest + duration
-            else:
-                self.starts.append(earliest)
-                ends.append(earliest + duration)
-                if len(ends) > self._PRUNE_AT:
-                    self._prune()
-            return earliest
-        return self._book_gap(earliest, duration)
+                return earliest
+            if earliest < last:
+                return self._book_gap(earliest, duration)
+        self.starts.append(earliest)
+        ends.append(earliest + duration)
+        if len(ends) > self._PRUNE_AT:
+            self._prune()
+        return earliest
 
     def _prune(self) -> None:
         done = bisect_right(self.ends, self.env.now)

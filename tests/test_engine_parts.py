@@ -1,0 +1,82 @@
+"""Engine parts: the server calendar against a brute-force first fit, counters, the plan's needs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from xsim.config.loader import load_arch
+from xsim.energy import hardware
+from xsim.engine import Counters, Environment, Server, build_plan
+from xsim.engine.plan import _row_share
+from xsim.mapping import map_network
+from xsim.models import build_model
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _first_fit(busy: list[tuple[int, int]], earliest: int, duration: int) -> int:
+    if not duration:
+        return earliest  # nothing to move: no wait
+    start = earliest
+    for a, b in sorted(busy):
+        if start + duration <= a:
+            break
+        start = max(start, b)
+    return start
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 200), st.integers(0, 30)), max_size=80))
+def test_server_books_the_first_free_gap(requests):
+    server = Server(Environment(), "s")
+    busy: list[tuple[int, int]] = []
+    for earliest, duration in requests:
+        start = server.book(earliest, duration)
+        assert start == _first_fit(busy, earliest, duration)
+        if duration:
+            busy.append((start, start + duration))
+    merged = list(zip(server.starts, server.ends))
+    assert all(a < b for a, b in merged)
+    assert all(merged[i][1] < merged[i + 1][0] for i in range(len(merged) - 1))
+    assert sum(b - a for a, b in merged) == sum(b - a for a, b in busy) == server.busy_ps
+
+
+def test_counters_add_register_tally():
+    c = Counters()
+    c.add("conv", "adc", "conversion", 5)
+    src = c.register("conv", {("adc", "conversion"): 3, ("dac", "row_drive"): 2})
+    c.tally(src, 4)
+    c.add("fc", "router", "flit", 7)
+    assert c.totals() == {"adc": {"conversion": 17}, "dac": {"row_drive": 8}, "router": {"flit": 7}}
+    assert c.by_layer()["conv"] == {("adc", "conversion"): 17, ("dac", "row_drive"): 8}
+    assert c.count("router", "flit", layer="conv") == 0
+
+
+def test_replicas_share_every_pixel_once():
+    for rows, width, replicas in ((7, 7, 3), (4, 2, 5), (56, 56, 1), (3, 10, 10)):
+        shares = [_row_share(rows, width, replicas, j) for j in range(replicas)]
+        assert [sum(s[r] for s in shares) for r in range(rows)] == [width] * rows
+        totals = [sum(s) for s in shares]
+        assert max(totals) - min(totals) <= 1
+
+
+def test_plan_follows_the_graph():
+    arch = load_arch(ROOT / "arch" / "isaac128.yaml")
+    net = build_model("resnet20")
+    mapping = map_network(arch, net, weight_bits=8, input_bits=8)
+    plan = build_plan(arch, mapping, hardware(arch, 8, 8))
+    nodes = {n.name: n for n in plan.nodes}
+    assert "flatten" not in nodes  # a view: fc reads avgpool directly
+    conv1 = nodes["conv1"]
+    ((src, need),) = conv1.producers
+    assert src == 0 and need[0] == 1 and need[-1] == 31  # 3x3, padding 1
+    add = nodes["layer1.0.add"]
+    assert [p for p, _ in add.producers] == [nodes["layer1.0.conv2"].index, nodes["conv1"].index]
+    (fc_src, fc_need), = nodes["fc"].producers
+    assert fc_src == nodes["avgpool"].index and fc_need == (0,)
+    assert plan.output == nodes["fc"].index
+    down = nodes["layer2.0.downsample"]
+    assert down.producers[0][1][:3] == (0, 2, 4)  # 1x1 stride 2
