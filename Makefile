@@ -19,13 +19,17 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/xsim run $(ARCH) $(WORKLOAD) -o $(OUT)
+	$(BIN)/xsim run $(ARCH) $(WORKLOAD) -o $(OUT) --functional
+
+# The crossbar-size sweep (64/128/256/512) of the ResNet-50 scenario; finished points are reused.
+sweep: $(STAMP)
+	$(BIN)/xsim sweep sweeps/crossbar_size.yaml -o $(OUT)/sweep
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check xsim kernels tests bench
+	$(BIN)/ruff check xsim kernels tests bench arch
 
 bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -133,6 +133,19 @@ def summary_text(result) -> str:
     return "\n".join(lines)
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from xsim.sweep import load_sweep, run_sweep, write_sweep
+
+    spec, points = load_sweep(args.sweep)
+    rows, counts = run_sweep(spec, points, args.out, workers=args.workers,
+                             progress=_progress_bar(sys.stderr.isatty()))
+    written = write_sweep(spec, rows, args.out)
+    print(f"sweep {spec.name}: {counts['points']} points ({counts['computed']} computed, "
+          f"{counts['reused']} reused from {args.out}/points)")
+    print(f"wrote {len(written)} files to {args.out}/")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xsim", description="Cycle-level simulator of ReRAM-crossbar DNN accelerators "
@@ -165,6 +178,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=int, default=1, metavar="N",
                    help="images per task for --functional (default 1)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("sweep", help="run a grid of arch/workload variations (resumable)")
+    p.add_argument("sweep", metavar="SWEEP", help="sweep file (YAML)")
+    p.add_argument("-o", "--out", default="out/sweep", metavar="OUTDIR",
+                   help="output folder (default out/sweep); finished points are reused")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local worker processes (default: all cores)")
+    p.set_defaults(func=cmd_sweep)
     return parser
 
 

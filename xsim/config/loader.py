@@ -6,6 +6,7 @@ Every problem becomes a :class:`~xsim.config.errors.ConfigError` naming the file
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -95,18 +96,30 @@ def build(model: type[BaseModel], data: Mapping[str, Any], path: str | None) -> 
         raise validation_error(path, exc) from None
 
 
-def deep_update(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` with ``overrides`` merged in; dotted keys (``crossbar.rows``) address nested keys."""
-    out = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in base.items()}
+def deep_update(base: Any, overrides: Mapping[str, Any], path: str | None = None) -> Any:
+    """A copy of ``base`` with ``overrides`` applied. Dotted keys address nested keys, and a
+    numeric part indexes a list (``crossbar.rows``, ``tasks.1.tier1.pe_budget``); a key that
+    leads through a missing list item is a ConfigError naming ``path``."""
+    out = copy.deepcopy(base)
     for key, value in overrides.items():
-        head, _, rest = key.partition(".")
-        if rest:
-            inner = out.get(head, {})
-            out[head] = deep_update(inner if isinstance(inner, Mapping) else {}, {rest: value})
-        elif isinstance(value, Mapping) and isinstance(out.get(head), Mapping):
-            out[head] = deep_update(out[head], value)
-        else:
-            out[head] = value
+        node = out
+        parts = key.split(".")
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(path, key, f"no list item {part!r} (the list has {len(node)})")
+                index = int(part)
+            elif isinstance(node, dict):
+                index = part
+                if not last and not isinstance(node.get(part), (dict, list)):
+                    node[part] = {}
+            else:
+                raise ConfigError(path, key, f"{'.'.join(parts[:depth])} is not a mapping or list")
+            if last:
+                node[index] = copy.deepcopy(value)
+            else:
+                node = node[index]
     return out
 
 
@@ -114,13 +127,16 @@ def load_arch(path: str | Path, overrides: Mapping[str, Any] | None = None) -> A
     """Load and validate an architecture file; ``overrides`` (dotted keys) are applied first."""
     data = read_document(path)
     if overrides:
-        data = deep_update(data, overrides)
+        data = deep_update(data, overrides, str(path))
     return build(Arch, data, str(path))
 
 
-def load_workload(path: str | Path) -> Workload:
-    """Load and validate a workload file; relative file paths inside it resolve beside it."""
+def load_workload(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Workload:
+    """Load and validate a workload file (``overrides`` as for :func:`load_arch`); relative file
+    paths inside it resolve beside it."""
     data = read_document(path)
+    if overrides:
+        data = deep_update(data, overrides, str(path))
     return build(Workload, data, str(path))
 
 

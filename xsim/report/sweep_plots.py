@@ -1,0 +1,72 @@
+"""Plots of a sweep against its first grid dimension: inference energy per component and the
+cost of a task switch per strategy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from xsim.report.files import save_figure  # noqa: E402
+from xsim.report.plots import COLOURS, STRATEGY_ORDER, _group  # noqa: E402
+
+
+def _labels(frame: pd.DataFrame, x: str) -> tuple[list, str]:
+    """Points in sweep order, labelled by crossbar size when the dimension is the arch file."""
+    if x == "arch":
+        order = list(dict.fromkeys(frame["crossbar_rows"]))
+        return order, "crossbar_rows"
+    return list(dict.fromkeys(frame[x])), x
+
+
+def write_sweep_plots(rows: list[dict], out: Path, *, x: str, title: str) -> list[Path]:
+    frame = pd.DataFrame(rows)
+    points, column = _labels(frame, x)
+    xlabel = "crossbar size (rows = columns)" if column == "crossbar_rows" else x
+    written = []
+
+    comp = frame[frame["kind"] == "inference_component"].copy()
+    comp["group"] = comp["item"].map(_group)
+    table = comp.pivot_table(index=column, columns="group", values="value", aggfunc="sum")
+    table = table.reindex(points).fillna(0.0)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    bottom = np.zeros(len(points))
+    labels = [str(p) for p in points]
+    for group in COLOURS:
+        if group in table and table[group].any():
+            ax.bar(labels, table[group].to_numpy(), bottom=bottom, color=COLOURS[group], label=group)
+            bottom += table[group].to_numpy()
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("backbone inference energy (µJ per image)")
+    ax.set_title(f"{title}: inference energy per component")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    written.append(save_figure(out / "sweep_energy.png", fig))
+    plt.close(fig)
+
+    sw = frame[(frame["kind"] == "strategy_task") & (frame["item"] == "switch_energy_uj")]
+    mean = sw.groupby([column, "strategy"])["value"].mean().unstack("strategy").reindex(points)
+    cells = frame[(frame["kind"] == "strategy_task") & (frame["item"] == "cells_written")]
+    mean_cells = cells.groupby([column, "strategy"])["value"].mean().unstack("strategy").reindex(points)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for strategy in [s for s in STRATEGY_ORDER if s in mean] + [s for s in mean if s not in STRATEGY_ORDER]:
+        for ax, data in ((axes[0], mean), (axes[1], mean_cells)):
+            values = data[strategy].to_numpy(dtype=float)
+            ax.plot(labels, np.where(values > 0, values, np.nan), marker="o", label=strategy)
+    axes[0].set_ylabel("switch energy (µJ per switch, mean over tasks)")
+    axes[1].set_ylabel("cells written per switch (mean over tasks)")
+    for ax in axes:
+        ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{title}: cost of a task switch (tier2_only writes no cell: its energy is the "
+                 "scale load; tier1_only writes the same cells as xma2)")
+    fig.tight_layout()
+    written.append(save_figure(out / "sweep_switch.png", fig))
+    plt.close(fig)
+    return written
