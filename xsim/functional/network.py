@@ -245,7 +245,10 @@ class CrossbarNetwork:
 
     def _mvm(self, ql: QuantisedLayer, prog: _Program, x: np.ndarray, group: int, exact: bool,
              image: int) -> np.ndarray:
-        """float64 (batch, N/groups) integer result of codes ``x`` times one conv group's columns."""
+        """(batch, N/groups) result of codes ``x`` times one conv group's columns (after tier 2).
+
+        Integer-valued: int64 from the kernels, float64 from the exact product or tier-2 scaling.
+        """
         ng = ql.layer.out_channels // ql.layer.groups
         cols = slice(group * ng, (group + 1) * ng)
         tier2 = None if prog.tier2 is None else prog.tier2[:, cols]
@@ -270,7 +273,7 @@ class CrossbarNetwork:
                 signed_inputs=prog.act.signed, noise_sigma=s.noise_sigma, seed=seed,
                 group_rows=None if tier2 is None else rows)
             if tier2 is None:
-                return y.astype(np.float64)
+                return y
             parts = y.astype(np.float64)
         return np.einsum("bgn,gn->bn", parts, tier2)
 
@@ -279,22 +282,23 @@ class CrossbarNetwork:
         g, cout = layer.groups, layer.out_channels
         ho, wo = layer.out_shape[1:]
         out = np.empty((x.shape[0], cout, ho, wo), dtype=np.float64)
-        factor = prog.act.scale * ql.scale
+        factor = (prog.act.scale * ql.scale)[:, None]
+        ng = cout // g
         for i, image in enumerate(x):
             patches = grouped_patches(prog.act.quantise(image), layer)  # (groups, P, K)
-            y = np.empty((ho * wo, cout), dtype=np.float64)
-            ng = cout // g
+            # Dequantise straight into the (Cout, Ho·Wo) map: one pass, no transposed copy.
+            dst = out[i].reshape(cout, ho * wo)
             for group in range(g):
-                y[:, group * ng : (group + 1) * ng] = self._mvm(ql, prog, patches[group], group, exact, i)
-            y *= factor
+                cols = slice(group * ng, (group + 1) * ng)
+                y = self._mvm(ql, prog, patches[group], group, exact, i)
+                np.multiply(y.T, factor[cols], out=dst[cols])
             if ql.bias is not None:
-                y += ql.bias
-            out[i] = y.T.reshape(cout, ho, wo)
+                dst += ql.bias[:, None]
         return out
 
     def _linear(self, ql: QuantisedLayer, prog: _Program, x: np.ndarray, exact: bool) -> np.ndarray:
         y = self._mvm(ql, prog, prog.act.quantise(x[:, :, 0, 0]), 0, exact, 0)
-        y *= prog.act.scale * ql.scale
+        y = y * (prog.act.scale * ql.scale)
         if ql.bias is not None:
             y += ql.bias
         return y[:, :, None, None]
