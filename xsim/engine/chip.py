@@ -187,7 +187,22 @@ class Batch:
             t = st.ready[known]
             cum.append(t if not cum or t > cum[-1] else cum[-1])
             known += 1
+        self._advanced(node, image, st, known)
+
+    def all_rows_done(self, node: int, image: int, ready: list[int]) -> None:
+        """Every row of ``node`` for ``image`` at once, each with its delivery time."""
+        st = self.progress[node][image]
+        st.ready = ready
+        st.parts = [0] * len(ready)
+        top = 0
+        for t in ready:
+            top = t if t > top else top
+            st.cum.append(top)
+        self._advanced(node, image, st, len(ready))
+
+    def _advanced(self, node: int, image: int, st: _Progress, known: int) -> None:
         st.known = known
+        cum, rows = st.cum, len(st.parts)
         if st.waiters:
             still = []
             for need, event in st.waiters:
@@ -277,10 +292,13 @@ class ChipModel:
                         parts[r] += n > 0
                 self._row_parts.append(parts)
             else:
-                self._rows[node.index] = [
-                    (_Bound(self, read=row.read, unit=row.unit, deliver=row.deliver),
-                     self.counters.register(node.name, row.counts))
-                    for row in node.row_plans]
+                bound_rows: dict[int, tuple[_Bound, int]] = {}
+                for row in node.row_plans:
+                    if id(row) not in bound_rows:
+                        bound_rows[id(row)] = (
+                            _Bound(self, read=row.read, unit=row.unit, deliver=row.deliver),
+                            self.counters.register(node.name, row.counts))
+                self._rows[node.index] = [bound_rows[id(row)] for row in node.row_plans]
                 self._row_parts.append([1] * node.rows)
         self.scaled_pes: frozenset[int] = frozenset()
         self.set_scaled_pes(scaled_pes)
@@ -354,29 +372,30 @@ class ChipModel:
             env.process(self._replica(batch, *item))
 
     def _source(self, batch: Batch, node: Node):
-        env, rows = self.env, self._rows[0]
-        activity, timeline = self.activity[0], self.timeline
+        """The images over the off-chip link, each as one block of identical rows: row ``r`` is
+        delivered at ``first + r·(last - first)/(rows - 1)``, exact when nothing contends."""
+        env, (row, source) = self.env, self._rows[0][0]
+        activity, timeline, rows = self.activity[0], self.timeline, node.rows
         for image in range(batch.images):
-            if image:
-                # The input buffer holds one image: the next streams in once its readers are done.
+            if image >= 2:
+                # The input buffer holds two images: one being read, the next streaming in.
                 for consumer in node.consumers:
-                    st = batch.progress[consumer][image - 1]
+                    st = batch.progress[consumer][image - 2]
                     event = batch.until(st, len(st.parts) - 1)
                     if event is not None:
                         yield event
             now = env.now
             batch.image_start_ps[image] = now
-            last_link = now
-            for r, ((row, source), plan) in enumerate(zip(rows, node.row_plans)):
-                t, last = _through(row.unit, now, now, 1)
-                last_link = max(last_link, t)
-                _, ready = _fork(row.deliver, t, last, 1)
-                self.counters.tally(source)
-                activity.busy_ps += plan.busy_ps
-                batch.row_done(0, image, r, ready)
-            activity.span(now, last_link)
+            t, last = _through(row.unit, now, now, rows)
+            link_end = last
+            first, last = _fork(row.deliver, t, last, rows)
+            step = (last - first) / (rows - 1) if rows > 1 else 0
+            batch.all_rows_done(0, image, [first + int(r * step) for r in range(rows - 1)] + [last])
+            self.counters.tally(source, rows)
+            activity.busy_ps += rows * node.row_plans[0].busy_ps
+            activity.span(now, link_end)
             if timeline is not None:
-                timeline.append((now, last_link, INPUT, -1, "offchip_in"))
+                timeline.append((now, link_end, INPUT, -1, "offchip_in"))
 
     def _digital(self, batch: Batch, node: Node):
         env, rows, timeline = self.env, self._rows[node.index], self.timeline

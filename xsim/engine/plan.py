@@ -304,18 +304,17 @@ class _Builder:
                     tier2_scale_bits=tier2.scale_bits)
 
     def _input_node(self, rows: int, dests: tuple[int, ...], consumers: tuple[int, ...]) -> Node:
+        """The image streams in row after row: one row plan, repeated ``rows`` times."""
         c, _, w = self.mapping.network.input_shape
         nbytes = c * w * self.geo.in_bytes
-        plans = []
-        for _ in range(rows):
-            counts: Counts = {}
-            _add(counts, "offchip", "byte", nbytes)
-            deliver = tuple(self.geo.deliver(OFFCHIP, d, nbytes, counts) for d in dests)
-            link = self.geo.offchip_ps(nbytes)
-            plans.append(RowPlan(read=((),), unit=(Stage(("offchip", 0), link),), deliver=deliver,
-                                 busy_ps=link, counts=counts))
+        counts: Counts = {}
+        _add(counts, "offchip", "byte", nbytes)
+        deliver = tuple(self.geo.deliver(OFFCHIP, d, nbytes, counts) for d in dests)
+        link = self.geo.offchip_ps(nbytes)
+        row = RowPlan(read=((),), unit=(Stage(("offchip", 0), link),), deliver=deliver,
+                      busy_ps=link, counts=counts)
         return Node(index=0, name=INPUT, kind=INPUT, rows=rows, producers=(), home=OFFCHIP,
-                    tiles=(), row_plans=tuple(plans), consumers=consumers)
+                    tiles=(), row_plans=(row,) * rows, consumers=consumers)
 
     def _digital_rows(self, layer: Layer, home: int, producers: tuple, layers: list,
                       dests: tuple[int, ...]) -> tuple[RowPlan, ...]:
