@@ -1,8 +1,8 @@
 """Engine speed: 100 pipelined ResNet-50 images on ISAAC-CE (8-bit weights and inputs).
 
-Prints the wall time of the simulation (the mapping and the plan are built before the clock
-starts is not assumed: building the chip model is included), the simpy events it scheduled and the
-events per second, and the simulated figures so a change in the model shows up beside the timing.
+Prints the wall time of ``simulate_inference`` (building the chip model included; loading the files
+and mapping excluded), the simpy events it scheduled and the events per second, and the simulated
+figures, so a change in the model shows up beside the timing.
 Run: ``.venv/bin/python bench/bench_engine.py [images]``.
 """
 

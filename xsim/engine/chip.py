@@ -8,8 +8,10 @@ units are private to them, so their only contention is the group itself); the ac
 :class:`~xsim.engine.counters.Counters` and the timeline.
 
 :meth:`ChipModel.infer` starts a :class:`Batch` of images at a given time in the chip's
-environment: one process streams the images in over the off-chip link, one process per layer
-replica and per digital layer works through its output rows image after image. A layer replica
+environment: one process streams the images in over the off-chip link (each image one block of
+rows; the input buffer holds two images, so image ``i`` enters once the layers reading the input
+are done with image ``i - 2``), one process per layer replica and per digital layer works through
+its output rows image after image. A layer replica
 starts an output row when the rows of its inputs it needs exist (ISAAC's inter-layer pipeline),
 books the row's input fetch on its tiles' eDRAM ports, computes its MVMs back to back on its
 crossbars and books the drain of each MVM — the last ADC conversion, the partial sums to the home
