@@ -214,3 +214,25 @@ def test_functional_metrics_rows_are_deterministic():
     assert [r["tier1_pes"] for r in layers if r["task"] == "task" and r["layer"] == "fc1"] == [1]
     with pytest.raises(ValueError, match="positive"):
         functional_metrics(arch, net, mapping, weights, images=0, seed=3, masks_by_task={})
+
+
+def test_task_masks_from_a_task_set(lenet5_workload, isaac128):
+    from xsim.config import build_network
+    from xsim.functional import task_masks_from_tasks
+    from xsim.mta.tasks import build_tasks
+
+    net = build_network(lenet5_workload)
+    mapping = map_network(isaac128, net, weight_bits=8, input_bits=8)
+    tasks = build_tasks(mapping, lenet5_workload, synthetic_weights(net, 3))
+    assert task_masks_from_tasks(tasks, lenet5_workload.backbone.name) is None
+    name = lenet5_workload.new_tasks[0].name
+    masks = task_masks_from_tasks(tasks, name)
+    head = mapping.layer(tasks.head_layer)
+    assert masks.tier1 == tasks.tier1[name] | set(head.pes)
+    assert np.array_equal(masks.tier2[:-head.N], tasks.tier2[name][:-head.N])
+    assert np.all(masks.tier2[-head.N:] == 1.0)
+    model = CrossbarNetwork(isaac128, mapping, synthetic_weights(net, 3), synthetic_inputs(net, 4, 0))
+    eff = model.effective_weights(masks)[tasks.head_layer][0]
+    classes = tasks.head_weights(name).shape[1]
+    scale = model.layers[tasks.head_layer].scale[:classes]
+    assert np.allclose(eff[:classes].T, tasks.head_weights(name) * scale)

@@ -8,7 +8,14 @@ from xsim.functional.im2col import (
     patches_to_map,
     windows,
 )
-from xsim.functional.masks import PeGrid, TaskMasks, pe_grid, pow2_exponents, quantise_scales
+from xsim.functional.masks import (
+    PeGrid,
+    TaskMasks,
+    pe_grid,
+    pow2_exponents,
+    quantise_scales,
+    task_masks_from_tasks,
+)
 from xsim.functional.metrics import error_figures, functional_metrics
 from xsim.functional.network import CrossbarNetwork, KernelSettings
 from xsim.functional.quantise import (
@@ -55,5 +62,6 @@ __all__ = [
     "save_weights",
     "synthetic_inputs",
     "synthetic_weights",
+    "task_masks_from_tasks",
     "windows",
 ]

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -208,3 +209,33 @@ def pe_grid(mapping: XMapping, lm: LayerMapping) -> PeGrid:
         pe[g, p.col_start : p.col_stop] = p.index
         tier2[g, p.col_start : p.col_stop] = p.tier2_offset + np.arange(p.weight_columns)
     return PeGrid(group_rows=group_rows, pe=pe, tier2=tier2)
+
+
+def task_masks_from_tasks(tasks: Any, task: str) -> TaskMasks | None:
+    """A :class:`TaskMasks` of one task of an :class:`xsim.mta.tasks.TaskSet` (``None``: the backbone).
+
+    Tier 1 and tier 2 are the task set's; the layers of the tier-1 PEs take the task's fine-tuned
+    integer weights.  The task's head (its classifier, written over the first columns of the head
+    layer) joins tier 1: the head layer's PEs whose columns meet ``[0, classes)`` hold the backbone
+    head with those columns replaced, and the head layer is not tier-2 scaled (every scale 1).
+    """
+    mapping = tasks.mapping
+    if task == tasks.workload.backbone.name:
+        return None
+    head = mapping.layer(tasks.head_layer)
+    head_matrix = np.array(tasks.backbone[head.layer.name], dtype=np.int64)
+    head_task = np.asarray(tasks.head_weights(task), dtype=np.int64)
+    head_matrix[:, : head_task.shape[1]] = head_task
+    tier1 = set(tasks.tier1[task])
+    matrices = {head.layer.name: head_matrix}
+    for lm in mapping.layers:
+        if lm is not head and any(p in tier1 for p in lm.pes):
+            matrices[lm.layer.name] = tasks.task_weights(task, lm.layer.name)
+    tier1.update(p for p in head.pes[: head.pes_per_replica] if mapping.pes[p].col_start < head_task.shape[1])
+    tier2 = tasks.tier2.get(task)
+    if tier2 is not None:
+        tier2 = np.array(tier2, dtype=np.float64)
+        for p in head.pes[: head.pes_per_replica]:
+            pe = mapping.pes[p]
+            tier2[pe.tier2_offset : pe.tier2_offset + pe.weight_columns] = 1.0
+    return TaskMasks.from_matrices(mapping, tier1, tier2, matrices)
