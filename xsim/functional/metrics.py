@@ -89,8 +89,9 @@ def functional_metrics(
 
     ``images`` synthetic inputs (:func:`synthetic_inputs` with ``seed``) run for every task of
     ``masks_by_task`` (task name → its :class:`TaskMasks`, or ``None`` for the backbone); the
-    activation scales are calibrated once on ``calibration_images`` synthetic inputs drawn with
-    ``seed + CALIBRATION_SEED_OFFSET`` and shared by every task.  ``inputs`` (B, C, H, W) replaces
+    activation scales are calibrated on ``calibration_images`` synthetic inputs drawn with
+    ``seed + CALIBRATION_SEED_OFFSET``, for each task on its masked float network (see
+    :mod:`xsim.functional.network`).  ``inputs`` (B, C, H, W) replaces
     the synthetic images (then ``images`` must equal B) and ``labels`` (B,) adds ``accuracy``;
     ``network_model`` reuses an already built :class:`CrossbarNetwork` of the same mapping.
 

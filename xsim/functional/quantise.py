@@ -18,7 +18,8 @@ Choices (what the crossbar path computes and what the tests hold it to):
   (e.g. :func:`~xsim.functional.reference.synthetic_inputs`) run through the float64 reference: the
   ``percentile`` of ``|x|`` over all calibration values of that tensor (default 100, the maximum, so
   the calibration set itself never clips) divided by the largest code.  Values beyond the range
-  saturate.
+  saturate.  :class:`~xsim.functional.network.CrossbarNetwork` calibrates once per task, on the
+  task's masked float network.
 * **Digital units** (dequantisation, bias, activation, pooling, residual add, tier-2 scaling) work in
   float64: the model charges all error to the crossbars, the ADCs and the two quantisers above.
 """
