@@ -126,8 +126,9 @@ def simulate(arch: Arch | str | Path, workload: Workload | str | Path, *,
         "components": backbone.component_rows(),
         "actions": [{"component": a.component, "action": a.action, "energy_pj": a.energy_pj,
                      "derivation": a.derivation} for a in hw.actions],
-        "timeline": _timeline(mta, mapping, backbone, workload),
     }
+    tables["first_switch"], tables["timeline"] = _first_switches(arch, workload, mapping, hw, mta,
+                                                                 tasks)
     summary = {
         "arch": arch.name,
         "workload": workload.name,
@@ -135,7 +136,7 @@ def simulate(arch: Arch | str | Path, workload: Workload | str | Path, *,
         "hardware": {k: v for k, v in hw.to_dict().items() if k != "actions"},
         "inference": {k: v for k, v in backbone.to_dict().items()
                       if k not in ("layers", "components", "counts")},
-        "multi_task": mta.summary,
+        "multi_task": {**mta.summary, "first_switch": tables["first_switch"]},
     }
     if functional:
         from xsim.functional.masks import TaskMasks
@@ -170,22 +171,25 @@ def _layer_rows(mapping: Mapping, backbone) -> list[dict]:
     return rows
 
 
-def _timeline(mta, mapping: Mapping, backbone, workload: Workload) -> list[dict]:
-    """XMA2's first switch (PE rewrites) followed by the new task's first inference."""
-    strategy = "xma2" if "xma2" in workload.strategies else workload.strategies[0]
-    first = mta.sequence[1] if len(mta.sequence) > 1 else None
-    switch = mta.switches.get((strategy, workload.backbone.name, first))
-    offset = switch.latency_ps if switch else 0
-    order = {lm.layer.name: i for i, lm in enumerate(mapping.layers)}
-    events = []
-    if switch:
-        for rw in switch.rewrites:
-            pe = mapping.pes[rw.pe]
-            events.append({"start_ps": rw.start_ps, "end_ps": rw.end_ps, "layer": pe.layer,
-                           "layer_index": pe.layer_index, "tile": pe.tile, "kind": "rewrite"})
-    for e in backbone.timeline:
-        if e.kind == "mvm" and e.end_ps > e.start_ps:
-            events.append({"start_ps": e.start_ps + offset, "end_ps": e.end_ps + offset,
-                           "layer": e.layer, "layer_index": order.get(e.layer, len(order)),
-                           "tile": e.tile, "kind": "inference"})
-    return events
+def _first_switches(arch, workload, mapping, hw, mta, tasks) -> tuple[list[dict], list[dict]]:
+    """Per strategy, its first switch and the new task's first inference in one engine run (PEs
+    being rewritten cannot serve; the others can). Returns (rows, XMA2's timeline)."""
+    from xsim.mta.overlap import switch_then_infer
+    from xsim.mta.scenario import scaled_pes
+
+    if len(mta.sequence) < 2:
+        return [], []
+    source, target = mta.sequence[0], mta.sequence[1]
+    rows, timeline = [], []
+    for strategy in workload.strategies:
+        sw = mta.switches[(strategy, source, target)]
+        run = switch_then_infer(arch, mapping, hw, sw.rewrites,
+                                scaled_pes(strategy, target, mapping, tasks), sw.scale_load_ps)
+        rows.append({"strategy": strategy, "from": source, "to": target,
+                     "switch_latency_us": run.switch_latency_ps * 1e-6,
+                     "first_result_us": run.first_result_ps * 1e-6,
+                     "sequential_bound_us": (run.switch_latency_ps
+                                             + mta.inference[(strategy, target)]["latency_ps"]) * 1e-6})
+        if strategy == "xma2" or not timeline:
+            timeline = list(run.timeline)
+    return rows, timeline

@@ -18,10 +18,10 @@ rewritten; otherwise every switch rewrites the head layer's PEs in every strateg
 rewrites, PE by PE, the cells whose content differs (``mask_A ∪ mask_B`` for the tier-1
 strategies: A's PEs back to the backbone or straight to B's weights) through the reprogramming
 controller (:mod:`xsim.mta.controller`), with the write-verify cost of
-:func:`xsim.kernels.writes.write_cost`; then B's tier-2 scales are loaded from eDRAM into the
-scale registers. The chip starts with the backbone programmed (that first programming is not
-counted: it is the same for every strategy). Each distinct switch (A, B) is costed once and
-counted as often as the schedule makes it.
+:func:`xsim.kernels.writes.write_cost`; meanwhile B's tier-2 scales are loaded from eDRAM into the
+scale registers (the switch latency is the longer of the two). The chip starts with the backbone
+programmed (that first programming is not counted: it is the same for every strategy). Each
+distinct switch (A, B) is costed once and counted as often as the schedule makes it.
 
 Energy of a switch: program pulses × (write pulse + verify read) + compared cells × verify read
 + driver power × crossbar write time + tier-2 scale bytes × (eDRAM byte + scale register byte).
@@ -65,6 +65,7 @@ class SwitchCost:
     compared_cells: int = 0
     write_time_ps: int = 0
     tier2_bytes: int = 0
+    scale_load_ps: int = 0
     pes_rewritten: int = 0
     jobs: list = field(default_factory=list, repr=False)
     latency_ps: int = 0
@@ -224,7 +225,9 @@ def run_scenario(arch: Arch, workload: Workload, mapping: Mapping, hw: Hardware,
             columns = sum(p.weight_columns for p in mapping.pes
                           if p.replica == 0 and p.layer != head and p.index not in tier1)
             sw.tier2_bytes = int(np.ceil(columns * scale_bytes_per_column))
-            sw.latency_ps += int(np.ceil(sw.tier2_bytes / load_rate * 1000))
+            sw.scale_load_ps = int(np.ceil(sw.tier2_bytes / load_rate * 1000))
+            # Scales travel over the eDRAM and registers while the write drivers work.
+            sw.latency_ps = max(sw.latency_ps, sw.scale_load_ps)
         sw.energy_pj = {
             "write_pulse": sw.pulses * e_write,
             "verify_read": (sw.pulses + sw.compared_cells) * e_verify,
@@ -239,7 +242,8 @@ def run_scenario(arch: Arch, workload: Workload, mapping: Mapping, hw: Hardware,
     return MtaResult(switches, endurance, sequence, infer, tables, summary)
 
 
-def _scaled_pes(strategy: str, task: str, mapping: Mapping, tasks: TaskSet) -> frozenset[int]:
+def scaled_pes(strategy: str, task: str, mapping: Mapping, tasks: TaskSet) -> frozenset[int]:
+    """The PEs (replicas included) whose columns go through tier-2 scaling while ``task`` runs."""
     if strategy not in TIER2_STRATEGIES or task == tasks.workload.backbone.name:
         return frozenset()
     tier1 = tasks.tier1[task] if strategy == "xma2" else frozenset()
@@ -251,7 +255,7 @@ def _inference_figures(mapping, workload, tasks, inference) -> dict[tuple[str, s
     out = {}
     for s in workload.strategies:
         for t in workload.tasks:
-            scaled = _scaled_pes(s, t.name, mapping, tasks)
+            scaled = scaled_pes(s, t.name, mapping, tasks)
             if scaled not in cache:
                 cache[scaled] = inference(scaled)
             out[(s, t.name)] = cache[scaled]

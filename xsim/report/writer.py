@@ -15,7 +15,7 @@ def write_outputs(result, out: str | Path, plots: bool = True) -> list[Path]:
     written = [write_csv(out / f"{name}.csv", rows) for name, rows in result.tables.items() if rows]
     if plots:
         title = (f"{result.workload.name} on {result.arch.name}: XMA2's first task switch "
-                 "(PE rewrites) then one inference")
+                 "(PE rewrites) and the new task's first inference")
         written += write_plots(result.tables, out, endurance_cycles=result.arch.cell.endurance_cycles,
                                timeline_title=title)
     written.append(write_json(out / "summary.json", result.summary))
