@@ -168,3 +168,17 @@ def test_run_outputs_are_complete_and_reproducible(tmp_path):
     assert not [p for p in files if p.endswith(".part")]
     for name in files:
         assert (runs[0] / name).read_bytes() == (runs[1] / name).read_bytes(), name
+
+
+def test_first_switch_overlaps_rewrites_with_serving_layers():
+    result = simulate(ARCH / "isaac128.yaml", WORKLOADS / "lenet5_mta.json")
+    rows = {r["strategy"]: r for r in result.tables["first_switch"]}
+    latency = result.summary["inference"]["latency_us"]
+    for strategy, row in rows.items():
+        # Never faster than an unblocked inference, never slower than switch-then-infer.
+        assert row["first_result_us"] >= latency * (1 - 1e-9)
+        assert row["first_result_us"] <= row["sequential_bound_us"] * (1 + 1e-9)
+    # Full fine-tuning rewrites the first layer too, so its first result waits for that rewrite.
+    assert rows["full_finetune"]["first_result_us"] > rows["tier2_only"]["first_result_us"]
+    kinds = {e["kind"] for e in result.tables["timeline"]}
+    assert kinds == {"rewrite", "inference"}
