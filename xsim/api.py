@@ -139,19 +139,10 @@ def simulate(arch: Arch | str | Path, workload: Workload | str | Path, *,
         "multi_task": {**mta.summary, "first_switch": tables["first_switch"]},
     }
     if functional:
-        from xsim.functional.masks import TaskMasks
+        from xsim.functional.masks import task_masks_from_tasks
         from xsim.functional.metrics import functional_metrics
 
-        masks = {}
-        for task in workload.tasks:
-            if task.backbone:
-                masks[task.name] = None
-                continue
-            tier1 = tasks.tier1[task.name]
-            layers = {mapping.pes[p].layer for p in tier1}
-            masks[task.name] = TaskMasks.from_matrices(
-                mapping, tier1, tasks.tier2[task.name],
-                {name: tasks.task_weights(task.name, name) for name in layers})
+        masks = {task.name: task_masks_from_tasks(tasks, task.name) for task in workload.tasks}
         per_task, per_layer = functional_metrics(
             arch, network, mapping, weights, images=images, seed=workload.seed,
             masks_by_task=dict(progress(masks.items(), "bit-accurate inference")))
