@@ -42,7 +42,7 @@ def test_bad_sweep_files(tmp_path, grid, expected):
 def test_resume_reuses_finished_points_only(tmp_path, capsys):
     spec, points = load_sweep(SWEEP)
     rows, counts = run_sweep(spec, points[:2], tmp_path, workers=2)
-    assert counts == {"points": 2, "computed": 2, "reused": 0}
+    assert counts == {"points": 2, "computed": 2, "reused": 0, "failed": 0}
     # A killed write leaves only a .part file; a corrupt or failed cache entry is recomputed.
     cache = tmp_path / "points"
     (cache / f".{points[2].key()}.json.abc.part").write_text('{"status": "ok", "rows": []}')

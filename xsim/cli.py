@@ -134,15 +134,34 @@ def summary_text(result) -> str:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    """Exit 0 when every point finished, 1 when some failed (they are rows of sweep.csv)."""
+    import os
+
     from xsim.sweep import load_sweep, run_sweep, write_sweep
 
+    if args.retries < 0:
+        raise XsimInputError(None, "--retries", f"must be at least 0, got {args.retries}")
     spec, points = load_sweep(args.sweep)
-    rows, counts = run_sweep(spec, points, args.out, workers=args.workers,
-                             progress=_progress_bar(sys.stderr.isatty()))
+    scheduler = args.scheduler or os.environ.get("XSIM_SCHEDULER") or None
+    progress = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        # Lazily, so that each point is cached as it finishes (not after the last one).
+        def progress(items, label):
+            return tqdm(items, desc=label, unit="point", leave=False, file=sys.stderr)
+
+    rows, counts = run_sweep(spec, points, args.out, workers=args.workers, scheduler=scheduler,
+                             retries=args.retries, progress=progress)
     written = write_sweep(spec, rows, args.out)
-    print(f"sweep {spec.name}: {counts['points']} points ({counts['computed']} computed, "
-          f"{counts['reused']} reused from {args.out}/points)")
+    where = f" on {scheduler}" if scheduler else ""
+    print(f"sweep {spec.name}: {counts['points']} points ({counts['computed']} computed{where}, "
+          f"{counts['reused']} reused from {args.out}/points, {counts['failed']} failed)")
     print(f"wrote {len(written)} files to {args.out}/")
+    if counts["failed"]:
+        print(f"xsim: {counts['failed']} of {counts['points']} points failed: see the "
+              f"kind=failed rows of {args.out}/sweep.csv", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -185,6 +204,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output folder (default out/sweep); finished points are reused")
     p.add_argument("--workers", type=int, default=None,
                    help="local worker processes (default: all cores)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the points on this Dask scheduler (tcp://HOST:PORT; default "
+                   "$XSIM_SCHEDULER, else local processes); needs pip install 'xsim[dask]'")
+    p.add_argument("--retries", type=int, default=2, metavar="N",
+                   help="tries after the first for a point that raises (default 2)")
     p.set_defaults(func=cmd_sweep)
     return parser
 
