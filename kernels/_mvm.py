@@ -210,6 +210,9 @@ def mvm_128x2(x, wp, out, blocks_per_group, ph_kind, ph_shift, ph_plane0, ph_sig
                 for p in range(n_phases):
                     x0 = xp[bl, p, r, 0]
                     x1 = xp[bl, p, r, 1]
+                    if x0 == 0 and x1 == 0:
+                        # No row driven: every column sum is 0, and so is its clip-ADC code.
+                        continue
                     for a in range(n_arrays):
                         # negate by (v ^ m) - m: m is 0 for +1 and -1 for -1
                         m = (ph_sign[p] * arr_sign[a]) >> 1
