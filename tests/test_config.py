@@ -162,3 +162,18 @@ def test_schedule_visits(lenet5_workload, resnet50_workload):
     assert len(resnet50_workload.visits()) == 20
     assert resnet50_workload.backbone.name == "imagenet"
     assert load_workload(WORKLOADS / "resnet50_mta.json") == resnet50_workload
+
+
+def test_file_of_the_wrong_kind(capsys, tmp_path):
+    assert main(["map", str(WORKLOADS / "lenet5_mta.json"), str(WORKLOADS / "lenet5_mta.json")]) == 2
+    assert "looks like a workload (JSON) file, but an architecture (YAML)" in capsys.readouterr().err
+    assert main(["map", str(ARCH / "isaac128.yaml"), str(ARCH / "isaac128.yaml")]) == 2
+    assert "looks like an architecture (YAML) file, but a workload" in capsys.readouterr().err
+
+
+def test_unwritable_output_folder(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["run", str(ARCH / "isaac128.yaml"), str(WORKLOADS / "lenet5_mta.json"),
+                 "-o", str(blocker / "out")]) == 2
+    assert "cannot write the output folder" in capsys.readouterr().err

@@ -101,10 +101,24 @@ def _progress_bar(enabled: bool):
     return wrap
 
 
+def _output_folder(path: str) -> None:
+    """Fail before any work when the output folder cannot be created or written."""
+    from xsim.config import XsimInputError
+
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        probe = Path(path) / ".xsim-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise XsimInputError(path, None, f"cannot write the output folder: {exc.strerror}") from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from xsim.api import simulate
     from xsim.report.writer import write_outputs
 
+    _output_folder(args.out)
     result = simulate(args.arch, args.workload, functional=args.functional, images=args.images,
                       progress=_progress_bar(sys.stderr.isatty()))
     written = write_outputs(result, args.out)
@@ -142,6 +156,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.retries < 0:
         raise XsimInputError(None, "--retries", f"must be at least 0, got {args.retries}")
     spec, points = load_sweep(args.sweep)
+    _output_folder(args.out)
     scheduler = args.scheduler or os.environ.get("XSIM_SCHEDULER") or None
     progress = None
     if sys.stderr.isatty():

@@ -88,8 +88,17 @@ def read_document(path: str | Path) -> Mapping[str, Any]:
     return data
 
 
+# Top-level keys that only one kind of file has: a file of the other kind is named as such.
+_SIGNATURES = {"Arch": ("crossbar", "pe", "tile"), "Workload": ("tasks", "model")}
+
+
 def build(model: type[BaseModel], data: Mapping[str, Any], path: str | None) -> Any:
     """Validate ``data`` as ``model``, turning pydantic's errors into a ConfigError."""
+    names = {"Arch": "an architecture (YAML)", "Workload": "a workload (JSON)"}
+    for kind, keys in _SIGNATURES.items():
+        if kind != model.__name__ and model.__name__ in names and all(k in data for k in keys):
+            raise ConfigError(path, None, f"this looks like {names[kind]} file, but "
+                              f"{names[model.__name__]} file is expected here")
     try:
         return model.model_validate({**data, "source": path})
     except ValidationError as exc:
