@@ -12,6 +12,8 @@ from xsim.report.plots import write_plots
 
 def write_outputs(result, out: str | Path, plots: bool = True) -> list[Path]:
     out = Path(out)
+    # A previous run's summary would make a half-rewritten folder look complete.
+    (out / "summary.json").unlink(missing_ok=True)
     written = [write_csv(out / f"{name}.csv", rows) for name, rows in result.tables.items() if rows]
     if plots:
         title = (f"{result.workload.name} on {result.arch.name}: XMA2's first task switch "
