@@ -47,7 +47,7 @@ from xsim.config.arch import Arch
 from xsim.functional.im2col import grouped_patches
 from xsim.functional.masks import PeGrid, TaskMasks, pe_grid
 from xsim.functional.quantise import ActivationQuantiser, calibrate_activations, quantise_weights
-from xsim.functional.reference import activate, forward_float, pool
+from xsim.functional.reference import forward_float, run_graph
 from xsim.functional.weights import Weights, check_weights
 from xsim.mapping import Mapping as XMapping
 from xsim.models.graph import Layer
@@ -320,35 +320,12 @@ class CrossbarNetwork:
             raise ValueError(f"network {net.name!r}: expected input (B, {shape})"
                              f" or one image {net.input_shape}, got shape {x.shape}")
         programs = self.program(masks)
-        last_use = {src: i for i, layer in enumerate(net.layers) for src in layer.inputs}
-        outputs: dict[str, np.ndarray] = {"input": batch}
-        for i, layer in enumerate(net.layers):
-            src = outputs[layer.inputs[0]]
-            if layer.kind == "conv":
-                y = self._conv(self.layers[layer.name], programs[layer.name], src, exact)
-            elif layer.kind == "linear":
-                y = self._linear(self.layers[layer.name], programs[layer.name], src, exact)
-            elif layer.kind in ("maxpool", "avgpool"):
-                y = pool(layer, src)
-            elif layer.kind == "add":
-                y = src.copy()
-                for other in layer.inputs[1:]:
-                    y += outputs[other]
-            elif layer.kind == "flatten":
-                y = src.reshape(src.shape[0], -1, 1, 1)
-            else:
-                raise ValueError(f"layer {layer.name!r}: kind {layer.kind!r} cannot be executed")
-            outputs[layer.name] = activate(y, layer.activation)
-            if not return_all:
-                for name in set(layer.inputs):
-                    if last_use[name] == i:
-                        del outputs[name]
-        if return_all:
-            return {name: out[0] for name, out in outputs.items()} if single else outputs
-        out = outputs[net.output.name]
-        if out.shape[2:] == (1, 1):
-            out = out[:, :, 0, 0]
-        return out[0] if single else out
+
+        def weight_layer(layer: Layer, src: np.ndarray) -> np.ndarray:
+            compute = self._conv if layer.kind == "conv" else self._linear
+            return compute(self.layers[layer.name], programs[layer.name], src, exact)
+
+        return run_graph(net, batch, weight_layer, return_all=return_all, single=single)
 
     def reference(self, x: np.ndarray, masks: TaskMasks | None = None, *, return_all: bool = False,
                   dtype: type[np.floating] = np.float64) -> np.ndarray | dict[str, np.ndarray]:

@@ -10,7 +10,7 @@ checked against this.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -101,15 +101,31 @@ def forward_float(
         name: (w.astype(dtype, copy=False), None if b is None else b.astype(dtype, copy=False))
         for name, (w, b) in weights.items()
     }
+
+    def weight_layer(layer: Layer, src: np.ndarray) -> np.ndarray:
+        if layer.kind == "conv":
+            return _conv(layer, src, *params[layer.name])
+        return _linear(src, *params[layer.name])
+
+    return run_graph(network, batch.astype(dtype, copy=False), weight_layer,
+                     return_all=return_all, single=single)
+
+
+def run_graph(network: Network, batch: np.ndarray,
+              weight_layer: Callable[[Layer, np.ndarray], np.ndarray], *, return_all: bool,
+              single: bool) -> np.ndarray | dict[str, np.ndarray]:
+    """Execute ``network`` on ``batch`` (B, C, H, W); ``weight_layer(layer, input)`` computes
+    conv and linear layers (before their activation), the digital layers run here.
+
+    Returns the output as :func:`forward_float` describes (``single``: drop the batch axis).
+    """
     # Free each intermediate after its last reader unless every output is kept.
     last_use = {src: i for i, layer in enumerate(network.layers) for src in layer.inputs}
-    outputs: dict[str, np.ndarray] = {"input": batch.astype(dtype, copy=False)}
+    outputs: dict[str, np.ndarray] = {"input": batch}
     for i, layer in enumerate(network.layers):
         src = outputs[layer.inputs[0]]
-        if layer.kind == "conv":
-            y = _conv(layer, src, *params[layer.name])
-        elif layer.kind == "linear":
-            y = _linear(src, *params[layer.name])
+        if layer.kind in ("conv", "linear"):
+            y = weight_layer(layer, src)
         elif layer.kind in ("maxpool", "avgpool"):
             y = _pool(layer, src)
         elif layer.kind == "add":
