@@ -24,7 +24,7 @@ from xsim.functional.quantise import (
     nonnegative_tensors,
     quantise_weights,
 )
-from xsim.functional.reference import activate, forward_float, pool, synthetic_inputs
+from xsim.functional.reference import activate, forward_float, run_graph, synthetic_inputs
 from xsim.functional.weights import (
     Weights,
     check_weights,
@@ -45,7 +45,7 @@ __all__ = [
     "functional_metrics",
     "nonnegative_tensors",
     "pe_grid",
-    "pool",
+    "run_graph",
     "pow2_exponents",
     "quantise_scales",
     "quantise_weights",

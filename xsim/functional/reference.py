@@ -63,11 +63,6 @@ def _pool(layer: Layer, x: np.ndarray) -> np.ndarray:
     return windows(x, layer).sum(axis=(-2, -1)) / (kh * kw)
 
 
-def pool(layer: Layer, x: np.ndarray) -> np.ndarray:
-    """Max or average pooling of ``x`` (..., C, H, W) as :func:`forward_float` applies it."""
-    return _pool(layer, x)
-
-
 def forward_float(
     network: Network,
     weights: Mapping[str, tuple[np.ndarray, np.ndarray | None]],
