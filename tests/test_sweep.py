@@ -1,16 +1,22 @@
-"""Sweeps: grid expansion, resumption from cached points, and never reusing a half-written one."""
+"""Sweeps on local processes: grid expansion, resumption from cached points (never a half-written
+one), failed points as rows, retries after a lost worker, and kernels warmed once per process."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
 from conftest import ROOT
 from xsim.cli import main
 from xsim.config import ConfigError
-from xsim.sweep import load_sweep, run_sweep
+from xsim.sweep import compute_point, load_sweep, run_sweep
 
 SWEEP = ROOT / "sweeps" / "lenet5_adc.yaml"
 
@@ -55,3 +61,87 @@ def test_resume_reuses_finished_points_only(tmp_path, capsys):
     assert json.dumps(again, sort_keys=True) == json.dumps(fresh, sort_keys=True)
     for name in ("sweep.csv", "sweep_energy.png", "sweep_switch.png"):
         assert (tmp_path / name).exists()
+
+
+def _worker_info(out, points):
+    return [json.loads((out / "points" / f"{p.key()}.json").read_text())["worker"] for p in points]
+
+
+def test_kernels_warm_once_per_worker_process(tmp_path):
+    spec, points = load_sweep(SWEEP)
+    run_sweep(spec, points, tmp_path, workers=2)
+    info = _worker_info(tmp_path, points)
+    # Every point ran in a process whose initializer had loaded the kernels exactly once, and the
+    # point itself compiled nothing; two processes served four points.
+    assert {(i["warmups"], i["compiled"]) for i in info} == {(1, 0)}
+    assert len({i["pid"] for i in info}) <= 2 and os.getpid() not in {i["pid"] for i in info}
+
+
+def _bad_budget_sweep(tmp_path):
+    data = yaml.safe_load(SWEEP.read_text())
+    data["arch"] = str(ROOT / "arch" / "isaac128.yaml")
+    data["workload"] = str(ROOT / "workloads" / "lenet5_mta.json")
+    data["grid"] = {"workload.tasks.1.tier1.pe_budget": [0.25, 2.0]}
+    path = tmp_path / "budget.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_input_error_inside_a_point_is_a_failed_row(tmp_path, capsys):
+    path = _bad_budget_sweep(tmp_path)
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "-o", str(out), "--workers", "1"]) == 1
+    captured = capsys.readouterr()
+    assert "2 points (2 computed, 0 reused" in captured.out and "1 failed" in captured.out
+    assert "1 of 2 points failed" in captured.err
+    table = pd.read_csv(out / "sweep.csv")
+    bad = table[table["kind"] == "failed"]
+    assert list(bad["workload.tasks.1.tier1.pe_budget"]) == [2.0]
+    assert "pe_budget" in bad["item"].iloc[0] and "less than or equal to 1" in bad["item"].iloc[0]
+    assert list(bad["value"]) == [1]  # an input error is not retried: the point is pure
+    assert (table["kind"] != "failed").sum() > 0 and (out / "sweep_energy.png").exists()
+    # The failed point is not cached as finished: the next run computes it (only it) again.
+    assert main(["sweep", str(path), "-o", str(out), "--workers", "1"]) == 1
+    assert "2 points (1 computed, 1 reused" in capsys.readouterr().out
+
+
+def _dies_once(point):
+    """Kills its worker process the first time it meets a point, then computes it normally."""
+    marker = Path(os.environ["XSIM_TEST_MARKERS"]) / point.key()
+    if not marker.exists():
+        marker.touch()
+        os._exit(1)
+    return compute_point(point)
+
+
+def _always_raises(point):
+    raise RuntimeError(f"no luck with {dict(point.coords)}")
+
+
+def test_lost_worker_is_retried_and_a_raising_point_fails_after_its_retries(tmp_path, monkeypatch):
+    spec, points = load_sweep(SWEEP)
+    points = points[:2]
+    monkeypatch.setenv("XSIM_TEST_MARKERS", str(tmp_path))
+    rows, counts = run_sweep(spec, points, tmp_path / "a", workers=2, retries=1, compute=_dies_once)
+    assert counts["failed"] == 0 and {r["kind"] for r in rows} >= {"inference", "strategy"}
+    fresh, _ = run_sweep(spec, points, tmp_path / "b", workers=2)
+    assert rows == fresh
+    rows, counts = run_sweep(spec, points, tmp_path / "c", workers=2, retries=1,
+                             compute=_always_raises)
+    assert counts["failed"] == 2
+    assert rows[0]["kind"] == "failed" and rows[0]["value"] == 2 and rows[0]["unit"] == "tries"
+    assert rows[0]["item"] == "RuntimeError: no luck with {'arch': '../arch/isaac64.yaml', " \
+                              "'arch.pe.adc.bits': 7}"
+
+
+def test_scheduler_without_dask_is_an_input_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    monkeypatch.delitem(sys.modules, "xsim.distributed", raising=False)
+    code = main(["sweep", str(SWEEP), "-o", str(tmp_path), "--scheduler", "tcp://127.0.0.1:1"])
+    assert code == 2 and "pip install 'xsim[dask]'" in capsys.readouterr().err
+    assert not (tmp_path / "points").exists()
+
+
+def test_importing_the_sweep_does_not_import_dask():
+    code = "import sys, xsim.sweep, xsim.cli; sys.exit('distributed' in sys.modules or 'dask' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0

@@ -233,31 +233,49 @@ def _run_local(todo: list[tuple[Point, str]], compute: Callable[[Point], dict], 
                retries: int) -> Iterator[tuple[str, dict]]:
     """Yield ``(key, result)`` as points finish on a pool of ``workers`` local processes.
 
-    At most ``workers`` points are submitted at a time, so that when a worker process dies (which
-    breaks the whole pool) the points charged with a try are the ones that were running."""
+    A worker process that dies breaks the whole pool and loses every point in flight, so at most
+    ``workers`` points are submitted at a time and a lost point is charged a try only when it was
+    alone in flight: points lost together are rerun one at a time, which finds a point that kills
+    its worker and lets the others complete."""
     queue = deque(todo)
+    alone: deque[tuple[Point, str]] = deque()
     tries: Counter[str] = Counter()
-    while queue:
+    while queue or alone:
+        lost: list[tuple[Point, str, BaseException]] = []
         with ProcessPoolExecutor(max_workers=workers, initializer=warm_kernels) as pool:
             running: dict = {}
-            broken = False
-            while (queue and not broken) or running:
-                while queue and not broken and len(running) < workers:
+            while True:
+                if not lost and alone and not running:
+                    point, key = alone.popleft()
+                    running[pool.submit(compute, point)] = (point, key)
+                while not lost and not alone and queue and len(running) < workers:
                     point, key = queue.popleft()
                     running[pool.submit(compute, point)] = (point, key)
+                if not running:
+                    break
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
                     point, key = running.pop(future)
                     error = future.exception()
                     if error is None:
                         yield key, future.result()
-                        continue
-                    broken |= isinstance(error, BrokenProcessPool)
-                    tries[key] += 1
-                    if tries[key] > retries:
-                        yield key, failed(error, tries[key])
+                    elif isinstance(error, BrokenProcessPool):
+                        lost.append((point, key, error))
                     else:
-                        queue.append((point, key))
+                        tries[key] += 1
+                        if tries[key] > retries:
+                            yield key, failed(error, tries[key])
+                        else:
+                            queue.append((point, key))
+        if len(lost) > 1:
+            alone.extend((point, key) for point, key, _ in lost)
+        elif lost:
+            point, key, error = lost[0]
+            tries[key] += 1
+            if tries[key] > retries:
+                yield key, failed(error, tries[key])
+            else:
+                alone.append((point, key))
 
 
 class _Stream:
