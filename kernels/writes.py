@@ -21,8 +21,6 @@ and adds ``weight`` to the per-cell endurance counter of every cell written.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit
 
@@ -30,9 +28,8 @@ from ._settings import JIT
 
 
 @njit(**JIT)
-def _write_cost(old, new, w_r0, w_r1, w_c0, w_c1, rows, columns, compare, base, per_level,
-                max_pulses, write_ps, verify_ps, compare_ps, parallel, time_ps, pulses, cells,
-                counts, weight):
+def _write_cost(old, new, w_r0, w_r1, w_c0, w_c1, rows, columns, compare, pulse_table, write_ps,
+                verify_ps, compare_ps, parallel, time_ps, pulses, cells, counts, weight):
     row_blocks = time_ps.shape[0]
     col_blocks = time_ps.shape[1]
     for rb in range(row_blocks):
@@ -53,9 +50,7 @@ def _write_cost(old, new, w_r0, w_r1, w_c0, w_c1, rows, columns, compare, base, 
                     d = abs(np.int64(new[r, c]) - np.int64(old[r, c]))
                     if compare and d == 0:
                         continue
-                    p = base + math.ceil(per_level * d)
-                    if p > max_pulses:
-                        p = max_pulses
+                    p = pulse_table[d]
                     if p == 0:
                         continue
                     counts[r, c] += weight
@@ -82,7 +77,7 @@ def write_cost(old: np.ndarray, new: np.ndarray, *, rows: int, columns: int, com
                weight: int = 1):
     """Cost of rewriting a level matrix ``old`` → ``new`` laid out on ``rows``×``columns`` crossbars.
 
-    ``old`` and ``new`` are (K, C) integer cell levels of one layer's crossbar grid. Only the
+    ``old`` and ``new`` are (K, C) uint8 cell levels of one layer's crossbar grid. Only the
     ``window = (r0, r1, c0, c1)`` (default: everything) is rewritten; its row block ``rb`` holds
     rows ``[r0 + rb*rows, ...)`` and its column block ``cb`` columns ``[c0 + cb*columns, ...)``.
     Returns ``(time_ps, pulses, cells)``, int64 arrays of shape (row blocks, column blocks) of the
@@ -91,6 +86,8 @@ def write_cost(old: np.ndarray, new: np.ndarray, *, rows: int, columns: int, com
     """
     if old.shape != new.shape or old.ndim != 2:
         raise ValueError(f"old and new levels must be equal 2-D shapes, got {old.shape} and {new.shape}")
+    if old.dtype != np.uint8 or new.dtype != np.uint8:
+        raise ValueError(f"cell levels must be uint8, got {old.dtype} and {new.dtype}")
     if rows < 1 or columns < 1 or parallel_columns < 1 or max_pulses < 1:
         raise ValueError("rows, columns, parallel_columns and max_pulses must be positive")
     r0, r1, c0, c1 = window if window is not None else (0, old.shape[0], 0, old.shape[1])
@@ -100,13 +97,16 @@ def write_cost(old: np.ndarray, new: np.ndarray, *, rows: int, columns: int, com
         counts = np.zeros(old.shape, dtype=np.int64)
     elif counts.shape != old.shape or counts.dtype != np.int64:
         raise ValueError("counts must be an int64 array of the levels' shape")
+    # Pulses per level change, once: the hot loop only looks them up.
+    pulse_table = np.minimum(
+        max_pulses, base_pulses + np.ceil(pulses_per_level * np.arange(256))).astype(np.int64)
     grid = (-(-(r1 - r0) // rows), -(-(c1 - c0) // columns))
     time_ps = np.zeros(grid, dtype=np.int64)
     pulses = np.zeros(grid, dtype=np.int64)
     cells = np.zeros(grid, dtype=np.int64)
-    _write_cost(old, new, r0, r1, c0, c1, rows, columns, bool(compare), int(base_pulses),
-                float(pulses_per_level), int(max_pulses), int(write_ps), int(verify_ps),
-                int(compare_ps), int(parallel_columns), time_ps, pulses, cells, counts, int(weight))
+    _write_cost(old, new, r0, r1, c0, c1, rows, columns, bool(compare), pulse_table, int(write_ps),
+                int(verify_ps), int(compare_ps), int(parallel_columns), time_ps, pulses, cells,
+                counts, int(weight))
     return time_ps, pulses, cells
 
 
