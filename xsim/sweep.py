@@ -170,9 +170,14 @@ _warmups = 0
 
 
 def _kernel_dispatchers() -> list:
-    from xsim.kernels import writes
+    """Every numba kernel loaded so far in this process."""
+    import sys
 
-    return [writes._write_cost, writes._slice_levels]
+    from numba.core.dispatcher import Dispatcher
+
+    modules = [m for name, m in list(sys.modules.items()) if name.startswith("xsim.kernels.")]
+    found = {id(obj): obj for m in modules for obj in vars(m).values() if isinstance(obj, Dispatcher)}
+    return list(found.values())
 
 
 def _compiled_signatures() -> int:
