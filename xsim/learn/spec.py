@@ -1,0 +1,132 @@
+"""Learning specification: the typed, frozen form of a ``workloads/learn_*.json`` file.
+
+A learning spec says what ``xsim learn`` trains and how: the data set and its adaptation tasks, the
+network (an explicit layer list, as a workload's ``model.layers``), the arch overrides that give the
+network enough PEs for the PE-level choice to mean something, the precision, the training settings
+of the backbone and of the tasks, the tier-2 scale format, the PE budgets and strategies of the
+frontier, and which budget the exported workload uses.  Relative paths inside it resolve beside it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from xsim.config.arch import Frozen, PositiveFloat, PositiveInt
+from xsim.config.errors import ConfigError
+from xsim.config.loader import build, read_document
+from xsim.config.workload import BitCount, Ratio
+
+LEARN_STRATEGIES = ("xma2", "tier1_only", "tier2_only", "random_tier1", "full_finetune",
+                    "head_only", "elementwise")
+# Strategies whose tier-1 PE count comes from the budget; the others have none or all PEs.
+BUDGETED = ("xma2", "tier1_only", "random_tier1")
+TRANSFORMS = ("identity", "rot90", "rot180", "flip", "invert", "permute")
+
+
+class TaskData(Frozen):
+    """One adaptation task: the source images under ``transform`` (``permute``: a fixed pixel
+    permutation drawn from the data seed and the task's position)."""
+
+    name: Annotated[str, Field(min_length=1)]
+    transform: Literal[TRANSFORMS]
+
+
+class DataSpec(Frozen):
+    """``digits``: scikit-learn's 1797 8×8 handwritten digits (shipped inside its wheel)."""
+
+    dataset: Literal["digits"] = "digits"
+    test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
+    seed: Annotated[int, Field(ge=0)] = 0
+    backbone: Annotated[str, Field(min_length=1)] = "digits"
+    tasks: tuple[TaskData, ...] = Field(min_length=1)
+
+
+class LearnModel(Frozen):
+    name: Annotated[str, Field(min_length=1)]
+    input_shape: tuple[PositiveInt, PositiveInt, PositiveInt]
+    layers: tuple[dict[str, Any], ...] = Field(min_length=1)
+
+
+class Training(Frozen):
+    """Adam, ``lr`` for scores, scales, heads and normalisation, ``weight_lr`` for weights."""
+
+    epochs: PositiveInt
+    batch: PositiveInt = 64
+    lr: PositiveFloat = 1e-2
+    weight_lr: PositiveFloat = 1e-3
+
+
+class TaskTraining(Training):
+    """``freeze_fraction``: the last fraction of epochs trains with the tier-1 mask fixed.
+    ``write_penalty``: weight of the selected PEs' mean weight change (in LSBs) in the loss."""
+
+    freeze_fraction: Ratio = 0.3
+    write_penalty: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] = 0.0
+
+
+class Tier2Format(Frozen):
+    format: Literal["pow2", "fixed", "float"] = "pow2"
+    bits: Annotated[int, Field(ge=1, le=10)] = 4
+
+
+class ExportSpec(Frozen):
+    """Which learned XMA2 masks the exported workload carries, and its schedule."""
+
+    pe_budget: Ratio = 0.1
+    periods: PositiveInt = 2
+
+
+class EvalSpec(Frozen):
+    """Bit-accurate evaluation: test images (0 = all) and activation calibration images."""
+
+    test_images: Annotated[int, Field(ge=0)] = 0
+    calibration_images: PositiveInt = 64
+
+
+class LearnSpec(Frozen):
+    name: Annotated[str, Field(min_length=1)]
+    description: str = ""
+    seed: Annotated[int, Field(ge=0)] = 0
+    arch_overrides: dict[str, Any] = Field(default_factory=dict)
+    model: LearnModel
+    precision: dict[Literal["weight_bits", "input_bits"], BitCount] = Field(
+        default_factory=lambda: {"weight_bits": 8, "input_bits": 8})
+    data: DataSpec
+    backbone_training: Training
+    task_training: TaskTraining
+    tier2: Tier2Format = Field(default_factory=Tier2Format)
+    budgets: tuple[Ratio, ...] = (0.0, 0.05, 0.1, 0.2, 0.5, 1.0)
+    strategies: tuple[Literal[LEARN_STRATEGIES], ...] = LEARN_STRATEGIES
+    export: ExportSpec = Field(default_factory=ExportSpec)
+    evaluation: EvalSpec = Field(default_factory=EvalSpec)
+    source: str | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        names = [self.data.backbone] + [t.name for t in self.data.tasks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"task names (backbone first) must be unique, got {names}")
+        if len(set(self.strategies)) != len(self.strategies):
+            raise ValueError("strategies must not repeat")
+        if "xma2" not in self.strategies:
+            raise ValueError("strategies must include 'xma2' (the exported masks are XMA2's)")
+        if len(set(self.budgets)) != len(self.budgets) or not self.budgets:
+            raise ValueError("budgets must be a non-empty list without repeats")
+        if self.export.pe_budget not in self.budgets:
+            raise ValueError(f"export.pe_budget {self.export.pe_budget} must be one of the "
+                             f"budgets {list(self.budgets)}")
+        return self
+
+
+def load_learn_spec(path: str | Path) -> LearnSpec:
+    """Read and validate a learning spec; every problem is a ConfigError(path, key, message)."""
+    data = read_document(path)
+    return build(LearnSpec, data, str(path))
+
+
+def check_source(spec: LearnSpec, key: str, message: str) -> ConfigError:
+    """A ConfigError about ``key`` of ``spec``'s file (for problems found after validation)."""
+    return ConfigError(spec.source, key, message)
