@@ -6,14 +6,17 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 
 import pytest
 import yaml
 
 from conftest import ROOT
+from xsim.cli import main
 from xsim.sweep import load_sweep, run_sweep, write_sweep
 
 distributed = pytest.importorskip("distributed")
+dask = pytest.importorskip("dask")
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +77,20 @@ def test_sweep_on_a_cluster_survives_a_killed_worker(cluster, sweep, tmp_path):
     # A second run through the scheduler reuses everything finished and retries only the failed.
     _, again = run_sweep(spec, points, tmp_path / "dask", scheduler=local_cluster.scheduler_address)
     assert again == {"points": 12, "computed": 4, "reused": 8, "failed": 4}
+
+
+def test_cli_takes_the_scheduler_from_the_environment(cluster, tmp_path, monkeypatch, capsys):
+    address = cluster[0].scheduler_address
+    monkeypatch.setenv("XSIM_SCHEDULER", address)
+    assert main(["sweep", str(ROOT / "sweeps" / "lenet5_adc.yaml"), "-o", str(tmp_path)]) == 0
+    assert f"4 points (4 computed on {address}, 0 reused" in capsys.readouterr().out
+
+
+def test_unreachable_scheduler_is_an_input_error(tmp_path, capsys):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        code = main(["sweep", str(ROOT / "sweeps" / "lenet5_adc.yaml"), "-o", str(tmp_path),
+                     "--scheduler", address])
+    assert code == 2 and f"cannot reach the Dask scheduler at {address}" in capsys.readouterr().err

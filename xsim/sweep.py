@@ -333,7 +333,8 @@ def run_sweep(spec: SweepSpec, points: list[Point], out: str | Path, *, workers:
                 if exc.name not in ("dask", "distributed"):
                     raise
                 raise SchedulerError(None, "--scheduler", "running on a Dask scheduler needs the "
-                                     "dask extra: pip install 'xsim[dask]'") from None
+                                     "dask extra: pip install 'xsim[dask]' (in a checkout: "
+                                     "pip install -e '.[dask]')") from None
             stream = run_points(todo, scheduler, compute=compute, retries=retries)
         else:
             workers = workers or os.cpu_count() or 1
