@@ -250,3 +250,12 @@ def test_cells_written_counts_changed_levels(tiny_setup):
     result.codes[name] = result.codes[name].copy()
     result.codes[name][0, 0] += 1 if result.codes[name][0, 0] < 127 else -1
     assert 1 <= cells_written(arch, mapping, backbone, result) <= arch.slices_per_weight(8)
+
+
+def test_xsim_run_simulates_the_exported_workload(learned):
+    from xsim.api import simulate
+
+    out, _ = learned
+    result = simulate(out / "arch.yaml", out / "workload.json")
+    strategies = {row["strategy"] for row in result.tables["strategy_totals"]}
+    assert "xma2" in strategies

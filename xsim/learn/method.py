@@ -503,7 +503,7 @@ def train_task(model: TaskModel, x: np.ndarray, y: np.ndarray, *, epochs: int, b
     generator = torch.Generator().manual_seed(seed)
     xt, yt = torch.as_tensor(x, dtype=DTYPE), torch.as_tensor(y)
     init_scores(model, xt, yt, batch, generator)
-    opt = torch.optim.Adam(model.parameter_groups(lr, weight_lr))
+    opt = torch.optim.Adam(model.parameter_groups(lr, weight_lr), foreach=True)
     freeze_at = int(round(epochs * (1.0 - freeze_fraction)))
     for epoch in range(epochs):
         if epoch == freeze_at:
@@ -557,7 +557,9 @@ def export_result(model: TaskModel, backbone: Backbone) -> TaskResult:
                 keep = (model.mask_score[name] > ELEMENTWISE_THRESHOLD).numpy()
                 codes[name] = np.where(keep, q0, 0).astype(np.int64)
             elif model.config.tier1 != "none":
-                qt = np.rint(model.quantised_task_weight(name).numpy() / backbone.scales[name])
+                qmax = (1 << (model.weight_bits - 1)) - 1
+                qt = np.clip(np.rint(model.task_weight[name].numpy() / backbone.scales[name]),
+                             -qmax, qmax)
                 inside = hard[structure.layers[name].position]
                 codes[name] = np.where(inside, qt, q0).astype(np.int64)
             else:
@@ -573,7 +575,8 @@ def export_result(model: TaskModel, backbone: Backbone) -> TaskResult:
         biases = {n: (model.bias[n].numpy().copy() if n in model.bias else None)
                   for n in backbone.codes}
         head_layer = model.network[model.head]
-        head = (matrix_weight(model.head_matrix().numpy(), head_layer), biases[model.head])
+        head_matrix, _ = quantise_per_channel(model.head_weight, model.weight_bits)
+        head = (matrix_weight(head_matrix.numpy(), head_layer), biases[model.head])
     return TaskResult(tier1=tuple(int(p) for p in np.sort(chosen)), tier2=tier2, codes=codes,
                       gains=gains, biases=biases, head=head)
 
