@@ -45,7 +45,9 @@ What is learned, and how (the algorithm):
 
    The layer's effective weight is ``W = m·Q(Wt) + (1 − m)·W0·S`` (``m`` and ``S`` broadcast from
    PEs and tier-2 columns to elements); the loss is cross entropy plus the write penalty; Adam
-   with ``weight_lr`` for weights and element-wise mask scores, ``lr`` for everything else.
+   with ``weight_lr`` for weights and element-wise mask scores, ``scale_lr`` for tier-2 scales
+   (small: a pow2 scale moves by a factor of two when it crosses a rounding boundary, so a large
+   step makes the columns flip back and forth), ``lr`` for everything else.
 
 4. **Baselines**, trained the same way (same epochs, optimiser, head and normalisation):
    ``full_finetune`` (every candidate PE is tier 1), ``head_only`` (head and normalisation only),
@@ -452,16 +454,16 @@ class TaskModel(torch.nn.Module):
             with torch.no_grad():
                 self.scales.clamp_(min=0.0)
 
-    def parameter_groups(self, lr: float, weight_lr: float) -> list[dict]:
+    def parameter_groups(self, lr: float, weight_lr: float, scale_lr: float) -> list[dict]:
         weights = [*self.task_weight.values(), *self.mask_score.values()]
         others = [*self.gain_log.values(), *self.bias.values(), self.head_weight]
-        if self.scales is not None:
-            others.append(self.scales)
         if self.scores is not None:
             others.append(self.scores)
         groups = [{"params": others, "lr": lr}]
         if weights:
             groups.append({"params": weights, "lr": weight_lr})
+        if self.scales is not None:
+            groups.append({"params": [self.scales], "lr": scale_lr})
         return groups
 
 
@@ -497,13 +499,13 @@ def init_scores(model: TaskModel, x: torch.Tensor, y: torch.Tensor, batch: int,
 
 
 def train_task(model: TaskModel, x: np.ndarray, y: np.ndarray, *, epochs: int, batch: int, lr: float,
-               weight_lr: float, freeze_fraction: float, seed: int) -> None:
+               weight_lr: float, scale_lr: float, freeze_fraction: float, seed: int) -> None:
     """Train one task's model (step 3): scores seeded, then Adam on cross entropy + penalty."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     xt, yt = torch.as_tensor(x, dtype=DTYPE), torch.as_tensor(y)
     init_scores(model, xt, yt, batch, generator)
-    opt = torch.optim.Adam(model.parameter_groups(lr, weight_lr), foreach=True)
+    opt = torch.optim.Adam(model.parameter_groups(lr, weight_lr, scale_lr), foreach=True)
     freeze_at = int(round(epochs * (1.0 - freeze_fraction)))
     for epoch in range(epochs):
         if epoch == freeze_at:

@@ -188,7 +188,8 @@ def _run(arch_path, spec: LearnSpec, out: Path, progress: bool | None, quick: bo
                     "backbone_float_accuracy": float_accuracy(model, task.x_test[:n_test],
                                                               task.y_test[:n_test])})
             train_task(model, task.x_train, task.y_train, epochs=tt.epochs, batch=tt.batch, lr=tt.lr,
-                       weight_lr=tt.weight_lr, freeze_fraction=tt.freeze_fraction,
+                       weight_lr=tt.weight_lr, scale_lr=tt.scale_lr,
+                       freeze_fraction=tt.freeze_fraction,
                        seed=_seed(spec, ti, config))
             result = export_result(model, backbone)
             results[(ti, config)] = {

@@ -60,9 +60,11 @@ class Training(Frozen):
 
 
 class TaskTraining(Training):
-    """``freeze_fraction``: the last fraction of epochs trains with the tier-1 mask fixed.
-    ``write_penalty``: weight of the selected PEs' mean weight change (in LSBs) in the loss."""
+    """``scale_lr``: Adam's step for tier-2 scales. ``freeze_fraction``: the last fraction of
+    epochs trains with the tier-1 mask fixed. ``write_penalty``: weight of the selected PEs' mean
+    weight change (in LSBs) in the loss."""
 
+    scale_lr: PositiveFloat = 2e-3
     freeze_fraction: Ratio = 0.3
     write_penalty: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] = 0.0
 
