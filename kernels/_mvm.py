@@ -218,12 +218,24 @@ def mvm_128x2(x, wp, out, blocks_per_group, ph_kind, ph_shift, ph_plane0, ph_sig
                         m = (ph_sign[p] * arr_sign[a]) >> 1
                         for s in range(n_slices):
                             shift = ph_shift[p] + 2 * s
-                            for n in range(n_cols):
-                                col = (popcount64(x0 & wp[r, a, s, 0, 0, n])
-                                       + popcount64(x1 & wp[r, a, s, 0, 1, n])
-                                       + ((popcount64(x0 & wp[r, a, s, 1, 0, n])
-                                           + popcount64(x1 & wp[r, a, s, 1, 1, n])) << 1))
-                                acc[n] += ((min(col, code_max) << shift) ^ m) - m
+                            # A 64-row word that drives no row adds nothing: skip its popcounts.
+                            if x1 == 0:
+                                for n in range(n_cols):
+                                    col = (popcount64(x0 & wp[r, a, s, 0, 0, n])
+                                           + (popcount64(x0 & wp[r, a, s, 1, 0, n]) << 1))
+                                    acc[n] += ((min(col, code_max) << shift) ^ m) - m
+                            elif x0 == 0:
+                                for n in range(n_cols):
+                                    col = (popcount64(x1 & wp[r, a, s, 0, 1, n])
+                                           + (popcount64(x1 & wp[r, a, s, 1, 1, n]) << 1))
+                                    acc[n] += ((min(col, code_max) << shift) ^ m) - m
+                            else:
+                                for n in range(n_cols):
+                                    col = (popcount64(x0 & wp[r, a, s, 0, 0, n])
+                                           + popcount64(x1 & wp[r, a, s, 0, 1, n])
+                                           + ((popcount64(x0 & wp[r, a, s, 1, 0, n])
+                                               + popcount64(x1 & wp[r, a, s, 1, 1, n])) << 1))
+                                    acc[n] += ((min(col, code_max) << shift) ^ m) - m
                 corr = bias * sumx[bl, r]
                 for n in range(n_cols):
                     out[b0 + bl, g, n] += acc[n] - corr
