@@ -69,10 +69,10 @@ def _canonical(config: StrategyConfig, structure: PeStructure) -> StrategyConfig
     return config
 
 
-def _seed(spec: LearnSpec, task_index: int, config: StrategyConfig) -> int:
-    key = [spec.seed, task_index, ("none", "learned", "fixed").index(config.tier1), int(config.tier2),
-           int(config.elementwise), config.k]
-    return int(np.random.SeedSequence(key).generate_state(1)[0] & 0x7FFFFFFF)
+def _seed(spec: LearnSpec, task_index: int) -> int:
+    """One training seed per task, shared by every strategy and budget (common random numbers:
+    the same batches in the same order, so strategies differ by what they train, not by luck)."""
+    return int(np.random.SeedSequence([spec.seed, task_index]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
 def _progress(enabled: bool | None, total: int):
@@ -190,7 +190,7 @@ def _run(arch_path, spec: LearnSpec, out: Path, progress: bool | None, quick: bo
             train_task(model, task.x_train, task.y_train, epochs=tt.epochs, batch=tt.batch, lr=tt.lr,
                        weight_lr=tt.weight_lr, scale_lr=tt.scale_lr,
                        freeze_fraction=tt.freeze_fraction,
-                       seed=_seed(spec, ti, config))
+                       seed=_seed(spec, ti))
             result = export_result(model, backbone)
             results[(ti, config)] = {
                 "result": result,
