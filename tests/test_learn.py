@@ -27,7 +27,7 @@ from xsim.learn.method import (
     train_backbone,
     train_task,
 )
-from xsim.learn.run import run_learn
+from xsim.learn.run import quick_spec, run_learn
 from xsim.learn.spec import load_learn_spec
 from xsim.mapping import map_network
 from xsim.models import network_from_spec
@@ -85,6 +85,28 @@ def test_bad_spec_is_a_config_error(tmp_path, override, key):
     assert err.value.path == str(path)
     if key is not None:
         assert err.value.key == key
+
+
+@pytest.mark.parametrize("layers", [
+    [{"kind": "flatten"}, {"kind": "linear", "name": "head", "out_features": 10}],
+    [{"kind": "flatten"}, {"kind": "linear", "name": "fc", "out_features": 0}],
+])
+def test_unusable_network_is_a_config_error_before_training(tmp_path, layers):
+    data = json.loads(TINY.read_text())
+    data["model"]["layers"] = layers
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError) as err:
+        run_learn(ARCH / "isaac128.yaml", path, tmp_path / "out", progress=False)
+    assert err.value.key == "model.layers"
+    assert not (tmp_path / "out").exists()
+
+
+def test_quick_mode_cuts_the_spec_down():
+    spec = quick_spec(load_learn_spec(WORKLOADS / "learn_digits.json"))
+    assert spec.task_training.epochs <= 3 and spec.backbone_training.epochs <= 5
+    assert len(spec.data.tasks) == 2 and spec.budgets == (0.0, 0.1)
+    assert spec.evaluation.test_images == 100
 
 
 def test_split_and_transforms_are_fixed(tiny_spec):

@@ -37,7 +37,7 @@ class TaskArrays:
 
 
 def load_source(spec: DataSpec) -> tuple[np.ndarray, np.ndarray]:
-    """The source images (B, 1, 8, 8) in [0, 1] and their labels."""
+    """The source images (B, 1, 8, 8) in [0, 1] and their labels (``spec.dataset``: ``digits``)."""
     from sklearn.datasets import load_digits  # the learn extra's dependency, loaded on use
 
     digits = load_digits()

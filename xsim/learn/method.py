@@ -63,7 +63,7 @@ Everything runs in float64 on the CPU, seeded, with deterministic algorithms.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -539,7 +539,6 @@ class TaskResult:
     gains: dict[str, np.ndarray]
     biases: dict[str, np.ndarray | None]
     head: tuple[np.ndarray, np.ndarray | None]
-    extra: dict = field(default_factory=dict)
 
 
 def export_result(model: TaskModel, backbone: Backbone) -> TaskResult:

@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from xsim.config.arch import Frozen, PositiveFloat, PositiveInt
-from xsim.config.errors import ConfigError
 from xsim.config.loader import build, read_document
 from xsim.config.workload import BitCount, Ratio
 
@@ -128,7 +127,3 @@ def load_learn_spec(path: str | Path) -> LearnSpec:
     data = read_document(path)
     return build(LearnSpec, data, str(path))
 
-
-def check_source(spec: LearnSpec, key: str, message: str) -> ConfigError:
-    """A ConfigError about ``key`` of ``spec``'s file (for problems found after validation)."""
-    return ConfigError(spec.source, key, message)
