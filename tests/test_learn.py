@@ -172,11 +172,14 @@ def test_learned_tier1_mask_has_exactly_k_pes_and_trains_only_them(tiny_setup):
     _, mapping, structure, _, tasks, backbone = tiny_setup
     task = tasks[0]
     config = strategy_config("xma2", structure, 0.1, 0)
+    before = {name: None if b is None else b.copy() for name, b in backbone.biases.items()}
     model = TaskModel(backbone, structure, config, tier2_format="pow2", tier2_bits=4, weight_bits=8,
                       write_penalty=0.1)
     train_task(model, task.x_train[:256], task.y_train[:256], epochs=2, batch=128, lr=0.02,
                weight_lr=0.002, scale_lr=0.002, freeze_fraction=0.5, seed=0)
     result = export_result(model, backbone)
+    for name, b in before.items():  # the task trains copies: the backbone stays as programmed
+        assert b is None or np.array_equal(backbone.biases[name], b)
     assert len(result.tier1) == config.k == structure.budget_pes(0.1) > 0
     chosen = set(result.tier1)
     for lm in mapping.layers[:-1]:

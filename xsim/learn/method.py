@@ -327,7 +327,7 @@ class TaskModel(torch.nn.Module):
         self.head = structure.head
         self.body = [layer.name for layer in self.network.weight_layers if layer.name != self.head]
         self.w0 = {n: torch.as_tensor(backbone.matrix(n), dtype=DTYPE) for n in backbone.codes}
-        self.s0 = {n: torch.as_tensor(backbone.scales[n], dtype=DTYPE) for n in backbone.codes}
+        self.s0 = {n: torch.tensor(backbone.scales[n], dtype=DTYPE) for n in backbone.codes}
         self.position = {n: torch.as_tensor(structure.layers[n].position) for n in self.body}
         self.tier2_index = {n: torch.as_tensor(structure.layers[n].tier2) for n in self.body}
         self.gain_log = torch.nn.ParameterDict()
@@ -336,7 +336,7 @@ class TaskModel(torch.nn.Module):
             if n != self.head:
                 self.gain_log[n] = torch.nn.Parameter(torch.zeros(self.w0[n].shape[1], dtype=DTYPE))
             if backbone.biases[n] is not None:
-                self.bias[n] = torch.nn.Parameter(torch.as_tensor(backbone.biases[n], dtype=DTYPE))
+                self.bias[n] = torch.nn.Parameter(torch.tensor(backbone.biases[n], dtype=DTYPE))
         self.head_weight = torch.nn.Parameter(self.w0[self.head].clone())
         self.task_weight = torch.nn.ParameterDict()
         if config.tier1 != "none":
@@ -376,10 +376,14 @@ class TaskModel(torch.nn.Module):
         return hard + self.scores - self.scores.detach()
 
     def freeze_mask(self) -> None:
-        """Fix the tier-1 mask at its current top-k (the last phase of training)."""
+        """Fix the tier-1 mask at its current top-k and the tier-2 scales at their values (the
+        last phase of training: the weights, head and normalisation settle on fixed masks)."""
         if not self.frozen:
             self.fixed_mask.copy_(self.hard_mask())
             self.frozen = True
+        if self.scales is not None:
+            # Without a gradient Adam leaves the scales where they are.
+            self.scales.requires_grad_(False)
 
     def quantised_task_weight(self, name: str) -> torch.Tensor:
         w = self.task_weight[name]
