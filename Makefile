@@ -7,7 +7,7 @@ ARCH     ?= arch/isaac128.yaml
 WORKLOAD ?= workloads/resnet50_mta.json
 OUT      ?= out
 
-.PHONY: install run test lint bench sweep clean
+.PHONY: install run test lint bench sweep learn-demo clean
 
 install: $(STAMP)
 
@@ -33,6 +33,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# Learn XMA2's masks on scikit-learn's digits, measure the frontier, export a workload for xsim run.
+learn-demo: $(STAMP)
+	$(BIN)/xsim learn $(ARCH) workloads/learn_digits.json -o $(OUT)/learn
 
 # Removes build outputs only: the virtual environment, caches and run outputs. Never inputs.
 clean:

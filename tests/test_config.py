@@ -12,7 +12,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from conftest import ARCH, WORKLOADS
+from conftest import ARCH, ROOT, WORKLOADS
 from xsim.cli import main
 from xsim.config import ConfigError, load_arch, load_workload
 
@@ -47,7 +47,8 @@ def set_key(data: dict, dotted: str, value) -> dict:
 DELETE = object()
 
 
-@pytest.mark.parametrize("path", sorted(ARCH.glob("*.yaml")) + sorted(WORKLOADS.glob("*.json")),
+@pytest.mark.parametrize("path", sorted(ARCH.glob("*.yaml")) + sorted(WORKLOADS.glob("*.json"))
+                         + sorted((ROOT / "sweeps").glob("*.yaml")),
                          ids=lambda p: p.name)
 def test_bundled_files_validate(path, capsys):
     assert main(["validate", str(path)]) == 0

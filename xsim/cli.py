@@ -27,13 +27,23 @@ def _table(rows: list[dict], columns: list[str] | None = None, floats: str = "{:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from xsim.config import build_network, load_arch, load_workload
+    from xsim.config.loader import read_document
 
     for name in args.files:
-        if Path(name).suffix.lower() == ".json":
+        if Path(name).suffix.lower() == ".json" and "budgets" in read_document(name):
+            spec = _learn_module().load_learn_spec(name)
+            print(f"ok: {name}: learning spec {spec.name} ({len(spec.data.tasks)} tasks, "
+                  f"budgets {list(spec.budgets)})")
+        elif Path(name).suffix.lower() == ".json":
             workload = load_workload(name)
             network = build_network(workload)
             print(f"ok: {name}: workload {workload.name} ({network.name}, "
                   f"{len(workload.tasks)} tasks, {len(workload.visits())} visits)")
+        elif "grid" in read_document(name):
+            from xsim.sweep import load_sweep
+
+            spec, points = load_sweep(name)
+            print(f"ok: {name}: sweep {spec.name} ({len(points)} points)")
         else:
             arch = load_arch(name)
             print(f"ok: {name}: arch {arch.name} ({arch.crossbars_per_chip} crossbars of "
@@ -180,6 +190,30 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _learn_module():
+    """xsim.learn, which needs the optional ``learn`` extra (PyTorch)."""
+    try:
+        import xsim.learn as learn
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in ("torch", "sklearn"):
+            from xsim.config import XsimInputError
+
+            raise XsimInputError(None, None, "mask learning needs the 'learn' extra: "
+                                 "pip install -e '.[learn]' (PyTorch 2.13.0, CPU)") from None
+        raise
+    return learn
+
+
+def cmd_learn(args: argparse.Namespace) -> int:
+    learn = _learn_module()
+    _output_folder(args.out)
+    summary = learn.run_learn(args.arch, args.spec, args.out, progress=sys.stderr.isatty(),
+                              quick=args.quick)
+    print(json.dumps(summary.get("target", summary), indent=2, default=str))
+    print(f"wrote the learned masks, a workload for `xsim run` and the frontier to {args.out}/")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xsim", description="Cycle-level simulator of ReRAM-crossbar DNN accelerators "
@@ -225,6 +259,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retries", type=int, default=2, metavar="N",
                    help="tries after the first for a point that raises (default 2)")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("learn", help="learn XMA2's masks from data and export them (extra 'learn')")
+    p.add_argument("arch", metavar="ARCH")
+    p.add_argument("spec", metavar="LEARN", help="learning spec (JSON), e.g. workloads/learn_digits.json")
+    p.add_argument("-o", "--out", default="out/learn", metavar="OUTDIR",
+                   help="output folder (default out/learn)")
+    p.add_argument("--quick", action="store_true", help="a reduced smoke run (few epochs, 2 tasks)")
+    p.set_defaults(func=cmd_learn)
     return parser
 
 
