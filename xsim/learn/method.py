@@ -20,13 +20,15 @@ What is learned, and how (the algorithm):
    * **tier 1** — a real score ``σ_p`` per candidate PE and task weights ``Wt`` (initialised to
      ``W0``).  The forward pass keeps the ``k`` highest scores (straight-through top-k:
      ``m = hard + σ − stopgrad(σ)``, so the forward mask has exactly ``k`` ones and the scores get
-     the gradient of the mask).  A PE's gradient is ``Σ_{(k,n)∈p} ∂L/∂W · (Q(Wt) − W0·S)``: a PE
+     the gradient of the mask); scores start from each PE's mean ``|∂L/∂W|`` on the backbone (a
+     first-order importance), standardised.  A PE's gradient is ``Σ_{(k,n)∈p} ∂L/∂W · (Q(Wt) − W0·S)``: a PE
      scores up when its task weights would lower the loss.  Task weights of *unselected* PEs also
      receive their gradient (a straight-through shadow update, zero in the forward pass) so that
      this difference is informative before a PE is chosen.  For the last ``freeze_fraction`` of
-     the epochs the mask is fixed and only the selected PEs' weights train.  Task weights are
-     quantised in the loop onto the backbone's per-channel grid, ``Q(Wt) = clip(round(Wt/s0))·s0``
-     with a straight-through estimator, so the exported integers are what was trained;
+     the epochs the mask and the tier-2 scales are fixed, and the selected PEs' weights, the head
+     and the normalisation settle on them.  Task weights are quantised in the loop onto the
+     backbone's per-channel grid, ``Q(Wt) = clip(round(Wt/s0))·s0``, with a straight-through
+     estimator, so the exported integers are what was trained;
    * **tier 2** — a scale ``v`` per tier-2 column (per frozen PE and weight column, initialised
      to 1), quantised in the loop to the workload's format with a straight-through estimator
      (``pow2``: 0 or ``2^e``, ``e ∈ [−(2^(b−1)−1), 2^(b−1)−1]``; ``fixed``: ``b``-bit unsigned with
