@@ -28,6 +28,10 @@ from xsim.models import Network
 
 Progress = Callable[[Iterable, str], Iterable]
 
+# Activation scales of the bit-accurate model are calibrated on this many synthetic images per
+# task: the scale is the largest activation seen, which two images already bound closely.
+CALIBRATION_IMAGES = 2
+
 
 @dataclass(frozen=True)
 class SimulationResult:
@@ -145,6 +149,7 @@ def simulate(arch: Arch | str | Path, workload: Workload | str | Path, *,
         masks = {task.name: task_masks_from_tasks(tasks, task.name) for task in workload.tasks}
         per_task, per_layer = functional_metrics(
             arch, network, mapping, weights, images=images, seed=workload.seed,
+            calibration_images=CALIBRATION_IMAGES,
             masks_by_task=dict(progress(masks.items(), "bit-accurate inference")))
         tables["functional_tasks"] = per_task
         tables["functional_layers"] = per_layer
