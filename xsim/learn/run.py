@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 import torch
 
@@ -106,22 +107,26 @@ def run_learn(arch_path: str | os.PathLike[str], learn_path: str | os.PathLike[s
     """Learn and export (see the module docstring); returns the summary written to summary.json.
 
     ``progress``: a tqdm bar over the training runs (``None``: only when stderr is a terminal).
-    ``quick``: :func:`quick_spec`.  Bad input files raise ConfigError / MappingError.  Torch runs
-    single-threaded with deterministic algorithms while this runs (restored afterwards), so the
-    learned files are the same for the same inputs and seed.
+    ``quick``: :func:`quick_spec`.  Bad input files raise ConfigError / MappingError.  Torch (with
+    deterministic algorithms) and the numba kernels run single-threaded while this runs (restored
+    afterwards); the learned files are the same for the same inputs and seed.
     """
     spec = load_learn_spec(learn_path)
     if quick:
         spec = quick_spec(spec)
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    # One thread: these matrices are small, and on a busy two-core machine a second thread costs
-    # more in synchronisation than it computes.
+    kernel_threads = numba.get_num_threads()
+    # One thread each: these matrices are small, and on a two-core machine a second thread costs
+    # more in synchronisation than it computes.  The crossbar kernels' OpenMP workers, once
+    # started, spin between parallel regions and would take half the CPU from training.
     torch.set_num_threads(1)
+    numba.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     try:
         return _run(arch_path, spec, Path(out_dir), progress, quick)
     finally:
         torch.set_num_threads(threads)
+        numba.set_num_threads(kernel_threads)
         torch.use_deterministic_algorithms(deterministic)
 
 
