@@ -22,9 +22,9 @@ and adds ``weight`` to the per-cell endurance counter of every cell written.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
-from ._settings import JIT
+from ._settings import JIT, PARALLEL_JIT
 
 
 @njit(**JIT)
@@ -32,42 +32,43 @@ def _write_cost(old, new, w_r0, w_r1, w_c0, w_c1, rows, columns, compare, pulse_
                 verify_ps, compare_ps, parallel, time_ps, pulses, cells, counts, weight):
     row_blocks = time_ps.shape[0]
     col_blocks = time_ps.shape[1]
-    for rb in range(row_blocks):
+    for xb in range(row_blocks * col_blocks):
+        rb = xb // col_blocks
+        cb = xb % col_blocks
         r0 = w_r0 + rb * rows
         r1 = min(r0 + rows, w_r1)
-        for cb in range(col_blocks):
-            c0 = w_c0 + cb * columns
-            c1 = min(c0 + columns, w_c1)
-            t = np.int64(0)
-            p_total = np.int64(0)
-            c_total = np.int64(0)
-            for r in range(r0, r1):
-                if compare:
-                    t += compare_ps
-                in_group = 0
-                group_max = 0
-                for c in range(c0, c1):
-                    d = abs(np.int64(new[r, c]) - np.int64(old[r, c]))
-                    if compare and d == 0:
-                        continue
-                    p = pulse_table[d]
-                    if p == 0:
-                        continue
-                    counts[r, c] += weight
-                    p_total += p
-                    c_total += 1
-                    if p > group_max:
-                        group_max = p
-                    in_group += 1
-                    if in_group == parallel:
-                        t += group_max * (write_ps + verify_ps)
-                        in_group = 0
-                        group_max = 0
-                if in_group:
+        c0 = w_c0 + cb * columns
+        c1 = min(c0 + columns, w_c1)
+        t = np.int64(0)
+        p_total = np.int64(0)
+        c_total = np.int64(0)
+        for r in range(r0, r1):
+            if compare:
+                t += compare_ps
+            in_group = 0
+            group_max = 0
+            for c in range(c0, c1):
+                d = abs(np.int64(new[r, c]) - np.int64(old[r, c]))
+                if compare and d == 0:
+                    continue
+                p = pulse_table[d]
+                if p == 0:
+                    continue
+                counts[r, c] += weight
+                p_total += p
+                c_total += 1
+                if p > group_max:
+                    group_max = p
+                in_group += 1
+                if in_group == parallel:
                     t += group_max * (write_ps + verify_ps)
-            time_ps[rb, cb] = t
-            pulses[rb, cb] = p_total
-            cells[rb, cb] = c_total
+                    in_group = 0
+                    group_max = 0
+            if in_group:
+                t += group_max * (write_ps + verify_ps)
+        time_ps[rb, cb] = t
+        pulses[rb, cb] = p_total
+        cells[rb, cb] = c_total
 
 
 def write_cost(old: np.ndarray, new: np.ndarray, *, rows: int, columns: int, compare: bool,
@@ -110,12 +111,12 @@ def write_cost(old: np.ndarray, new: np.ndarray, *, rows: int, columns: int, com
     return time_ps, pulses, cells
 
 
-@njit(**JIT)
+@njit(**PARALLEL_JIT)
 def _slice_levels(w, offset, cell_bits, slices, arrays, out):
     mask = (1 << cell_bits) - 1
     k, n = w.shape
     cpw = slices * arrays
-    for r in range(k):
+    for r in prange(k):
         for j in range(n):
             v = np.int64(w[r, j])
             parts = (v + offset, np.int64(0)) if arrays == 1 else (max(v, 0), max(-v, 0))
