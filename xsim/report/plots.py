@@ -147,16 +147,29 @@ def endurance(hist: list[dict], endurance_cycles: float):
     """Cells against their write count over the schedule, per strategy (log counts)."""
     frame = pd.DataFrame(hist)
     fig, ax = plt.subplots(figsize=(8, 4.5))
+    drawn = []
     if not frame.empty:
+        top = int(frame["writes"].max())
+        markers = iter("osD^v<>")
         for strategy in _strategies(frame):
-            sub = frame[frame["strategy"] == strategy].sort_values("writes")
-            ax.step(sub["writes"], sub["cells"], where="mid", label=strategy, linewidth=1.5)
+            sub = frame[frame["strategy"] == strategy].set_index("writes")["cells"]
+            if not sub.drop(0, errors="ignore").any():
+                continue
+            # Every write count 0..max, absent counts as gaps (log axis), so nothing is implied
+            # between the counts that occur.
+            cells = sub.reindex(range(top + 1)).to_numpy(dtype=float, copy=True)
+            cells[cells == 0] = np.nan
+            ax.plot(range(top + 1), cells, marker=next(markers), markersize=4, linewidth=1,
+                    label=strategy, alpha=0.85)
+            drawn.append(strategy)
     ax.set_yscale("log")
     ax.set_xlabel("writes per cell over the schedule")
     ax.set_ylabel("cells")
-    ax.set_title(f"Endurance: write counts of every cell in a PE ever rewritten "
-                 f"(cell endurance {endurance_cycles:.0e} writes)")
-    ax.legend()
+    ax.set_title(f"Endurance: write counts of every cell in a PE ever rewritten\n"
+                 f"(cell endurance {endurance_cycles:.0e} writes; strategies writing no cell are "
+                 "not drawn)")
+    if drawn:
+        ax.legend()
     fig.tight_layout()
     return fig
 
