@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import multiprocessing
 import os
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -247,7 +248,10 @@ def _run_local(todo: list[tuple[Point, str]], compute: Callable[[Point], dict], 
     tries: Counter[str] = Counter()
     while queue or alone:
         lost: list[tuple[Point, str, BaseException]] = []
-        with ProcessPoolExecutor(max_workers=workers, initializer=warm_kernels) as pool:
+        # Spawned, not forked: a process that has run numba's parallel kernels (OpenMP threads)
+        # or torch cannot be forked safely; its children die at their first parallel region.
+        with ProcessPoolExecutor(max_workers=workers, initializer=warm_kernels,
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
             running: dict = {}
             while True:
                 if not lost and alone and not running:
