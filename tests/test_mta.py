@@ -174,7 +174,7 @@ def test_first_switch_overlaps_rewrites_with_serving_layers():
     result = simulate(ARCH / "isaac128.yaml", WORKLOADS / "lenet5_mta.json")
     rows = {r["strategy"]: r for r in result.tables["first_switch"]}
     latency = result.summary["inference"]["latency_us"]
-    for strategy, row in rows.items():
+    for row in rows.values():
         # Never faster than an unblocked inference, never slower than switch-then-infer.
         assert row["first_result_us"] >= latency * (1 - 1e-9)
         assert row["first_result_us"] <= row["sequential_bound_us"] * (1 + 1e-9)
@@ -182,3 +182,32 @@ def test_first_switch_overlaps_rewrites_with_serving_layers():
     assert rows["full_finetune"]["first_result_us"] > rows["tier2_only"]["first_result_us"]
     kinds = {e["kind"] for e in result.tables["timeline"]}
     assert kinds == {"rewrite", "inference"}
+
+
+def test_task_weights_file_replaces_the_synthetic_change(tmp_path, small):
+    arch, workload, mapping, hw, tasks = small
+    data = json.loads((WORKLOADS / "lenet5_mta.json").read_text())
+    data["tasks"][1]["weights_file"] = "rotated.npz"
+    path = tmp_path / "w.json"
+    path.write_text(json.dumps(data))
+    with_file = load_workload(path)
+    weights = model_weights(with_file, mapping.network)
+    head = mapping.layers[-1].layer.name
+    # Task weights equal to the backbone: rewriting the task's PEs changes no cell.
+    same = {f"{lm.layer.name}.task_weight": tasks.backbone[lm.layer.name].T.reshape(
+        lm.layer.weight_shape).astype(np.int64) for lm in mapping.layers if lm.layer.name != head}
+    np.savez(tmp_path / "rotated.npz", **same)
+    file_tasks = build_tasks(mapping, with_file, weights)
+    result = run_scenario(arch, with_file, mapping, hw, file_tasks, flat_inference)
+    for strategy in ("full_finetune", "xma2"):
+        assert result.switches[(strategy, "digits", "rotated")].cells_written == 0
+        assert result.switches[(strategy, "inverted", "rotated")].cells_written > 0
+    bad = dict(same)
+    bad["conv1.task_weight"] = bad["conv1.task_weight"][:1]
+    np.savez(tmp_path / "rotated.npz", **bad)
+    with pytest.raises(ConfigError, match=r"rotated.npz: conv1.task_weight: expected integer codes"):
+        build_tasks(mapping, with_file, weights)
+    del bad["conv1.task_weight"]
+    np.savez(tmp_path / "rotated.npz", **bad)
+    with pytest.raises(ConfigError, match="conv1.task_weight: missing array"):
+        build_tasks(mapping, with_file, weights)

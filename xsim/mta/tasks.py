@@ -1,11 +1,14 @@
 """Tasks of a multi-task scenario: backbone integer weights, task weights, heads and masks.
 
-What is modelled, for a workload without per-task weight files:
+What is modelled:
 
 * **Backbone**: the workload's weights (synthetic seeded or ``.npz``), quantised per output channel
   to ``weight_bits`` (:func:`xsim.functional.quantise.quantise_weights`); layer ``L``'s matrix is
   (K, N) as mapped.
-* **Task weights** (what fine-tuning would produce): each weight changes with probability
+* **Task weights** (what fine-tuning would produce) come from the task's ``weights_file`` when it
+  has one (``.npz``, key ``<layer>.task_weight`` per non-head layer: integer codes in the layer's
+  weight shape on the backbone's grid, as ``xsim learn`` exports them); every strategy that
+  rewrites PEs then writes those weights. Otherwise each weight changes with probability
   ``weight_change.fraction`` by a step ``round(N(0, sigma_lsb²))`` least-significant bits, clipped
   to the weight range. The number of cells a rewrite changes follows directly from this
   distribution, so every output states it. Random streams are keyed by (workload seed, task
@@ -55,6 +58,7 @@ class TaskSet:
     backbone: dict[str, np.ndarray]
     limit: int
     deltas: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    from_file: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
     masked: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
     heads: dict[str, np.ndarray] = field(default_factory=dict)
     tier1: dict[str, frozenset[int]] = field(default_factory=dict)
@@ -68,6 +72,8 @@ class TaskSet:
         """The task's fully fine-tuned integer weights of a (non-head) layer."""
         if task == self.workload.backbone.name:
             return self.backbone[layer]
+        if (task, layer) in self.from_file:
+            return self.from_file[(task, layer)]
         w = self.backbone[layer] + self.deltas[(task, layer)].astype(np.int32)
         return np.clip(w, -self.limit, self.limit)
 
@@ -180,6 +186,9 @@ def build_tasks(mapping: Mapping, workload: Workload, weights: dict) -> TaskSet:
             tasks.deltas[(task.name, lm.layer.name)] = delta
             tasks.masked[(task.name, lm.layer.name)] = (
                 rng.random(w0.shape, dtype=np.float32) < change.masked_fraction)
+            if task.weights_file:
+                tasks.from_file[(task.name, lm.layer.name)] = _file_weights(
+                    workload, task, where, lm, limit)
             moved = np.abs(tasks.task_weights(task.name, lm.layer.name) - w0)
             for pid in lm.pes[: lm.pes_per_replica]:
                 p = mapping.pes[pid]
@@ -187,6 +196,22 @@ def build_tasks(mapping: Mapping, workload: Workload, weights: dict) -> TaskSet:
         tasks.tier1[task.name] = _tier1(task, where, workload, candidates, layer_of, scores, ti)
         tasks.tier2[task.name] = _tier2(task, where, workload, mapping, ti)
     return tasks
+
+
+def _file_weights(workload: Workload, task: TaskSpec, where: str, lm, limit: int) -> np.ndarray:
+    """A task's integer weights of one layer from its ``weights_file`` (key
+    ``<layer>.task_weight``: codes in the layer's weight shape on the backbone's quantisation
+    grid, as ``xsim learn`` exports them), as the mapped (K, N) matrix."""
+    path = resolve_path(workload, task.weights_file)
+    key = f"{lm.layer.name}.task_weight"
+    codes = _read_npz(path, key, workload.source, f"{where}.weights_file")
+    if codes.shape != lm.layer.weight_shape or not np.issubdtype(codes.dtype, np.integer):
+        raise ConfigError(str(path), key, f"expected integer codes of shape {lm.layer.weight_shape}, "
+                          f"got {codes.dtype} {codes.shape}")
+    if np.abs(codes).max(initial=0) > limit:
+        raise ConfigError(str(path), key, f"codes must lie in [-{limit}, {limit}] "
+                          f"({limit.bit_length() + 1}-bit weights)")
+    return np.ascontiguousarray(weight_matrix(codes), dtype=np.int32)
 
 
 def _tier1(task: TaskSpec, where: str, workload: Workload, candidates, layer_of, scores, ti):
