@@ -33,7 +33,8 @@ class Wake(simpy.Event):
     then is woken once, at that time, instead of being woken now to sleep again."""
 
     def succeed_at(self, time: int) -> None:
-        # The fields Event.succeed sets, scheduled with a delay as simpy's Timeout does.
+        # The fields Event.succeed sets, scheduled with a delay as simpy's Timeout does. These are
+        # simpy 4.1 internals: setup.cfg holds simpy below 4.2 for that reason.
         self._ok = True
         self._value = None
         self.env.schedule(self, simpy.core.NORMAL, time - self.env.now)
