@@ -211,3 +211,17 @@ def test_task_weights_file_replaces_the_synthetic_change(tmp_path, small):
     np.savez(tmp_path / "rotated.npz", **bad)
     with pytest.raises(ConfigError, match="conv1.task_weight: missing array"):
         build_tasks(mapping, with_file, weights)
+
+
+@pytest.mark.parametrize("visits", [["digits", "rotated", "rotated", "digits"], ["digits"]])
+def test_explicit_schedules_with_repeats_and_no_switch(tmp_path, visits):
+    data = json.loads((WORKLOADS / "lenet5_mta.json").read_text())
+    data["schedule"] = {"kind": "explicit", "visits": visits}
+    path = tmp_path / "w.json"
+    path.write_text(json.dumps(data))
+    result = simulate(ARCH / "isaac128.yaml", path)
+    first = result.tables["first_switch"]
+    if len(set(visits)) > 1:
+        assert {(r["from"], r["to"]) for r in first} == {("digits", "rotated")}
+    else:
+        assert first == [] and result.summary["multi_task"]["switches"] == 0

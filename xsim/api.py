@@ -173,9 +173,11 @@ def _first_switches(arch, workload, mapping, hw, mta, tasks) -> tuple[list[dict]
     from xsim.mta.overlap import switch_then_infer
     from xsim.mta.scenario import scaled_pes
 
-    if len(mta.sequence) < 2:
+    # The first visit that changes task (a schedule may revisit the backbone first, or repeat).
+    first = next(((a, b) for a, b in zip(mta.sequence, mta.sequence[1:]) if a != b), None)
+    if first is None:
         return [], []
-    source, target = mta.sequence[0], mta.sequence[1]
+    source, target = first
     rows, timeline = [], []
     for strategy in workload.strategies:
         sw = mta.switches[(strategy, source, target)]
