@@ -148,14 +148,25 @@ def _fork(fork, t: int, last: int, n: int) -> tuple[int, int]:
 class _Progress:
     """The rows of one node for one image: when each exists, and who waits for them."""
 
-    __slots__ = ("ready", "parts", "known", "cum", "waiters")
+    __slots__ = ("env", "ready", "parts", "known", "cum", "waiters")
 
-    def __init__(self, parts: list[int]) -> None:
+    def __init__(self, env: simpy.Environment, parts: list[int]) -> None:
+        self.env = env
         self.ready = [0] * len(parts)
         self.parts = parts
         self.known = 0
         self.cum: list[int] = []
         self.waiters: list[tuple[int, Wake]] = []
+
+    def wait_for(self, m: int) -> simpy.Event | None:
+        """What a reader of row ``m`` yields: nothing (it exists), a timeout until it does, or an
+        event woken when it becomes known."""
+        env = self.env
+        if self.known > m:
+            return env.timeout(self.cum[m] - env.now) if self.cum[m] > env.now else None
+        event = Wake(env)
+        self.waiters.append((m, event))
+        return event
 
 
 class Batch:
@@ -172,7 +183,7 @@ class Batch:
         self.image_done_ps: list[int | None] = [None] * images
         self.done = chip.env.event()
         self._left = images
-        self.progress = [[_Progress(list(chip._row_parts[node.index])) for _ in range(images)]
+        self.progress = [[_Progress(chip.env, list(chip._row_parts[node.index])) for _ in range(images)]
                          for node in chip.plan.nodes]
 
     def row_done(self, node: int, image: int, row: int, ready: int) -> None:
@@ -407,14 +418,9 @@ class ChipModel:
             inputs = [(batch.progress[p][image], need) for p, need in node.producers]
             for r, ((row, source), plan) in enumerate(zip(rows, node.row_plans)):
                 for st, need in inputs:
-                    m = need[r]
-                    if st.known > m:
-                        if st.cum[m] > env.now:
-                            yield env.timeout(st.cum[m] - env.now)
-                    else:
-                        event = Wake(env)
-                        st.waiters.append((m, event))
-                        yield event
+                    wait = st.wait_for(need[r])
+                    if wait is not None:
+                        yield wait
                 if unit_free > env.now:  # rows leave the unit in order
                     yield env.timeout(unit_free - env.now)
                 now = env.now
@@ -446,14 +452,9 @@ class ChipModel:
                 if not n:
                     continue
                 for st, need in inputs:
-                    m = need[r]
-                    if st.known > m:
-                        if st.cum[m] > env.now:
-                            yield env.timeout(st.cum[m] - env.now)
-                    else:
-                        event = Wake(env)
-                        st.waiters.append((m, event))
-                        yield event
+                    wait = st.wait_for(need[r])
+                    if wait is not None:
+                        yield wait
                 if group._taken is not None:
                     yield from group.wait_free()
                 tier2 = self._tier2.get(id(rp))
