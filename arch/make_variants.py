@@ -30,6 +30,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BASE_ROWS = 128
+C = "components"
 
 
 def _fmt(x: float) -> str:
@@ -57,25 +58,27 @@ def variant(rows: int) -> dict[tuple[str, ...], tuple[str, str]]:
             f"ISAAC-CE scaled to {rows}x{rows} crossbars at iso-capacity (arch/make_variants.py)", ""),
         ("crossbar", "rows"): (str(rows), f"{rule}: crossbar size of this variant"),
         ("crossbar", "columns"): (str(rows), f"{rule}: crossbar size of this variant"),
-        ("crossbar", "power_mw"): (_fmt(0.3 * k**2), f"{rule}: ISAAC 0.3 mW x (R/128)^2"),
-        ("crossbar", "area_mm2"): (_fmt(0.000025 * k**2), f"{rule}: ISAAC 0.000025 mm2 x (R/128)^2"),
-        ("pe", "crossbars"): (str(crossbars_per_pe), f"{rule}: 8 x (128/R)^2 crossbars, iso-capacity PE"),
-        ("pe", "dac", "count"): (str(rows), f"{rule}: one DAC per row"),
-        ("pe", "sample_hold", "count"): (str(rows), f"{rule}: one per column"),
-        ("pe", "adc", "bits"): (str(adc_bits), f"{rule}: ISAAC rule log2(R) + v + w - 1 - 1"),
-        ("pe", "adc", "sample_rate_gsps"): (_fmt(rate), f"{rule}: R columns per 100 ns read cycle"),
-        ("pe", "adc", "power_mw"): (_fmt(2.0 * fom), f"{rule}: 2 mW x 2^(A-8) x fs/1.28 GS/s (Walden FOM)"),
-        ("pe", "adc", "area_mm2"): (_fmt(0.0012 * fom), f"{rule}: 0.0012 mm2 x 2^(A-8) x fs/1.28 GS/s"),
-        ("pe", "shift_add", "count"): (str(units), f"{rule}: 4 per 8 x 1.28 GS/s of ADC conversions"),
-        ("tile", "pes"): (str(pes_per_tile), f"{rule}: iso-capacity tile of 12 x 8 x 128^2 cells"),
+        (C, "crossbar", "power_mw"): (_fmt(0.3 * k**2), f"{rule}: ISAAC 0.3 mW x (R/128)^2"),
+        (C, "crossbar", "area_mm2"): (_fmt(0.000025 * k**2), f"{rule}: ISAAC 0.000025 mm2 x (R/128)^2"),
+        ("hierarchy", "crossbars_per_group"):
+            (str(crossbars_per_pe), f"{rule}: 8 x (128/R)^2 crossbars, iso-capacity PE"),
+        (C, "dac", "count"): (str(rows), f"{rule}: one DAC per row"),
+        (C, "sample_hold", "count"): (str(rows), f"{rule}: one per column"),
+        (C, "adc", "bits"): (str(adc_bits), f"{rule}: ISAAC rule log2(R) + v + w - 1 - 1"),
+        (C, "adc", "sample_rate_gsps"): (_fmt(rate), f"{rule}: R columns per 100 ns read cycle"),
+        (C, "adc", "power_mw"): (_fmt(2.0 * fom), f"{rule}: 2 mW x 2^(A-8) x fs/1.28 GS/s (Walden FOM)"),
+        (C, "adc", "area_mm2"): (_fmt(0.0012 * fom), f"{rule}: 0.0012 mm2 x 2^(A-8) x fs/1.28 GS/s"),
+        (C, "pe_shift_add", "count"): (str(units), f"{rule}: 4 per 8 x 1.28 GS/s of ADC conversions"),
+        ("hierarchy", "pes_per_tile"):
+            (str(pes_per_tile), f"{rule}: iso-capacity tile of 12 x 8 x 128^2 cells"),
         ("reprogramming", "parallel_crossbars"): (str(crossbars_per_pe), f"{rule}: the crossbars of one PE"),
-        ("tier2", "unit", "count"): (str(units), f"{rule}: one behind each shift-and-add unit"),
+        (C, "tier2_scale", "count"): (str(units), f"{rule}: one behind each shift-and-add unit"),
         ("tier2", "registers_per_pe"): (str(registers), f"{rule}: PE crossbars x R/8 weight columns"),
-        ("tier2", "scale_register", "size_kb"):
+        (C, "tier2_register", "size_kb"):
             (_fmt(reg_bytes / 1024), f"{rule}: {registers} scales x 4 bits"),
-        ("tier2", "scale_register", "power_mw"):
+        (C, "tier2_register", "power_mw"):
             (_fmt(0.23 * reg_bytes / 256), f"{rule}: ISAAC OR 0.23 mW x bytes/256"),
-        ("tier2", "scale_register", "area_mm2"):
+        (C, "tier2_register", "area_mm2"):
             (_fmt(0.00077 * reg_bytes / 256), f"{rule}: ISAAC OR 0.00077 mm2 x bytes/256"),
     }
 

@@ -97,7 +97,7 @@ def main() -> None:
     rel = float(np.linalg.norm(logits - reference) / np.linalg.norm(reference))
     print(f"ResNet-50, one 3x224x224 image, {mapping.weight_bits}-bit weights/inputs, "
           f"{arch.crossbar.rows}x{arch.crossbar.columns} crossbars, {arch.cell.bits}-bit cells, "
-          f"{arch.pe.dac.bits}-bit DAC, {arch.pe.adc.bits}-bit ADC (clip), "
+          f"{arch.dac_bits}-bit DAC, {arch.adc_bits}-bit ADC (clip), "
           f"{arch.crossbar.encoding} encoding; {mapping.crossbars} crossbars, {mapping.pe_count} PEs")
     print(f"setup (quantise, calibrate on 2 images, pack): {setup_s:.2f} s")
     print(f"bit-accurate inference: {best:.3f} s best, {mean:.3f} s mean of {args.repeats} "

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _points(folder: Path):
     grid = {"arch": [str(ROOT / "arch" / f"isaac{n}.yaml") for n in (64, 128, 256, 512)],
-            "arch.pe.adc.bits": [6, 7, 8, 9],
+            "arch.components.adc.bits": [6, 7, 8, 9],
             "workload.tasks.1.tier1.pe_budget": [0.1, 0.25, 0.5]}
     path = folder / "bench.yaml"
     path.write_text(yaml.safe_dump({"name": "bench", "arch": grid["arch"][1],

@@ -59,14 +59,21 @@ ARCH_CASES = [
     ("crossbar.rows", -128, "crossbar.rows", "greater than 0"),
     ("crossbar.rows", 0, "crossbar.rows", "greater than 0"),
     ("crossbar.rows", "many", "crossbar.rows", "integer"),
-    ("pe.adc.bits", 40, "pe.adc.bits", "less than or equal to 16"),
+    ("components.adc.bits", 40, "components.adc.bits", "less than or equal to 16"),
     ("cell.bits", 0, "cell.bits", "greater than or equal to 1"),
     ("crossbar.encoding", "balanced", "crossbar.encoding", "'offset' or 'differential'"),
-    ("pe.adc.count", 3, "", "must divide crossbar.columns"),
-    ("pe.dac.count", 64, "", "one DAC drives each row"),
-    ("tile.sigmoid.leakage_mw", 5.0, "tile.sigmoid", "must not exceed power_mw"),
-    ("pe.adc.sample_rate_gsps", DELETE, "pe.adc.sample_rate_gsps", "required key is missing"),
-    ("pe.adc.resolution", 8, "pe.adc.resolution", "unknown key"),
+    ("components.adc.count", 3, "components.adc.count", "must divide the 128 crossbar columns"),
+    ("components.dac.count", 64, "components.dac.count", "one DAC drives each row"),
+    ("components.dac.level", "tile", "components.dac.level", "DACs sit at level pe, group or crossbar"),
+    ("components.dac.class", "laser", "components.dac.class", "expected one of crossbar, dac,"),
+    ("components.dac.class", DELETE, "components.dac.class", "required key is missing"),
+    ("components.maxpool", DELETE, "components", "no component fills the role(s) maxpool"),
+    ("components.maxpool.class", "adc", "components.maxpool.bits", "required key is missing"),
+    ("components.ctrl", {"class": "static", "level": "tile", "area_mm2": -1},
+     "components.ctrl.area_mm2", "greater than or equal to 0"),
+    ("components.sigmoid.leakage_mw", 5.0, "components.sigmoid", "must not exceed power_mw"),
+    ("components.adc.sample_rate_gsps", DELETE, "components.adc.sample_rate_gsps", "required key is missing"),
+    ("components.adc.resolution", 8, "components.adc.resolution", "unknown key"),
     ("precision.weight_bits", 17, "precision.weight_bits", "less than or equal to 16"),
     ("cell.r_off_kohm", 1.0, "cell", "must be larger than r_on_kohm"),
 ]
@@ -123,7 +130,7 @@ def test_missing_file(capsys):
 
 
 def test_model_that_does_not_fit(tmp_path, capsys):
-    small = set_key(arch_data(), "chip.tiles", 2)
+    small = set_key(arch_data(), "hierarchy.tiles_per_chip", 2)
     arch = write(tmp_path, "tiny.yaml", small)
     assert main(["map", str(arch), str(WORKLOADS / "resnet50_mta.json")]) == 2
     err = capsys.readouterr().err

@@ -56,27 +56,25 @@ def test_isaac_per_action_energies(isaac128):
 def test_isaac_adc_share(isaac128):
     # ISAAC: ADCs are 58 % of tile power and 31 % of tile area.
     hw = hardware(isaac128)
-    adcs = isaac128.pe.crossbars * isaac128.tile.pes
-    assert within(adcs * isaac128.pe.adc.power_mw / hw.tile.power_mw, 0.58, 0.02)
-    assert within(adcs * isaac128.pe.adc.area_mm2 / hw.tile.area_mm2, 0.31, 0.02)
+    adcs = isaac128.crossbars_under("tile")
+    assert within(adcs * isaac128.role("adc").power_mw / hw.tile.power_mw, 0.58, 0.02)
+    assert within(adcs * isaac128.role("adc").area_mm2 / hw.tile.area_mm2, 0.31, 0.02)
 
 
 def test_busy_power_equals_actions_at_peak_rate(isaac128):
     """Every action's energy times its peak rate gives back the component's busy power."""
     hw = hardware(isaac128)
     adc = next(a for a in hw.actions if a.component == "adc")
-    assert adc.energy_pj * 1e-12 * adc.peak_rate_per_s * 1e3 == pytest.approx(isaac128.pe.adc.power_mw)
+    assert adc.energy_pj * 1e-12 * adc.peak_rate_per_s * 1e3 == pytest.approx(isaac128.role("adc").power_mw)
     pe_datapath = sum(
         a.energy_pj * 1e-12 * a.peak_rate_per_s * 1e3 * n
         for a in hw.actions
-        for comp, n in (("crossbar", isaac128.pe.crossbars),
-                        ("dac", isaac128.pe.crossbars * isaac128.pe.dac.count),
-                        ("sample_hold", isaac128.pe.crossbars * isaac128.pe.sample_hold.count),
-                        ("adc", isaac128.pe.crossbars), ("pe_shift_add", 1))
+        for comp, n in (("crossbar", 8), ("dac", 8 * 128), ("sample_hold", 8 * 128),
+                        ("adc", 8), ("pe_shift_add", 4))
         if a.component == comp
     )
     assert pe_datapath == pytest.approx(
-        isaac128.pe.crossbars * (0.3 + 128 * 0.00390625 + 128 * 9.765625e-6 + 2.0) + 4 * 0.05)
+        8 * (0.3 + 128 * 0.00390625 + 128 * 9.765625e-6 + 2.0) + 4 * 0.05)
 
 
 @pytest.mark.parametrize("rows", [64, 128, 256, 512])

@@ -58,7 +58,7 @@ def test_closed_form_counts_of_one_conv():
     layer = net["conv"]
     images, mvms = 2, layer.output_pixels
     K, N = layer.matrix_shape
-    cyc = math.ceil(BITS / ARCH.pe.dac.bits)
+    cyc = math.ceil(BITS / ARCH.dac_bits)
     cpw, unit = mapping.columns_per_weight, ARCH.crossbar.unit_columns
     columns = N * cpw + lm.col_blocks * unit
     per = images * mvms
@@ -98,7 +98,7 @@ def test_tier2_counts_are_their_own_component():
     res = simulate_inference(ARCH, mapping, HW, scaled_pes=scaled)
     columns = sum(mapping.pes[p].weight_columns for p in scaled)
     assert res.counts["tier2_scale"]["op"] == columns
-    assert res.counts["tier2_register"]["byte"] == math.ceil(columns * ARCH.tier2.unit.scale_bits / 8)
+    assert res.counts["tier2_register"]["byte"] == math.ceil(columns * ARCH.tier2.scale_bits / 8)
     assert "tier2_scale" not in base.counts
     rows = {r["component"]: r for r in res.component_rows() if r["action"] != "leakage"}
     assert rows["tier2_scale"]["energy_pj"] == pytest.approx(columns * HW.energy_pj("tier2_scale", "op"))

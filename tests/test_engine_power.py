@@ -8,7 +8,7 @@ import pytest
 
 from xsim.config.loader import load_arch
 from xsim.energy import hardware
-from xsim.engine import leakage_mw, simulate_inference
+from xsim.engine import simulate_inference
 from xsim.engine.plan import _Geometry
 from xsim.mapping import map_network
 from xsim.models import network_from_spec
@@ -19,22 +19,24 @@ ANALOGUE = ("crossbar", "dac", "sample_hold", "adc", "pe_shift_add")
 
 # A two-PE chip whose crossbars a 1x1 convolution fills completely: without the offset unit
 # column every one of the 128 columns is a weight column, so each read cycle uses all cells.
-SMALL = {"chip.tiles": 1, "tile.pes": 2, "crossbar.encoding": "differential",
+SMALL = {"hierarchy.tiles_per_chip": 1, "hierarchy.pes_per_tile": 2, "crossbar.encoding": "differential",
          "crossbar.unit_columns": 0}
 
 
 def _analogue_power_mw(arch) -> float:
-    pe = arch.pe
-    per_crossbar = (arch.crossbar.power_mw + pe.dac.count * pe.dac.power_mw
-                    + pe.sample_hold.count * pe.sample_hold.power_mw + pe.adc.count * pe.adc.power_mw)
-    return pe.crossbars * per_crossbar + pe.shift_add.count * pe.shift_add.power_mw
+    c = arch.components
+    per_crossbar = (c["crossbar"].power_mw + c["dac"].count * c["dac"].power_mw
+                    + c["sample_hold"].count * c["sample_hold"].power_mw
+                    + c["adc"].count * c["adc"].power_mw)
+    return (arch.crossbars_under("pe") * per_crossbar
+            + c["pe_shift_add"].count * c["pe_shift_add"].power_mw)
 
 
 def test_every_crossbar_busy_every_cycle_draws_the_pe_roll_up():
     arch = load_arch(ISAAC, SMALL)
     bits = 8
-    wpr = arch.weights_per_crossbar_row(bits)
-    rows = arch.crossbar.rows * arch.pe.crossbars
+    wpr = arch.weights_per_array_row(bits)
+    rows = arch.crossbar.rows * arch.arrays_per_pe
     net = network_from_spec("full", (rows, 3, 16), [
         {"kind": "conv", "name": "conv", "out_channels": 2 * wpr, "kernel": 1}])
     mapping = map_network(arch, net, weight_bits=bits, input_bits=bits)
@@ -51,8 +53,8 @@ def test_every_crossbar_busy_every_cycle_draws_the_pe_roll_up():
     power_mw = energy / window * 1e3
     assert power_mw == pytest.approx(arch.pes_per_chip * _analogue_power_mw(arch), rel=1e-12)
     # With the full-scale datapath at peak, the PE roll-up is the analogue part plus the registers.
-    pe = arch.pe
-    registers = pe.input_register.power_mw + pe.output_register.power_mw
+    c = arch.components
+    registers = c["input_register"].power_mw + c["pe_output_register"].power_mw
     assert hw.pe.power_mw == pytest.approx(_analogue_power_mw(arch) + registers)
 
 
@@ -64,32 +66,33 @@ def test_servers_at_their_rate_draw_their_listed_power():
     geo = _Geometry(arch, 8, 8)
     clocks = 1200  # 1 us at 1.2 GHz: whole clocks, so no rounding
     edram_bytes = clocks * geo.edram_bits // 8
-    assert geo.edram_bits == arch.tile.edram.width_bits  # the eDRAM, not the bus, sets the rate
+    assert geo.edram_bits == arch.role("edram").width_bits  # the eDRAM, not the bus, sets the rate
     edram_ps = geo.edram_ps(edram_bytes)
     assert edram_bytes * hw.energy_pj("edram", "byte") / edram_ps * 1e3 == pytest.approx(
-        arch.tile.edram.power_mw)
-    link = arch.chip.offchip
+        arch.role("edram").power_mw)
+    link, router = arch.role("offchip"), arch.role("router")
     link_bytes = 64_000
     assert link_bytes * hw.energy_pj("offchip", "byte") / geo.offchip_ps(link_bytes) * 1e3 == (
         pytest.approx(link.count * link.power_mw))
     counts: dict = {}
-    flits = clocks * arch.router.ports
-    path = geo.noc(0, 1, flits * arch.router.flit_bits // 8, counts)
+    flits = clocks * router.ports
+    path = geo.noc(0, 1, flits * router.flit_bits // 8, counts)
     hold = path[0].item_ps
     assert counts[("router", "flit")] == flits  # one router between tiles 0 and 1
-    assert flits * hw.energy_pj("router", "flit") / hold * 1e3 == pytest.approx(arch.router.power_mw)
-    for name, unit in (("maxpool", arch.tile.maxpool), ("sigmoid", arch.tile.sigmoid),
-                       ("tile_shift_add", arch.tile.shift_add)):
+    assert flits * hw.energy_pj("router", "flit") / hold * 1e3 == pytest.approx(router.power_mw)
+    for name in ("maxpool", "sigmoid", "tile_shift_add"):
+        unit = arch.role(name)
         ops = clocks * unit.count
         assert ops * hw.energy_pj(name, "op") / geo.ops_ps(ops, unit.count) * 1e3 == (
             pytest.approx(unit.count * unit.power_mw))
 
 
 def test_leakage_times_span():
-    leaky = {"pe.adc.leakage_mw": 0.5, "tile.edram.leakage_mw": 2.0, "router.leakage_mw": 4.0}
+    leaky = {"components.adc.leakage_mw": 0.5, "components.edram.leakage_mw": 2.0,
+             "components.router.leakage_mw": 4.0}
     arch = load_arch(ISAAC, leaky)
     hw = hardware(arch, 8, 8)
-    assert sum(leakage_mw(arch).values()) == pytest.approx(hw.chip.leakage_mw)
+    assert sum(hw.leakage_mw().values()) == pytest.approx(hw.chip.leakage_mw)
     net = network_from_spec("tiny", (16, 4, 4), [
         {"kind": "conv", "name": "conv", "out_channels": 8, "kernel": 3, "padding": 1,
          "activation": "relu"},
@@ -106,5 +109,5 @@ def test_leakage_times_span():
     assert {r["component"] for r in leak_rows} == {"adc", "edram", "router"}
     # The ADC's per-conversion energy excludes its leakage, so busy + leakage is its power.
     assert hw.energy_pj("adc", "conversion") == pytest.approx(
-        (2.0 - 0.5) * 1e-3 / (arch.pe.adc.sample_rate_gsps * 1e9) * 1e12)
+        (2.0 - 0.5) * 1e-3 / (arch.role("adc").sample_rate_gsps * 1e9) * 1e12)
     assert sum(r["energy_pj"] for r in res.component_rows()) == pytest.approx(res.energy_pj)

@@ -23,7 +23,8 @@ from xsim.models.zoo import ZOO
 
 # Small crossbars so a small network spans many PEs; 8-bit ADCs over 16 rows of 2-bit cells with
 # 1-bit DACs (column sums <= 48) are lossless.
-SMALL = {"crossbar.rows": 16, "pe.dac.count": 16, "crossbar.columns": 32, "pe.crossbars": 2}
+SMALL = {"crossbar.rows": 16, "components.dac.count": 16, "crossbar.columns": 32,
+         "hierarchy.crossbars_per_group": 2}
 
 
 def _setup(overrides, zoo="mlp", seed=0, **kw):
@@ -45,7 +46,7 @@ def _integer(model, y, name, masks=None):
 
 @pytest.fixture(scope="module", params=[2, 8], ids=["one-col-block-per-pe", "two-col-blocks-per-pe"])
 def mlp(request):
-    return _setup({**SMALL, "pe.crossbars": request.param})
+    return _setup({**SMALL, "hierarchy.crossbars_per_group": request.param})
 
 
 def test_identity_masks_reproduce_the_backbone_bit_for_bit(mlp):
@@ -136,7 +137,7 @@ def test_masked_reference_matches_masked_crossbar(mlp):
                                     ("mobilenetv2", {"input_shape": (3, 32, 32), "num_classes": 10})])
 def test_zoo_runs_and_lossless_adc_is_the_integer_reference(zoo, kw):
     # 9-bit ADCs cover 128 rows x 3 (2-bit cells) x 1 (1-bit DACs): lossless.
-    _, mapping, _, model = _setup({"pe.adc.bits": 9}, zoo, **kw)
+    _, mapping, _, model = _setup({"components.adc.bits": 9}, zoo, **kw)
     x = synthetic_inputs(mapping.network, 2, 4)
     y = model.run(x)
     assert y.shape == (2, mapping.network.output.out_channels)
@@ -162,7 +163,8 @@ def test_adc_bits_sweep_error_falls():
     # where these sums no longer clip.
     errors, floor = {}, None
     for bits in (3, 4, 5, 6, 7):
-        _, mapping, _, model = _setup({"pe.adc.bits": bits, "crossbar.encoding": "differential"}, "lenet5")
+        _, mapping, _, model = _setup({"components.adc.bits": bits,
+                                       "crossbar.encoding": "differential"}, "lenet5")
         x = synthetic_inputs(mapping.network, 4, 2)
         y, ref = model.run(x), model.reference(x)
         errors[bits] = np.linalg.norm(y - ref) / np.linalg.norm(ref)

@@ -89,8 +89,8 @@ def test_fixed_and_float_scales():
 
 @pytest.fixture(scope="module")
 def small():
-    arch = load_arch(ARCH / "isaac128.yaml", {"crossbar.rows": 16, "pe.dac.count": 16,
-                                             "crossbar.columns": 32, "pe.crossbars": 2})
+    arch = load_arch(ARCH / "isaac128.yaml", {"crossbar.rows": 16, "components.dac.count": 16,
+                                             "crossbar.columns": 32, "hierarchy.crossbars_per_group": 2})
     return map_network(arch, ZOO["mlp"](), weight_bits=8, input_bits=8)
 
 

@@ -34,14 +34,14 @@ def test_grid_closed_form(encoding, cin, cout, kernel, bits):
     assert (K, cout) == (lm.K, lm.N)
     assert lm.row_blocks == math.ceil(K / 128)
     assert lm.col_blocks == math.ceil(cout / wpr)
-    assert m.crossbars == lm.row_blocks * lm.col_blocks
+    assert m.crossbars == m.arrays == lm.row_blocks * lm.col_blocks
     # Every PE holds at most 8 crossbars; together they tile the K x N matrix exactly once.
     covered = 0
     for pe in m.pes:
-        assert 1 <= pe.crossbars <= arch.pe.crossbars
+        assert 1 <= pe.arrays <= arch.arrays_per_pe
         covered += (pe.row_stop - pe.row_start) * (pe.col_stop - pe.col_start)
     assert covered == K * cout
-    assert sum(pe.crossbars for pe in m.pes) == m.crossbars
+    assert sum(pe.arrays for pe in m.pes) == m.arrays
     assert m.used_cells() == K * cout * cols
 
 
@@ -50,11 +50,11 @@ def test_pe_grouping_stacks_rows_then_packs_columns(isaac128):
     lm = deep.layers[0]
     assert (lm.row_blocks, lm.col_blocks, lm.row_blocks_per_pe, lm.col_blocks_per_pe) == (36, 2, 8, 1)
     assert len(deep.pes) == 2 * 5
-    assert [p.crossbars for p in deep.pes[:5]] == [8, 8, 8, 8, 4]
+    assert [p.arrays for p in deep.pes[:5]] == [8, 8, 8, 8, 4]
     shallow = map_network(isaac128, one_layer(64, 256, 1), weight_bits=8)  # 1 row block, 8 col blocks
     lm = shallow.layers[0]
     assert (lm.row_blocks, lm.col_blocks, lm.col_blocks_per_pe) == (1, 8, 8)
-    assert len(shallow.pes) == 1 and shallow.pes[0].crossbars == 8
+    assert len(shallow.pes) == 1 and shallow.pes[0].arrays == 8
 
 
 def test_tier2_column_indices_are_dense_and_stable(isaac128, resnet50_workload):
@@ -108,6 +108,6 @@ def test_map_cli_json(capsys):
 
 
 def test_does_not_fit_names_source(isaac128, resnet50_workload):
-    tiny = load_arch(ARCH / "isaac128.yaml", {"chip.tiles": 1})
+    tiny = load_arch(ARCH / "isaac128.yaml", {"hierarchy.tiles_per_chip": 1})
     with pytest.raises(MappingError, match="needs 861 PEs"):
         map_network(tiny, build_network(resnet50_workload), weight_bits=8, source="w.json")

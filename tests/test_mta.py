@@ -15,8 +15,8 @@ from xsim.mta.scenario import run_scenario
 from xsim.mta.tasks import build_tasks
 
 # Small crossbars and PEs so LeNet-5 spans tens of PEs, as ResNet-50 does on ISAAC.
-SMALL = {"crossbar.rows": 32, "crossbar.columns": 32, "pe.dac.count": 32,
-         "pe.sample_hold.count": 32, "pe.crossbars": 2, "tile.pes": 8}
+SMALL = {"crossbar.rows": 32, "crossbar.columns": 32, "components.dac.count": 32,
+         "components.sample_hold.count": 32, "hierarchy.crossbars_per_group": 2, "hierarchy.pes_per_tile": 8}
 
 
 @pytest.fixture(scope="module")

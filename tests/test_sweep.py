@@ -24,14 +24,14 @@ SWEEP = ROOT / "sweeps" / "lenet5_adc.yaml"
 def test_grid_expands_in_file_order():
     spec, points = load_sweep(SWEEP)
     assert len(points) == 4
-    assert [dict(p.coords)["arch.pe.adc.bits"] for p in points] == [7, 8, 7, 8]
+    assert [dict(p.coords)["arch.components.adc.bits"] for p in points] == [7, 8, 7, 8]
     assert points[0].arch.endswith("isaac64.yaml") and points[3].arch.endswith("isaac128.yaml")
     assert len({p.key() for p in points}) == 4
 
 
 @pytest.mark.parametrize(("grid", "expected"), [
-    ({"arch.pe.adc.bits": []}, "at least one value"),
-    ({"tile.pes": [1]}, "expected 'arch', 'workload'"),
+    ({"arch.components.adc.bits": []}, "at least one value"),
+    ({"hierarchy.pes_per_tile": [1]}, "expected 'arch', 'workload'"),
     ({"arch": ["nope.yaml"]}, "no such file"),
 ])
 def test_bad_sweep_files(tmp_path, grid, expected):
@@ -131,7 +131,7 @@ def test_lost_worker_is_retried_and_a_raising_point_fails_after_its_retries(tmp_
     assert counts["failed"] == 2
     assert rows[0]["kind"] == "failed" and rows[0]["value"] == 2 and rows[0]["unit"] == "tries"
     assert rows[0]["item"] == "RuntimeError: no luck with {'arch': '../arch/isaac64.yaml', " \
-                              "'arch.pe.adc.bits': 7}"
+                              "'arch.components.adc.bits': 7}"
 
 
 def test_scheduler_without_dask_is_an_input_error(tmp_path, monkeypatch, capsys):

@@ -33,7 +33,7 @@ def sweep(tmp_path_factory):
     data = {"name": "lenet5_dask", "arch": str(ROOT / "arch" / "isaac128.yaml"),
             "workload": str(ROOT / "workloads" / "lenet5_mta.json"),
             "grid": {"arch": [str(ROOT / "arch" / "isaac64.yaml"), str(ROOT / "arch" / "isaac128.yaml")],
-                     "arch.pe.adc.bits": [7, 8],
+                     "arch.components.adc.bits": [7, 8],
                      "workload.tasks.1.tier1.pe_budget": [0.25, 0.5, 2.0]}}
     path = tmp_path_factory.mktemp("sweep") / "lenet5_dask.yaml"
     path.write_text(yaml.safe_dump(data))

@@ -66,7 +66,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"precision {hw.weight_bits}-bit weights, {hw.input_bits}-bit inputs; read cycle "
           f"{data['read_cycle_ns']:g} ns, {hw.mvm_cycles} cycles per MVM\n")
     print("Energy per action")
-    print(_table(data["actions"], ["component", "action", "energy_pj", "derivation"]))
+    print(_table(data["actions"], ["component", "action", "unit", "energy_pj", "derivation"]))
+    print("\nComponents on the chip (the registry)")
+    print(_table(data["components"], ["name", "class", "level", "part", "units_per_chip",
+                                      "power_mw", "leakage_mw", "area_mm2"], floats="{:.6g}"))
     print()
     rows = [
         {"level": "PE", "power_mw": hw.pe.power_mw, "area_mm2": hw.pe.area_mm2},

@@ -1,32 +1,37 @@
-"""Per-action energy, power and area roll-up of an architecture (Accelergy-style estimators).
+"""Per-action energy, power, leakage and area of an architecture, derived from its registry.
 
-Every component of the arch file gives its busy power at its peak rate; the energy of one action is
+Every component of the arch file's registry (:mod:`xsim.config.arch`) gives its busy power at its
+peak rate; unless the entry gives ``energy_pj`` itself, the energy of one action is
 ``(power_mw - leakage_mw) / peak_rate``, so a component doing ``peak_rate`` actions per second
-draws exactly its listed power. The peak rates follow from the architecture:
+draws exactly its listed power. The action and the peak rate of one unit follow from its class:
 
-======================  ==================  ===================================================
-component               action              peak rate
-======================  ==================  ===================================================
-crossbar                cell_read           rows × columns cells per read cycle
-dac                     row_drive           one drive per read cycle
-sample_hold             sample              one sample per read cycle
-adc                     conversion          ``sample_rate_gsps``
-pe_shift_add            add                 one add per ADC conversion of the PE
-registers, eDRAM, bus   byte                ``width_bits / 8`` bytes per digital clock
-router                  flit                one flit per port per router clock
-offchip                 byte                ``bandwidth_gb_per_s`` per link
-sigmoid, maxpool,       op                  one operation per digital clock
-tile shift-and-add,
-tier-2 scale unit
-cell write              write_pulse         given: ``cell.write_pulse_energy_pj``
-cell verify             verify_read         given: ``cell.write_verify.verify_read_energy_pj``
-======================  ==================  ===================================================
+==============  ============  ===========================================================
+class           action        peak rate of one unit
+==============  ============  ===========================================================
+crossbar        cell_read     rows × (columns + unit columns) cells per read cycle
+dac             row_drive     one drive per read cycle
+sample_hold     sample        one sample per read cycle
+adc             conversion    ``sample_rate_gsps``
+shift_add       add           the conversions of the ADCs in its level's scope, shared by its units
+buffer          byte          ``width_bits / 8`` bytes per digital clock
+digital         op            one operation per digital clock
+scale_unit      op            one operation per digital clock
+router          flit          one flit per port per router clock
+link            byte          ``bandwidth_gb_per_s``
+static          (none)        contributes power, leakage and area only
+==============  ============  ===========================================================
 
-Power and area roll up as count × unit figure: PE → tile (plus the tile's share of its router)
-→ chip (plus the off-chip links). Tier-2 hardware is XMA2's addition, reported separately so the
-base roll-up of ``arch/isaac128.yaml`` can be held to ISAAC's Table I.
+The action table is keyed by *role* (:data:`xsim.config.arch.ROLES`), which is what the engine
+counts; each row also names the registry entry that prices it. The cell's program pulse and
+verify read are given energies (``cell.write_pulse_energy_pj``,
+``cell.write_verify.verify_read_energy_pj``).
 
-Peak throughput counts 2 operations per multiply-accumulate: every crossbar completes
+Roll-up: the power, leakage and area of a PE, a tile and the chip are the sums over the registry
+of units per instance × unit figure (:meth:`xsim.config.arch.Arch.units`; a shared unit counts
+as a fraction, ISAAC's router as a quarter per tile). ``part: tier2`` components (XMA2's scaling
+hardware) are rolled up separately, per PE, so the base chip can be held to published figures.
+
+Peak throughput counts 2 operations per multiply-accumulate: every array completes
 ``rows × weights_per_row`` MACs per MVM of ``ceil(input_bits / dac_bits)`` read cycles.
 """
 
@@ -35,16 +40,24 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from xsim.config.arch import Arch, Buffer, Component
+from xsim.config.arch import LEVELS, ROLES, Arch, Component
+
+ACTION = {"crossbar": "cell_read", "dac": "row_drive", "sample_hold": "sample",
+          "adc": "conversion", "shift_add": "add", "buffer": "byte", "digital": "op",
+          "scale_unit": "op", "router": "flit", "link": "byte"}
+"""The action of each component class (``static`` has none)."""
 
 
 @dataclass(frozen=True)
 class Action:
     component: str
+    """the role the engine counts under"""
     action: str
     energy_pj: float
     peak_rate_per_s: float
     derivation: str
+    unit: str = ""
+    """the registry entry that prices it"""
 
 
 @dataclass(frozen=True)
@@ -55,6 +68,20 @@ class PowerArea:
 
 
 @dataclass(frozen=True)
+class ComponentFigures:
+    """One registry entry on the whole chip."""
+
+    name: str
+    class_: str
+    level: str
+    part: str
+    units_per_chip: float
+    power_mw: float
+    leakage_mw: float
+    area_mm2: float
+
+
+@dataclass(frozen=True)
 class Hardware:
     """The derived hardware figures of one arch at one precision."""
 
@@ -62,6 +89,7 @@ class Hardware:
     weight_bits: int
     input_bits: int
     actions: tuple[Action, ...]
+    components: tuple[ComponentFigures, ...]
     pe: PowerArea
     tile: PowerArea
     chip: PowerArea
@@ -80,6 +108,11 @@ class Hardware:
     def energy_table(self) -> dict[str, float]:
         return {f"{a.component}.{a.action}": a.energy_pj for a in self.actions}
 
+    def leakage_mw(self, tier2: bool = False) -> dict[str, float]:
+        """Chip-wide leakage per registry entry (tier-2 entries only when ``tier2``)."""
+        return {c.name: c.leakage_mw for c in self.components
+                if c.part == "base" or tier2}
+
     @property
     def gops_per_w(self) -> float:
         return self.peak_tops * 1e3 / (self.chip.power_mw / 1e3)
@@ -95,6 +128,8 @@ class Hardware:
             "read_cycle_ns": self.read_cycle_ps / 1000,
             "mvm_cycles": self.mvm_cycles,
             "actions": [asdict(a) for a in self.actions],
+            "components": [{("class" if k == "class_" else k): v for k, v in asdict(c).items()}
+                           for c in self.components],
             "pe": {"power_mw": self.pe.power_mw, "area_mm2": self.pe.area_mm2},
             "tile": {"power_mw": self.tile.power_mw, "area_mm2": self.tile.area_mm2},
             "chip": {
@@ -112,116 +147,98 @@ class Hardware:
         }
 
 
-def _sum(parts: list[tuple[int | float, Component]]) -> PowerArea:
-    return PowerArea(
-        power_mw=sum(n * c.count * c.power_mw for n, c in parts),
-        area_mm2=sum(n * c.count * c.area_mm2 for n, c in parts),
-        leakage_mw=sum(n * c.count * c.leakage_mw for n, c in parts),
-    )
+def _roll_up(arch: Arch, per: str, part: str) -> PowerArea:
+    """Power, area and leakage of one instance of level ``per``: the ``part`` components at or
+    below it (a unit shared by several instances counts as its share: ISAAC's router)."""
+    power = area = leak = 0.0
+    below = LEVELS.index(per)
+    for comp in arch.components.values():
+        if comp.part != part:
+            continue
+        if LEVELS.index(comp.level) < below:
+            continue
+        n = arch.units(comp, per)
+        power += n * comp.power_mw
+        area += n * comp.area_mm2
+        leak += n * comp.leakage_mw
+    return PowerArea(power, area, leak)
 
 
-def _add(*parts: PowerArea) -> PowerArea:
-    return PowerArea(
-        sum(p.power_mw for p in parts),
-        sum(p.area_mm2 for p in parts),
-        sum(p.leakage_mw for p in parts),
-    )
+def _rate(arch: Arch, name: str, comp: Component) -> tuple[float, str]:
+    """Peak actions per second of one unit of ``comp``, and how it was derived."""
+    cycle_s = arch.read_cycle_ps * 1e-12
+    clock_hz = arch.chip.digital_clock_ghz * 1e9
+    ghz = arch.chip.digital_clock_ghz
+    kind = comp.class_
+    if kind == "crossbar":
+        cells = arch.crossbar.rows * (arch.crossbar.columns + arch.crossbar.unit_columns)
+        return cells / cycle_s, f"{cells} cells per {cycle_s * 1e9:g} ns read cycle"
+    if kind in ("dac", "sample_hold"):
+        return 1 / cycle_s, f"one per {cycle_s * 1e9:g} ns read cycle"
+    if kind == "adc":
+        return comp.sample_rate_gsps * 1e9, f"{comp.sample_rate_gsps} GS/s"
+    if kind == "shift_add":
+        adc = arch.role("adc")
+        conversions = arch.units(adc, comp.level) * adc.sample_rate_gsps * 1e9
+        units = comp.count / comp.shared_by
+        return (conversions / units,
+                f"the {arch.units(adc, comp.level):g} ADCs' conversions of one {comp.level} "
+                f"shared by {units:g} units")
+    if kind == "buffer":
+        return (comp.width_bits / 8 * clock_hz,
+                f"{comp.width_bits} bit / 8 x {ghz} GHz")
+    if kind in ("digital", "scale_unit"):
+        return clock_hz, f"{ghz} GHz"
+    if kind == "router":
+        return comp.ports * comp.clock_ghz * 1e9, f"{comp.ports} ports x {comp.clock_ghz} GHz"
+    if kind == "link":
+        return comp.bandwidth_gb_per_s * 1e9, f"{comp.bandwidth_gb_per_s} GB/s"
+    raise ValueError(f"components.{name}: class {kind!r} has no action")
 
 
-def _per_action(component: Component, rate_per_s: float, per_units: float = 1.0) -> float:
-    """pJ per action of ``per_units`` units of ``component`` sharing ``rate_per_s`` actions."""
-    dynamic_mw = (component.power_mw - component.leakage_mw) * per_units
-    return dynamic_mw * 1e-3 / rate_per_s * 1e12
+def _actions(arch: Arch) -> tuple[Action, ...]:
+    actions = []
+    for role in ROLES:
+        name = arch.role_name(role)
+        comp = arch.components[name]
+        rate, how = _rate(arch, name, comp)
+        energy = (comp.power_mw - comp.leakage_mw) * 1e-3 / rate * 1e12
+        actions.append(Action(role, ACTION[comp.class_], energy, rate,
+                              f"({comp.power_mw} - {comp.leakage_mw}) mW / ({how})", name))
+    wv = arch.cell.write_verify
+    actions.append(Action("cell", "write_pulse", arch.cell.write_pulse_energy_pj,
+                          1e9 / arch.cell.write_pulse_ns, "cell.write_pulse_energy_pj", "cell"))
+    actions.append(Action("cell", "verify_read", wv.verify_read_energy_pj, 1e9 / wv.verify_read_ns,
+                          "cell.write_verify.verify_read_energy_pj", "cell"))
+    return tuple(actions)
 
 
 def hardware(arch: Arch, weight_bits: int | None = None, input_bits: int | None = None) -> Hardware:
     """Derive the per-action table and the PE/tile/chip roll-up of ``arch`` at a precision."""
     weight_bits = weight_bits or arch.precision.weight_bits
     input_bits = input_bits or arch.precision.input_bits
-    pe, tile, xbar = arch.pe, arch.tile, arch.crossbar
-    cycle_s = arch.read_cycle_ps * 1e-12
-    clock_hz = arch.chip.digital_clock_ghz * 1e9
-
-    def buffer_action(name: str, buf: Buffer) -> Action:
-        rate = buf.width_bits / 8 * clock_hz
-        return Action(name, "byte", _per_action(buf, rate), rate,
-                      f"{buf.power_mw} mW / ({buf.width_bits} bit / 8 x {arch.chip.digital_clock_ghz} GHz)")
-
-    def op_action(name: str, comp: Component) -> Action:
-        return Action(name, "op", _per_action(comp, clock_hz), clock_hz,
-                      f"{comp.power_mw} mW / {arch.chip.digital_clock_ghz} GHz")
-
-    adc_rate = pe.adc.sample_rate_gsps * 1e9
-    pe_conversions = pe.crossbars * pe.adc.count * adc_rate
-    cells = xbar.rows * (xbar.columns + xbar.unit_columns)
-    router_rate = arch.router.ports * arch.router.clock_ghz * 1e9
-    link_rate = arch.chip.offchip.bandwidth_gb_per_s * 1e9
-    wv = arch.cell.write_verify
-    actions = (
-        Action("crossbar", "cell_read", _per_action(xbar, cells / cycle_s), cells / cycle_s,
-               f"{xbar.power_mw} mW / ({cells} cells per {cycle_s * 1e9:g} ns read cycle)"),
-        Action("dac", "row_drive", _per_action(pe.dac, 1 / cycle_s), 1 / cycle_s,
-               f"{pe.dac.power_mw} mW x {cycle_s * 1e9:g} ns"),
-        Action("sample_hold", "sample", _per_action(pe.sample_hold, 1 / cycle_s), 1 / cycle_s,
-               f"{pe.sample_hold.power_mw} mW x {cycle_s * 1e9:g} ns"),
-        Action("adc", "conversion", _per_action(pe.adc, adc_rate), adc_rate,
-               f"{pe.adc.power_mw} mW / {pe.adc.sample_rate_gsps} GS/s"),
-        Action("pe_shift_add", "add", _per_action(pe.shift_add, pe_conversions, pe.shift_add.count),
-               pe_conversions,
-               f"{pe.shift_add.count} x {pe.shift_add.power_mw} mW / {pe.crossbars} ADCs' conversions"),
-        buffer_action("input_register", pe.input_register),
-        buffer_action("pe_output_register", pe.output_register),
-        buffer_action("edram", tile.edram),
-        buffer_action("bus", tile.bus),
-        buffer_action("tile_output_register", tile.output_register),
-        op_action("sigmoid", tile.sigmoid),
-        op_action("tile_shift_add", tile.shift_add),
-        op_action("maxpool", tile.maxpool),
-        Action("router", "flit", _per_action(arch.router, router_rate), router_rate,
-               f"{arch.router.power_mw} mW / ({arch.router.ports} ports x {arch.router.clock_ghz} GHz)"),
-        Action("offchip", "byte", _per_action(arch.chip.offchip, link_rate), link_rate,
-               f"{arch.chip.offchip.power_mw} mW / {arch.chip.offchip.bandwidth_gb_per_s} GB/s"),
-        op_action("tier2_scale", arch.tier2.unit),
-        buffer_action("tier2_register", arch.tier2.scale_register),
-        Action("cell", "write_pulse", arch.cell.write_pulse_energy_pj, 1e9 / arch.cell.write_pulse_ns,
-               "cell.write_pulse_energy_pj"),
-        Action("cell", "verify_read", wv.verify_read_energy_pj, 1e9 / wv.verify_read_ns,
-               "cell.write_verify.verify_read_energy_pj"),
-    )
-
-    per_crossbar = _sum([(1, xbar), (1, pe.dac), (1, pe.sample_hold), (1, pe.adc)])
-    pe_total = _add(
-        PowerArea(per_crossbar.power_mw * pe.crossbars, per_crossbar.area_mm2 * pe.crossbars,
-                  per_crossbar.leakage_mw * pe.crossbars),
-        _sum([(1, pe.shift_add), (1, pe.input_register), (1, pe.output_register)]),
-    )
-    tile_total = _add(
-        PowerArea(pe_total.power_mw * tile.pes, pe_total.area_mm2 * tile.pes,
-                  pe_total.leakage_mw * tile.pes),
-        _sum([(1, tile.edram), (1, tile.bus), (1, tile.sigmoid), (1, tile.shift_add),
-              (1, tile.maxpool), (1, tile.output_register),
-              (1 / arch.router.tiles_per_router, arch.router)]),
-    )
-    chip_total = _add(
-        PowerArea(tile_total.power_mw * arch.chip.tiles, tile_total.area_mm2 * arch.chip.tiles,
-                  tile_total.leakage_mw * arch.chip.tiles),
-        _sum([(1, arch.chip.offchip)]),
-    )
-    tier2 = _sum([(1, arch.tier2.unit), (1, arch.tier2.scale_register)])
-
-    mvm_cycles = math.ceil(input_bits / pe.dac.bits)
-    macs_per_mvm = xbar.rows * arch.weights_per_crossbar_row(weight_bits)
-    peak_tops = (arch.crossbars_per_chip * 2 * macs_per_mvm
+    components = tuple(
+        ComponentFigures(name, comp.class_, comp.level, comp.part, arch.units(comp),
+                         arch.units(comp) * comp.power_mw, arch.units(comp) * comp.leakage_mw,
+                         arch.units(comp) * comp.area_mm2)
+        for name, comp in arch.components.items())
+    mvm_cycles = math.ceil(input_bits / arch.dac_bits)
+    macs_per_mvm = arch.crossbar.rows * arch.weights_per_array_row(weight_bits)
+    peak_tops = (arch.arrays_per_chip * 2 * macs_per_mvm
                  / (mvm_cycles * arch.read_cycle_ps * 1e-12) / 1e12)
+    chip = PowerArea(sum(c.power_mw for c in components if c.part == "base"),
+                     sum(c.area_mm2 for c in components if c.part == "base"),
+                     sum(c.leakage_mw for c in components if c.part == "base"))
     return Hardware(
         arch_name=arch.name,
         weight_bits=weight_bits,
         input_bits=input_bits,
-        actions=actions,
-        pe=pe_total,
-        tile=tile_total,
-        chip=chip_total,
-        tier2_per_pe=tier2,
+        actions=_actions(arch),
+        components=components,
+        pe=_roll_up(arch, "pe", "base"),
+        tile=_roll_up(arch, "tile", "base"),
+        chip=chip,
+        tier2_per_pe=_roll_up(arch, "pe", "tier2"),
         read_cycle_ps=arch.read_cycle_ps,
         mvm_cycles=mvm_cycles,
         peak_tops=peak_tops,

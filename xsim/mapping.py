@@ -3,14 +3,20 @@
 A conv/linear layer is a weight matrix of K = (Cin/groups)·kh·kw rows and N = Cout columns (one
 group's rows per output channel: a grouped convolution's groups sit side by side in the column
 direction, each output column reading only its group's K rows). Each weight occupies
-``columns_per_weight`` adjacent crossbar columns (its cell slices, twice under differential
-encoding) and a weight never straddles two crossbars, so a crossbar row holds
-``wpr = columns // columns_per_weight`` weights. The layer's crossbar grid is
+``columns_per_weight`` adjacent array columns (its cell slices, twice under differential
+encoding) and a weight never straddles two arrays, so an array row holds
+``wpr = array_columns // columns_per_weight`` weights. The layer's array grid is
 ``row_blocks = ceil(K / rows)`` × ``col_blocks = ceil(N / wpr)``.
 
-PE grouping (the unit of tier 1): a PE stacks up to ``pe.crossbars`` row blocks of one column block,
-so it accumulates a longer dot product internally; a layer with fewer row blocks than a PE has
-crossbars packs ``pe.crossbars // row_blocks`` column blocks into each PE instead. A layer never
+Arrays. The unit of this grid is an *array*: the crossbars that share one set of DACs and so see
+the same inputs (:attr:`xsim.config.arch.Arch.crossbars_per_array`): one crossbar in ISAAC, a
+bit-sliced MVMU of 8 in PUMA, whose weights' slices sit in different crossbars side by side. An
+array has ``rows`` rows and ``crossbars_per_array × columns`` columns; counts of physical
+crossbars are arrays × crossbars per array.
+
+PE grouping (the unit of tier 1): a PE stacks up to ``arrays_per_pe`` row blocks of one column
+block, so it accumulates a longer dot product internally; a layer with fewer row blocks than a PE
+has arrays packs ``arrays_per_pe // row_blocks`` column blocks into each PE instead. A layer never
 shares a PE with another layer. PEs are numbered in layer order, then replica, then column-block
 group, then row-block group; PE ``i`` sits in tile ``i // tile.pes``, slot ``i % tile.pes``.
 
@@ -49,7 +55,7 @@ class PePlacement:
     row_stop: int
     col_start: int
     col_stop: int
-    crossbars: int
+    arrays: int
     tier2_offset: int
 
     @property
@@ -74,12 +80,12 @@ class LayerMapping:
     pes: tuple[int, ...]
 
     @property
-    def crossbars_per_replica(self) -> int:
+    def arrays_per_replica(self) -> int:
         return self.row_blocks * self.col_blocks
 
     @property
-    def crossbars(self) -> int:
-        return self.crossbars_per_replica * self.replicas
+    def arrays(self) -> int:
+        return self.arrays_per_replica * self.replicas
 
     @property
     def pes_per_replica(self) -> int:
@@ -98,8 +104,13 @@ class Mapping:
     pes: tuple[PePlacement, ...]
 
     @property
+    def arrays(self) -> int:
+        return sum(lm.arrays for lm in self.layers)
+
+    @property
     def crossbars(self) -> int:
-        return sum(lm.crossbars for lm in self.layers)
+        """Physical crossbars: arrays × the crossbars of one array."""
+        return self.arrays * self.arch.crossbars_per_array
 
     @property
     def pe_count(self) -> int:
@@ -107,7 +118,7 @@ class Mapping:
 
     @property
     def tiles(self) -> int:
-        return math.ceil(self.pe_count / self.arch.tile.pes)
+        return math.ceil(self.pe_count / self.arch.pes_per_tile)
 
     @property
     def columns_per_weight(self) -> int:
@@ -137,11 +148,8 @@ class Mapping:
         return sum(m.K * m.N * self.columns_per_weight * m.replicas for m in layers)
 
     def allocated_cells(self, lm: LayerMapping | None = None) -> int:
-        xbar = self.arch.crossbar
-        cells = xbar.rows * xbar.columns
-        if lm is not None:
-            return len(lm.pes) * self.arch.pe.crossbars * cells
-        return self.pe_count * self.arch.pe.crossbars * cells
+        cells = self.arch.crossbar.rows * self.arch.crossbar.columns * self.arch.crossbars_under("pe")
+        return (len(lm.pes) if lm is not None else self.pe_count) * cells
 
     def utilisation(self, lm: LayerMapping | None = None) -> float:
         """Cells holding weight bits / cells of the PEs allocated (unit columns excluded)."""
@@ -161,7 +169,7 @@ class Mapping:
                 "row_blocks": lm.row_blocks,
                 "col_blocks": lm.col_blocks,
                 "replicas": lm.replicas,
-                "crossbars": lm.crossbars,
+                "crossbars": lm.arrays * self.arch.crossbars_per_array,
                 "pes": len(lm.pes),
                 "tile_first": first.tile,
                 "tile_last": last.tile,
@@ -180,8 +188,9 @@ class Mapping:
             "pes": self.pe_count,
             "tiles": self.tiles,
             "chip_crossbars": self.arch.crossbars_per_chip,
+            "crossbars_per_array": self.arch.crossbars_per_array,
             "chip_pes": self.arch.pes_per_chip,
-            "chip_tiles": self.arch.chip.tiles,
+            "chip_tiles": self.arch.tiles,
             "utilisation": self.utilisation(),
             "tier2_columns": self.tier2_columns,
         }
@@ -189,10 +198,10 @@ class Mapping:
 
 def _grid(arch: Arch, layer: Layer, weight_bits: int) -> tuple[int, int, int, int, int, int, int]:
     K, N = layer.matrix_shape
-    wpr = arch.weights_per_crossbar_row(weight_bits)
+    wpr = arch.weights_per_array_row(weight_bits)
     row_blocks = math.ceil(K / arch.crossbar.rows)
     col_blocks = math.ceil(N / wpr)
-    per_pe = arch.pe.crossbars
+    per_pe = arch.arrays_per_pe
     rb_per_pe = min(row_blocks, per_pe)
     cb_per_pe = per_pe // row_blocks if row_blocks < per_pe else 1
     return K, N, wpr, row_blocks, col_blocks, rb_per_pe, cb_per_pe
@@ -227,15 +236,15 @@ def map_network(arch: Arch, network: Network, *, weight_bits: int | None = None,
     """Place ``network`` on ``arch``. Raises MappingError (naming ``source``) when it does not fit."""
     weight_bits = weight_bits or arch.precision.weight_bits
     input_bits = input_bits or arch.precision.input_bits
-    if arch.weights_per_crossbar_row(weight_bits) < 1:
+    if arch.weights_per_array_row(weight_bits) < 1:
         raise MappingError(source, "precision.weight_bits",
                            f"a {weight_bits}-bit weight needs {arch.columns_per_weight(weight_bits)}"
-                           f" crossbar columns but {arch.name} has {arch.crossbar.columns}")
+                           f" crossbar columns but an array of {arch.name} has {arch.array_columns}")
     weight_layers = network.weight_layers
     grids = [_grid(arch, layer, weight_bits) for layer in weight_layers]
     needed = sum(_pes_per_replica(*g[3:]) for g in grids)
     if needed > arch.pes_per_chip:
-        crossbars = sum(g[3] * g[4] for g in grids)
+        crossbars = sum(g[3] * g[4] for g in grids) * arch.crossbars_per_array
         raise MappingError(
             source, "model",
             f"{network.name} at {weight_bits}-bit weights ({arch.crossbar.encoding} encoding) needs "
@@ -247,7 +256,7 @@ def map_network(arch: Arch, network: Network, *, weight_bits: int | None = None,
     pes: list[PePlacement] = []
     layers: list[LayerMapping] = []
     tier2_offset = 0
-    rows, per_tile = arch.crossbar.rows, arch.tile.pes
+    rows, per_tile = arch.crossbar.rows, arch.pes_per_tile
     for li, (layer, grid, copies) in enumerate(zip(weight_layers, grids, replicas)):
         K, N, wpr, row_blocks, col_blocks, rb_per_pe, cb_per_pe = grid
         ids = []
@@ -263,7 +272,7 @@ def map_network(arch: Arch, network: Network, *, weight_bits: int | None = None,
                         tile=index // per_tile, slot=index % per_tile,
                         row_start=rb0 * rows, row_stop=min(rb1 * rows, K),
                         col_start=col_start, col_stop=col_stop,
-                        crossbars=(rb1 - rb0) * (cb1 - cb0),
+                        arrays=(rb1 - rb0) * (cb1 - cb0),
                         tier2_offset=tier2_offset if replica == 0 else -1,
                     ))
                     if replica == 0:

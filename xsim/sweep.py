@@ -8,7 +8,7 @@ the cartesian product of the dimensions' values, in file order::
     workload: ../workloads/resnet50_mta.json
     grid:
       arch: [../arch/isaac64.yaml, ../arch/isaac128.yaml]   # whole files
-      arch.pe.adc.bits: [7, 8]                              # arch overrides (dotted keys)
+      arch.components.adc.bits: [7, 8]                      # arch overrides (dotted keys)
       workload.tasks.1.tier1.pe_budget: [0.05, 0.1]         # workload overrides (list indices)
       workload.seed: [1, 2]                                 # the seed is a workload key too
 
@@ -142,7 +142,7 @@ def run_point(point: Point) -> dict:
     arch = build(Arch, arch_doc, point.arch)
     workload = build(Workload, workload_doc, point.workload)
     result = simulate(arch, workload)
-    base = {"arch_name": arch.name, "crossbar_rows": arch.crossbar.rows, "adc_bits": arch.pe.adc.bits}
+    base = {"arch_name": arch.name, "crossbar_rows": arch.crossbar.rows, "adc_bits": arch.adc_bits}
     inference = result.summary["inference"]
     rows = []
     for row in result.tables["components"]:

@@ -1,11 +1,29 @@
 """Architecture configuration: the typed, frozen form of an ``arch/*.yaml`` file.
 
-The hierarchy is ISAAC's: a chip of tiles, a tile of PEs (ISAAC's IMAs) plus its eDRAM, bus,
-digital units and a share of a router, a PE of crossbars with their DACs, sample-and-holds, ADCs,
-shift-and-add units and registers. Every component gives its figures *per unit* (one ADC, one DAC,
-one crossbar array) with a ``count`` per parent, so the roll-up in :mod:`xsim.energy` is a plain
-sum of count × unit figure. Powers are the component's power when busy at its peak rate (ISAAC's
-Table I figures are of that kind); ``leakage_mw`` is the part of it drawn whether busy or not.
+An arch file has two halves.
+
+*The hierarchy and the device* (``hierarchy``, ``crossbar``, ``cell``, ``precision``,
+``read_cycle_ns``, ``chip``, ``reprogramming``, ``tier2``): a chip of ``tiles_per_chip`` tiles,
+a tile of ``pes_per_tile`` PEs (ISAAC's IMA, PUMA's core), a PE of ``groups_per_pe`` crossbar
+groups (PUMA's MVMU; ISAAC has one group of 8 crossbars per IMA), a group of
+``crossbars_per_group`` crossbars of ``crossbar.rows × crossbar.columns`` cells.
+
+*The component registry* (``components``): every hardware block is one entry, Accelergy's idea
+in xsim's words. An entry names its ``class`` (what it does: its actions, see
+:mod:`xsim.energy`), the ``level`` of the hierarchy it sits at, its ``count`` per instance of
+that level, optionally ``shared_by`` (one set of ``count`` units serves that many instances of
+the level: ISAAC's router is shared by 4 tiles), its busy power at peak rate, its leakage (idle)
+power and its area. Sharing is therefore data: an ADC at level ``group`` with ``count: 2`` serves
+the columns of all the group's crossbars (two ADCs between them); DACs at level ``group`` are
+shared by the group's crossbars, which then see the same inputs and act as one wide *array*
+(PUMA's bit-sliced MVMU); DACs at level ``crossbar`` give each crossbar inputs of its own (ISAAC).
+
+Components the engine drives are found by their role: the entry's name, or the roles it lists
+in ``roles`` (PUMA's vector unit does the activations and the pooling of its core). The roles are
+:data:`ROLES`; components with other names or of class ``static`` (an instruction memory, a
+control unit) have no modelled action but still count in power, leakage and area. An entry with
+``part: tier2`` is XMA2's addition (the column-scaling unit and its registers), rolled up apart
+from the base chip so the base can be held to the published figures.
 
 Every quantity carries its unit in its name. Objects are immutable (pydantic, ``frozen``) and built
 once by :func:`xsim.config.load_arch`; nothing below re-reads a file.
@@ -14,6 +32,7 @@ once by :func:`xsim.config.load_arch`; nothing below re-reads a file.
 from __future__ import annotations
 
 import math
+from functools import cached_property
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -22,94 +41,155 @@ PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-BitWidth = Annotated[int, Field(ge=1, le=32)]
+
+LEVELS = ("chip", "tile", "pe", "group", "crossbar")
+"""The hierarchy, top down; each level's instances sit inside one instance of the level above."""
+Level = Literal["chip", "tile", "pe", "group", "crossbar"]
+
+ROLES = {
+    "crossbar": ("crossbar",),
+    "dac": ("dac",),
+    "sample_hold": ("sample_hold",),
+    "adc": ("adc",),
+    "pe_shift_add": ("shift_add",),
+    "input_register": ("buffer",),
+    "pe_output_register": ("buffer",),
+    "edram": ("buffer",),
+    "bus": ("buffer",),
+    "tile_output_register": ("buffer",),
+    "sigmoid": ("digital",),
+    "tile_shift_add": ("digital", "shift_add"),
+    "maxpool": ("digital",),
+    "router": ("router",),
+    "offchip": ("link",),
+    "tier2_scale": ("scale_unit",),
+    "tier2_register": ("buffer",),
+}
+"""Role → the classes that can fill it. Every role is filled by exactly one component; the engine
+counts actions under the role's name and :mod:`xsim.energy` prices them from that component."""
 
 
 class Frozen(BaseModel):
     """Base of every config object: immutable, unknown keys rejected, ints not silently truncated."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=False, validate_default=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False, validate_default=True,
+                              populate_by_name=True)
 
 
 class Component(Frozen):
-    """A hardware block: ``count`` units per parent, each with peak power, leakage and area."""
+    """One registry entry: ``count`` units per instance of ``level``, each with peak power,
+    leakage and area; one set of units serves ``shared_by`` instances of the level."""
 
+    level: Level
     count: PositiveInt = 1
-    power_mw: NonNegativeFloat
+    shared_by: PositiveInt = 1
+    power_mw: NonNegativeFloat = 0.0
     leakage_mw: NonNegativeFloat = 0.0
     area_mm2: NonNegativeFloat
+    roles: tuple[str, ...] | None = None
+    part: Literal["base", "tier2"] = "base"
 
     @model_validator(mode="after")
     def _leakage_within_power(self):
-        if self.leakage_mw > self.power_mw:
+        if self.power_mw and self.leakage_mw > self.power_mw:
             raise ValueError(
                 f"leakage_mw ({self.leakage_mw}) must not exceed power_mw ({self.power_mw})"
             )
         return self
 
 
+class CrossbarArray(Component):
+    """The ReRAM array itself (its geometry is the top-level ``crossbar`` section)."""
+
+    class_: Literal["crossbar"] = Field(alias="class")
+
+
+class Dac(Component):
+    class_: Literal["dac"] = Field(alias="class")
+    bits: Annotated[int, Field(ge=1, le=8)]
+
+
+class SampleHold(Component):
+    class_: Literal["sample_hold"] = Field(alias="class")
+
+
+class Adc(Component):
+    class_: Literal["adc"] = Field(alias="class")
+    bits: Annotated[int, Field(ge=1, le=16)]
+    sample_rate_gsps: PositiveFloat
+
+
+class ShiftAdd(Component):
+    """Shift-and-add of the ADCs' outputs in its level's scope (one add per conversion)."""
+
+    class_: Literal["shift_add"] = Field(alias="class")
+
+
 class Buffer(Component):
     """A register file, eDRAM or bus: busy power at ``width_bits`` per digital clock cycle."""
 
+    class_: Literal["buffer"] = Field(alias="class")
     size_kb: NonNegativeFloat = 0.0
     width_bits: PositiveInt
 
 
-class Crossbar(Component):
-    """One ReRAM crossbar array of ``rows`` × ``columns`` cells (plus offset-encoding unit columns)."""
+class Digital(Component):
+    """A digital unit doing one operation per digital clock (sigmoid, max-pool, vector unit)."""
+
+    class_: Literal["digital"] = Field(alias="class")
+
+
+class ScaleUnit(Component):
+    """Tier-2 column scaling after a PE's shift-and-add: a ``shifter`` or a ``multiplier``."""
+
+    class_: Literal["scale_unit"] = Field(alias="class")
+    kind: Literal["shifter", "multiplier"]
+
+
+class Router(Component):
+    class_: Literal["router"] = Field(alias="class")
+    ports: PositiveInt
+    flit_bits: PositiveInt
+    clock_ghz: PositiveFloat
+
+
+class Link(Component):
+    """Off-chip links (ISAAC: HyperTransport)."""
+
+    class_: Literal["link"] = Field(alias="class")
+    bandwidth_gb_per_s: PositiveFloat
+
+
+class Static(Component):
+    """A block with no modelled action (instruction memory, control): area, leakage, power only."""
+
+    class_: Literal["static"] = Field(alias="class")
+
+
+AnyComponent = Annotated[
+    CrossbarArray | Dac | SampleHold | Adc | ShiftAdd | Buffer | Digital | ScaleUnit | Router | Link | Static,
+    Field(discriminator="class_"),
+]
+COMPONENT_CLASSES = ("crossbar", "dac", "sample_hold", "adc", "shift_add", "buffer", "digital",
+                     "scale_unit", "router", "link", "static")
+
+
+class Hierarchy(Frozen):
+    """Instances of each level per instance of the level above."""
+
+    tiles_per_chip: PositiveInt
+    pes_per_tile: PositiveInt
+    groups_per_pe: PositiveInt = 1
+    crossbars_per_group: PositiveInt
+
+
+class CrossbarGeometry(Frozen):
+    """One ReRAM crossbar: ``rows`` × ``columns`` cells plus offset-encoding unit columns."""
 
     rows: PositiveInt
     columns: PositiveInt
     unit_columns: NonNegativeInt = 0
     encoding: Literal["offset", "differential"]
-
-
-class Dac(Component):
-    bits: Annotated[int, Field(ge=1, le=8)]
-
-
-class Adc(Component):
-    bits: Annotated[int, Field(ge=1, le=16)]
-    sample_rate_gsps: PositiveFloat
-
-
-class Pe(Frozen):
-    """A processing element (ISAAC's IMA): crossbars sharing registers and shift-and-add units.
-
-    ``dac``, ``sample_hold`` and ``adc`` counts are per crossbar (one DAC per row, one
-    sample-and-hold per column); ``shift_add`` and the registers are counted per PE.
-    """
-
-    crossbars: PositiveInt
-    dac: Dac
-    sample_hold: Component
-    adc: Adc
-    shift_add: Component
-    input_register: Buffer
-    output_register: Buffer
-
-
-class Router(Component):
-    ports: PositiveInt
-    tiles_per_router: PositiveInt
-    flit_bits: PositiveInt
-    clock_ghz: PositiveFloat
-
-
-class OffChip(Component):
-    """Off-chip links (ISAAC: HyperTransport); ``count`` links per chip."""
-
-    bandwidth_gb_per_s: PositiveFloat
-
-
-class Tile(Frozen):
-    pes: PositiveInt
-    edram: Buffer
-    bus: Buffer
-    sigmoid: Component
-    shift_add: Component
-    maxpool: Component
-    output_register: Buffer
 
 
 class WriteVerify(Frozen):
@@ -158,16 +238,10 @@ class Reprogramming(Frozen):
     driver_power_mw: NonNegativeFloat
 
 
-class ScaleUnit(Component):
-    """Tier-2 column scaling after a PE's shift-and-add: ``shifter`` or ``multiplier``."""
-
-    kind: Literal["shifter", "multiplier"]
-    scale_bits: Annotated[int, Field(ge=1, le=16)]
-
-
 class Tier2(Frozen):
-    unit: ScaleUnit
-    scale_register: Buffer
+    """XMA2's tier-2 scale format in hardware (its units are the ``part: tier2`` components)."""
+
+    scale_bits: Annotated[int, Field(ge=1, le=16)]
     registers_per_pe: PositiveInt
 
 
@@ -177,10 +251,8 @@ class Precision(Frozen):
 
 
 class Chip(Frozen):
-    tiles: PositiveInt
     digital_clock_ghz: PositiveFloat
     technology_nm: PositiveFloat
-    offchip: OffChip
 
 
 class Arch(Frozen):
@@ -190,56 +262,170 @@ class Arch(Frozen):
     description: str = ""
     precision: Precision
     read_cycle_ns: PositiveFloat
+    hierarchy: Hierarchy
+    crossbar: CrossbarGeometry
     cell: Cell
-    crossbar: Crossbar
-    pe: Pe
-    tile: Tile
-    router: Router
     chip: Chip
+    components: dict[str, AnyComponent] = Field(min_length=1)
     reprogramming: Reprogramming
     tier2: Tier2
     source: str | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
     def _consistent(self):
-        if self.crossbar.columns % self.pe.adc.count:
+        self._check_roles()
+        adc, dac = self.role("adc"), self.role("dac")
+        if dac.shared_by != 1 or dac.count != self.crossbar.rows:
             raise ValueError(
-                f"pe.adc.count ({self.pe.adc.count}) must divide crossbar.columns "
-                f"({self.crossbar.columns})"
-            )
-        if self.pe.dac.count != self.crossbar.rows:
+                f"components.{self.role_name('dac')}.count: must equal crossbar.rows "
+                f"({self.crossbar.rows}) and shared_by must be 1: one DAC drives each row of the "
+                f"crossbars at level {dac.level!r} (got count {dac.count}, shared_by {dac.shared_by})")
+        if LEVELS.index(dac.level) < LEVELS.index("pe"):
+            raise ValueError(f"components.{self.role_name('dac')}.level: DACs sit at level pe, "
+                             f"group or crossbar, got {dac.level!r}")
+        if LEVELS.index(adc.level) < LEVELS.index("pe"):
+            raise ValueError(f"components.{self.role_name('adc')}.level: ADCs sit at level pe, "
+                             f"group or crossbar, got {adc.level!r}")
+        columns = self.crossbars_under(adc.level) * adc.shared_by * self.crossbar.columns
+        if columns % adc.count:
             raise ValueError(
-                f"pe.dac.count ({self.pe.dac.count}) must equal crossbar.rows "
-                f"({self.crossbar.rows}): one DAC drives each row"
-            )
+                f"components.{self.role_name('adc')}.count: {adc.count} must divide the "
+                f"{columns} crossbar columns it serves")
         if self.crossbar.encoding == "offset" and self.crossbar.unit_columns < 1:
             raise ValueError("crossbar.unit_columns must be at least 1 under offset encoding")
-        if self.weights_per_crossbar_row(self.precision.weight_bits) < 1:
+        if self.weights_per_array_row(self.precision.weight_bits) < 1:
             raise ValueError(
                 f"a {self.precision.weight_bits}-bit weight needs "
-                f"{self.columns_per_weight(self.precision.weight_bits)} columns but "
-                f"crossbar.columns is {self.crossbar.columns}"
-            )
+                f"{self.columns_per_weight(self.precision.weight_bits)} columns but an array has "
+                f"{self.array_columns}")
         return self
 
-    # Derived figures used throughout; kept here so every consumer derives them the same way.
+    def _check_roles(self) -> None:
+        filled: dict[str, str] = {}
+        for name, comp in self.components.items():
+            for role in comp.roles if comp.roles is not None else (name,):
+                if comp.roles is not None and role not in ROLES:
+                    raise ValueError(f"components.{name}.roles: unknown role {role!r}; the roles "
+                                     f"are {', '.join(ROLES)}")
+                if role not in ROLES:
+                    continue
+                if comp.class_ not in ROLES[role]:
+                    raise ValueError(f"components.{name}: the {role!r} role takes class "
+                                     f"{' or '.join(ROLES[role])}, got {comp.class_!r}")
+                if role in filled:
+                    raise ValueError(f"components.{name}: role {role!r} is already filled by "
+                                     f"components.{filled[role]}")
+                filled[role] = name
+        missing = [r for r in ROLES if r not in filled]
+        if missing:
+            raise ValueError(f"components: no component fills the role(s) {', '.join(missing)} "
+                             "(name a component so, or list the role in its roles)")
+
+    # -- the registry --------------------------------------------------------------------------
+    @cached_property
+    def _role_names(self) -> dict[str, str]:
+        out = {}
+        for name, comp in self.components.items():
+            for role in comp.roles if comp.roles is not None else (name,):
+                if role in ROLES:
+                    out[role] = name
+        return out
+
+    def role_name(self, role: str) -> str:
+        """The name of the component that fills ``role``."""
+        return self._role_names[role]
+
+    def role(self, role: str) -> AnyComponent:
+        """The component that fills ``role`` (one of :data:`ROLES`)."""
+        return self.components[self._role_names[role]]
+
+    def instances(self, level: str, per: str = "chip") -> int:
+        """Instances of ``level`` inside one instance of ``per`` (``per`` above ``level``)."""
+        h = self.hierarchy
+        factors = {"tile": h.tiles_per_chip, "pe": h.pes_per_tile, "group": h.groups_per_pe,
+                   "crossbar": h.crossbars_per_group}
+        lo, hi = LEVELS.index(per), LEVELS.index(level)
+        if hi < lo:
+            raise ValueError(f"level {level!r} is above {per!r}")
+        return math.prod(factors[LEVELS[i]] for i in range(lo + 1, hi + 1))
+
+    def crossbars_under(self, level: str) -> int:
+        return self.instances("crossbar", per=level)
+
+    def units(self, comp: Component, per: str = "chip") -> float:
+        """Units of ``comp`` inside one instance of ``per`` (a fraction where a unit is shared
+        by several instances of ``per``, e.g. a router per tile)."""
+        if LEVELS.index(comp.level) >= LEVELS.index(per):
+            return comp.count * self.instances(comp.level, per) / comp.shared_by
+        return comp.count / comp.shared_by / self.instances(per, comp.level)
+
+    # -- derived geometry, used throughout; derived here so every consumer derives it alike --
+    @property
+    def dac_bits(self) -> int:
+        return self.role("dac").bits
+
+    @property
+    def adc_bits(self) -> int:
+        return self.role("adc").bits
+
+    @property
+    def crossbars_per_array(self) -> int:
+        """Crossbars that share one set of DACs, hence their inputs: one wide array (ISAAC: 1,
+        PUMA's bit-sliced MVMU: 8)."""
+        return self.crossbars_under(self.role("dac").level)
+
+    @property
+    def array_columns(self) -> int:
+        """Weight columns of one array: its crossbars side by side."""
+        return self.crossbar.columns * self.crossbars_per_array
+
+    @property
+    def array_unit_columns(self) -> int:
+        return self.crossbar.unit_columns * self.crossbars_per_array
+
+    @property
+    def arrays_per_pe(self) -> int:
+        return self.crossbars_under("pe") // self.crossbars_per_array
+
     @property
     def columns_per_adc(self) -> int:
-        return self.crossbar.columns // self.pe.adc.count
+        adc = self.role("adc")
+        return self.crossbars_under(adc.level) * adc.shared_by * self.crossbar.columns // adc.count
 
     @property
     def read_cycle_ps(self) -> int:
         """One crossbar read cycle: the larger of the read pulse and the ADCs' conversion time."""
-        adc_ns = self.columns_per_adc / self.pe.adc.sample_rate_gsps
+        adc_ns = self.columns_per_adc / self.role("adc").sample_rate_gsps
         return int(round(max(self.read_cycle_ns, adc_ns) * 1000))
+
+    def unit_count(self, role: str, per: str) -> int:
+        """Whole units filling ``role`` inside one instance of ``per`` (at least one)."""
+        return max(1, math.floor(self.units(self.role(role), per) + 1e-9))
+
+    @property
+    def tiles_per_router(self) -> int:
+        """Tiles one router of the concentrated mesh serves."""
+        return max(1, round(1 / self.units(self.role("router"), "tile")))
+
+    @property
+    def tiles(self) -> int:
+        return self.hierarchy.tiles_per_chip
+
+    @property
+    def pes_per_tile(self) -> int:
+        return self.hierarchy.pes_per_tile
 
     @property
     def crossbars_per_chip(self) -> int:
-        return self.pe.crossbars * self.tile.pes * self.chip.tiles
+        return self.instances("crossbar")
+
+    @property
+    def arrays_per_chip(self) -> int:
+        return self.crossbars_per_chip // self.crossbars_per_array
 
     @property
     def pes_per_chip(self) -> int:
-        return self.tile.pes * self.chip.tiles
+        return self.instances("pe")
 
     def slices_per_weight(self, weight_bits: int) -> int:
         """Cells per weight per array: magnitude bits (differential) or all bits (offset) / cell_bits."""
@@ -247,10 +433,10 @@ class Arch(Frozen):
         return math.ceil(bits / self.cell.bits)
 
     def columns_per_weight(self, weight_bits: int) -> int:
-        """Crossbar columns one weight occupies: its slices, twice under differential encoding."""
+        """Array columns one weight occupies: its slices, twice under differential encoding."""
         arrays = 2 if self.crossbar.encoding == "differential" else 1
         return arrays * self.slices_per_weight(weight_bits)
 
-    def weights_per_crossbar_row(self, weight_bits: int) -> int:
-        """Whole weights side by side in one crossbar row (a weight never straddles two crossbars)."""
-        return self.crossbar.columns // self.columns_per_weight(weight_bits)
+    def weights_per_array_row(self, weight_bits: int) -> int:
+        """Whole weights side by side in one array row (a weight never straddles two arrays)."""
+        return self.array_columns // self.columns_per_weight(weight_bits)

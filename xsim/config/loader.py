@@ -1,13 +1,14 @@
 """Read architecture (YAML) and workload (JSON) files into frozen config objects, once.
 
 Every problem becomes a :class:`~xsim.config.errors.ConfigError` naming the file, the key path
-(``pe.adc.bits``, ``tasks[2].tier1.pe_budget``) and what was expected.
+(``components.adc.bits``, ``tasks[2].tier1.pe_budget``) and what was expected.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from xsim.config.arch import Arch
+from xsim.config.arch import COMPONENT_CLASSES, Arch
 from xsim.config.errors import ConfigError
 from xsim.config.workload import Workload
 from xsim.models import Network, build_model, network_from_spec
@@ -23,6 +24,9 @@ from xsim.models import Network, build_model, network_from_spec
 
 def _key_path(loc: tuple) -> str:
     out = ""
+    # A registry entry's location carries its class (pydantic's union tag): not a key of the file.
+    loc = tuple(p for i, p in enumerate(loc)
+                if not (i == 2 and loc[0] == "components" and p in COMPONENT_CLASSES))
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
@@ -37,6 +41,11 @@ def _describe(error: dict) -> str:
         return "required key is missing"
     if kind == "extra_forbidden":
         return "unknown key (check its spelling against the documented format)"
+    if kind == "union_tag_not_found":
+        return "required key is missing"
+    if kind == "union_tag_invalid":
+        tags = error["ctx"]["expected_tags"].replace("'", "")
+        return f"expected one of {tags} (got {error['ctx']['tag']!r})"
     message = error["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
@@ -46,12 +55,21 @@ def _describe(error: dict) -> str:
     return message
 
 
+_NAMED = re.compile(r"^(?P<key>[a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)+): (?P<message>.*)$", re.S)
+
+
 def validation_error(path: str | None, exc: ValidationError) -> ConfigError:
     """The first validation problem, as a ConfigError; the others are counted in the message."""
     errors = exc.errors(include_url=False)
     first = errors[0]
     key = _key_path(tuple(p for p in first["loc"] if not str(p).startswith("function-")))
     message = _describe(first)
+    if first["type"] in ("union_tag_not_found", "union_tag_invalid"):
+        key += ".class"
+    # A check across keys names the key it is about at the start of its message.
+    named = _NAMED.match(message)
+    if not key and named:
+        key, message = named["key"], named["message"]
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more problem(s) in this file)"
     return ConfigError(path, key or None, message)
@@ -89,7 +107,7 @@ def read_document(path: str | Path) -> Mapping[str, Any]:
 
 
 # Top-level keys that only one kind of file has: a file of the other kind is named as such.
-_SIGNATURES = {"Arch": ("crossbar", "pe", "tile"), "Workload": ("tasks", "model")}
+_SIGNATURES = {"Arch": ("crossbar", "hierarchy", "components"), "Workload": ("tasks", "model")}
 
 
 def build(model: type[BaseModel], data: Mapping[str, Any], path: str | None) -> Any:

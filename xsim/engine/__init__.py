@@ -9,7 +9,7 @@ for the counting and timing model, :mod:`xsim.engine.chip` for the processes and
 from xsim.engine.chip import MODES, Batch, ChipModel, PeGroup, TimelineEvent
 from xsim.engine.counters import Counters
 from xsim.engine.plan import Plan, build_plan
-from xsim.engine.result import InferenceResult, leakage_mw
+from xsim.engine.result import InferenceResult
 from xsim.engine.servers import Environment, Server
 from xsim.engine.simulate import simulate_inference
 
@@ -25,6 +25,5 @@ __all__ = [
     "Server",
     "TimelineEvent",
     "build_plan",
-    "leakage_mw",
     "simulate_inference",
 ]

@@ -154,8 +154,11 @@ class _Geometry:
         self.arch = arch
         self.in_bytes = math.ceil(input_bits / 8)
         self.psum_bytes = math.ceil((input_bits + weight_bits) / 8)
-        self.edram_bits = min(arch.tile.edram.width_bits, arch.tile.bus.width_bits)
-        routers = math.ceil(arch.chip.tiles / arch.router.tiles_per_router)
+        self.edram_bits = min(arch.role("edram").width_bits, arch.role("bus").width_bits)
+        self.router_spec = arch.role("router")
+        self.link = arch.role("offchip")
+        self.links = arch.units(self.link)
+        routers = math.ceil(arch.tiles / arch.tiles_per_router)
         self.mesh_width = math.ceil(math.sqrt(routers))
 
     def clocks_ps(self, cycles: int, ghz: float | None = None) -> int:
@@ -169,7 +172,7 @@ class _Geometry:
         return self.clocks_ps(math.ceil(ops / units))
 
     def router(self, tile: int) -> int:
-        return 0 if tile == OFFCHIP else tile // self.arch.router.tiles_per_router
+        return 0 if tile == OFFCHIP else tile // self.arch.tiles_per_router
 
     def routers_on_path(self, src: int, dst: int) -> int:
         a, b = self.router(src), self.router(dst)
@@ -178,7 +181,7 @@ class _Geometry:
 
     def noc(self, src: int, dst: int, nbytes: int, counts: Counts) -> Path:
         """Stages and counts of a ``nbytes`` message between two tiles (OFFCHIP = router 0)."""
-        r = self.arch.router
+        r = self.router_spec
         flits = math.ceil(8 * nbytes / r.flit_bits)
         hops = self.routers_on_path(src, dst)
         _add(counts, "router", "flit", flits * hops)
@@ -201,8 +204,7 @@ class _Geometry:
         return (*self.noc(src, dst, nbytes, counts), write)
 
     def offchip_ps(self, nbytes: int) -> int:
-        link = self.arch.chip.offchip
-        return math.ceil(nbytes * 1000 / (link.count * link.bandwidth_gb_per_s) - 1e-9)
+        return math.ceil(nbytes * 1000 / (self.links * self.link.bandwidth_gb_per_s) - 1e-9)
 
 
 def _add(counts: Counts, component: str, action: str, n: int) -> None:
@@ -227,7 +229,7 @@ def _row_share(rows: int, width: int, replicas: int, replica: int) -> tuple[int,
 
 def _crossbar_counts(arch: Arch, lm: LayerMapping, pe: PePlacement, cycles: int, cpw: int) -> Counts:
     rows, wpr = arch.crossbar.rows, lm.weights_per_row
-    unit = arch.crossbar.unit_columns if arch.crossbar.encoding == "offset" else 0
+    unit = arch.array_unit_columns if arch.crossbar.encoding == "offset" else 0
     used_rows = [min(r + rows, pe.row_stop) - r for r in range(pe.row_start, pe.row_stop, rows)]
     used_cols = [(min(c + wpr, pe.col_stop) - c) * cpw + unit for c in range(pe.col_start, pe.col_stop, wpr)]
     counts: Counts = {}
@@ -297,11 +299,11 @@ class _Builder:
             else:
                 nodes.append(Node(**common, row_plans=self._digital_rows(
                     layer, homes[index], producers[index], layers, dests[index])))
-        tier2 = self.arch.tier2.unit
-        pe_tier2 = {p.index: self.geo.ops_ps(p.weight_columns, tier2.count) for p in self.mapping.pes}
+        units = self.arch.unit_count("tier2_scale", "pe")
+        pe_tier2 = {p.index: self.geo.ops_ps(p.weight_columns, units) for p in self.mapping.pes}
         return Plan(nodes=tuple(nodes), output=output, mvm_cycles=self.cycles,
                     read_cycle_ps=self.cycle_ps, pe_tier2_ps=pe_tier2,
-                    tier2_scale_bits=tier2.scale_bits)
+                    tier2_scale_bits=self.arch.tier2.scale_bits)
 
     def _input_node(self, rows: int, dests: tuple[int, ...], consumers: tuple[int, ...]) -> Node:
         """The image streams in row after row: one row plan, repeated ``rows`` times."""
@@ -321,8 +323,8 @@ class _Builder:
         geo = self.geo
         c, out_rows, w = layer.out_shape
         unit = "maxpool" if layer.kind == "maxpool" else "tile_shift_add"
-        tile = self.arch.tile
-        units = {"maxpool": tile.maxpool.count, "tile_shift_add": tile.shift_add.count}[unit]
+        units = self.arch.unit_count(unit, "tile")
+        sigmoids = self.arch.unit_count("sigmoid", "tile")
         plans = []
         for r in range(out_rows):
             counts: Counts = {}
@@ -337,7 +339,7 @@ class _Builder:
             stages = [Stage((unit, home), geo.ops_ps(ops, units))]
             if layer.activation:
                 _add(counts, "sigmoid", "op", ops)
-                stages.append(Stage(("sigmoid", home), geo.ops_ps(ops, tile.sigmoid.count)))
+                stages.append(Stage(("sigmoid", home), geo.ops_ps(ops, sigmoids)))
             out_bytes = ops * geo.in_bytes
             deliver = tuple(geo.deliver(home, d, out_bytes, counts) for d in dests)
             read = ((Stage(("edram", home), geo.edram_ps(read_bytes)),),) if read_bytes else ((),)
@@ -385,18 +387,19 @@ class _Builder:
         gather = tuple(geo.noc(t, home, b, counts) for t, b in sorted(psum_from.items()))
         row_groups = len({(p.row_start, p.row_stop) for p in pes})
         reduce_ops = (row_groups - 1) * lm.N
-        tile = arch.tile
         at_home = []
         if reduce_ops:
             _add(counts, "tile_shift_add", "op", reduce_ops)
-            at_home.append(Stage(("tile_shift_add", home), geo.ops_ps(reduce_ops, tile.shift_add.count)))
+            at_home.append(Stage(("tile_shift_add", home),
+                                 geo.ops_ps(reduce_ops, arch.unit_count("tile_shift_add", "tile"))))
         if lm.layer.activation:
             _add(counts, "sigmoid", "op", lm.N)
-            at_home.append(Stage(("sigmoid", home), geo.ops_ps(lm.N, tile.sigmoid.count)))
+            at_home.append(Stage(("sigmoid", home),
+                                 geo.ops_ps(lm.N, arch.unit_count("sigmoid", "tile"))))
         out_bytes = lm.N * geo.in_bytes
         deliver = tuple(geo.deliver(home, d, out_bytes, counts) for d in dests)
         drain_out = max(geo.clocks_ps(math.ceil(8 * p.weight_columns * geo.psum_bytes
-                                                / arch.pe.output_register.width_bits)) for p in pes)
+                                                / arch.role("pe_output_register").width_bits)) for p in pes)
         drain = tuple(f for f in (gather, (tuple(at_home),), deliver) if f)
         return ReplicaPlan(
             replica=pes[0].replica, pes=tuple(p.index for p in pes), home=home, share=share,

@@ -2,8 +2,8 @@
 
 Energy = Σ action count × per-action energy (``Hardware.energy_pj``; every action's energy is its
 component's busy power over its peak rate, see :mod:`xsim.energy`) + leakage × the run's span.
-Leakage is chip-wide (every unit of the chip leaks whether mapped or not), from each arch
-component's ``leakage_mw`` × its count on the chip — the same roll-up as ``Hardware.chip`` — plus
+Leakage is chip-wide (every unit of the chip leaks whether mapped or not), from each registry
+entry's leakage on the chip (``Hardware.leakage_mw``, the roll-up of ``Hardware.chip``) plus
 the tier-2 units of every PE when the run scales any PE. Per layer, a layer's PEs carry
 ``Hardware.pe.leakage_mw`` each; the rest (tiles, routers, links, unmapped PEs) is the ``(chip)``
 row.
@@ -17,38 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from xsim.config.arch import Arch
 from xsim.engine.chip import Batch, ChipModel, TimelineEvent
 
 CHIP_ROW = "(chip)"
-
-
-def leakage_mw(arch: Arch, tier2: bool = False) -> dict[str, float]:
-    """Chip-wide leakage per component name (the names of the action table)."""
-    pe, tile = arch.pe, arch.tile
-    xbars, pes, tiles = arch.crossbars_per_chip, arch.pes_per_chip, arch.chip.tiles
-    parts = {
-        "crossbar": xbars * arch.crossbar.count * arch.crossbar.leakage_mw,
-        "dac": xbars * pe.dac.count * pe.dac.leakage_mw,
-        "sample_hold": xbars * pe.sample_hold.count * pe.sample_hold.leakage_mw,
-        "adc": xbars * pe.adc.count * pe.adc.leakage_mw,
-        "pe_shift_add": pes * pe.shift_add.count * pe.shift_add.leakage_mw,
-        "input_register": pes * pe.input_register.count * pe.input_register.leakage_mw,
-        "pe_output_register": pes * pe.output_register.count * pe.output_register.leakage_mw,
-        "edram": tiles * tile.edram.count * tile.edram.leakage_mw,
-        "bus": tiles * tile.bus.count * tile.bus.leakage_mw,
-        "sigmoid": tiles * tile.sigmoid.count * tile.sigmoid.leakage_mw,
-        "tile_shift_add": tiles * tile.shift_add.count * tile.shift_add.leakage_mw,
-        "maxpool": tiles * tile.maxpool.count * tile.maxpool.leakage_mw,
-        "tile_output_register": tiles * tile.output_register.count * tile.output_register.leakage_mw,
-        "router": tiles / arch.router.tiles_per_router * arch.router.count * arch.router.leakage_mw,
-        "offchip": arch.chip.offchip.count * arch.chip.offchip.leakage_mw,
-    }
-    if tier2:
-        unit, reg = arch.tier2.unit, arch.tier2.scale_register
-        parts["tier2_scale"] = pes * unit.count * unit.leakage_mw
-        parts["tier2_register"] = pes * reg.count * reg.leakage_mw
-    return parts
 
 
 def _leak_pj(mw: float, ps: int) -> float:
@@ -157,7 +128,7 @@ def collect(chip: ChipModel, batch: Batch, mode: str, events: int) -> InferenceR
 
     by_layer = chip.counters.by_layer()
     energy = {key: hw.energy_pj(*key) for counts in by_layer.values() for key in counts}
-    leak = leakage_mw(arch, tier2=bool(chip.scaled_pes))
+    leak = hw.leakage_mw(tier2=bool(chip.scaled_pes))
     leakage_total = _leak_pj(sum(leak.values()), makespan)
 
     layers = []

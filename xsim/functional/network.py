@@ -75,8 +75,8 @@ class KernelSettings:
     @classmethod
     def from_arch(cls, arch: Arch, mapping: XMapping, *, adc_mode: str = "clip",
                   adc_range: float | None = None, noise_sigma: float = 0.0, seed: int = 0) -> KernelSettings:
-        return cls(rows=arch.crossbar.rows, cell_bits=arch.cell.bits, dac_bits=arch.pe.dac.bits,
-                   adc_bits=arch.pe.adc.bits, weight_bits=mapping.weight_bits,
+        return cls(rows=arch.crossbar.rows, cell_bits=arch.cell.bits, dac_bits=arch.dac_bits,
+                   adc_bits=arch.adc_bits, weight_bits=mapping.weight_bits,
                    input_bits=mapping.input_bits, encoding=arch.crossbar.encoding, adc_mode=adc_mode,
                    adc_range=adc_range, noise_sigma=noise_sigma, seed=seed)
 

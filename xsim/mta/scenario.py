@@ -211,11 +211,11 @@ def run_scenario(arch: Arch, workload: Workload, mapping: Mapping, hw: Hardware,
                     hist[s][: binned.size] += binned
                 tracked[s] += block.size
 
-    scale_bytes_per_column = arch.tier2.unit.scale_bits / 8
+    scale_bytes_per_column = arch.tier2.scale_bits / 8
     e_write = hw.energy_pj("cell", "write_pulse")
     e_verify = hw.energy_pj("cell", "verify_read")
     e_load = hw.energy_pj("edram", "byte") + hw.energy_pj("tier2_register", "byte")
-    load_rate = arch.tile.edram.width_bits / 8 * arch.chip.digital_clock_ghz * mapping.tiles  # B/ns
+    load_rate = arch.role("edram").width_bits / 8 * arch.chip.digital_clock_ghz * mapping.tiles  # B/ns
     head = tasks.head_layer
     for sw in switches.values():
         sw.latency_ps, sw.rewrites = schedule_switch(sw.jobs, rp.parallel_crossbars)
