@@ -46,27 +46,29 @@ LEVELS = ("chip", "tile", "pe", "group", "crossbar")
 """The hierarchy, top down; each level's instances sit inside one instance of the level above."""
 Level = Literal["chip", "tile", "pe", "group", "crossbar"]
 
+_REGISTERS = "shift-and-add + registers"
 ROLES = {
-    "crossbar": ("crossbar",),
-    "dac": ("dac",),
-    "sample_hold": ("sample_hold",),
-    "adc": ("adc",),
-    "pe_shift_add": ("shift_add",),
-    "input_register": ("buffer",),
-    "pe_output_register": ("buffer",),
-    "edram": ("buffer",),
-    "bus": ("buffer",),
-    "tile_output_register": ("buffer",),
-    "sigmoid": ("digital",),
-    "tile_shift_add": ("digital", "shift_add"),
-    "maxpool": ("digital",),
-    "router": ("router",),
-    "offchip": ("link",),
-    "tier2_scale": ("scale_unit",),
-    "tier2_register": ("buffer",),
+    "crossbar": (("crossbar",), "crossbar reads"),
+    "dac": (("dac",), "DAC + S/H"),
+    "sample_hold": (("sample_hold",), "DAC + S/H"),
+    "adc": (("adc",), "ADC"),
+    "pe_shift_add": (("shift_add",), _REGISTERS),
+    "input_register": (("buffer",), _REGISTERS),
+    "pe_output_register": (("buffer",), _REGISTERS),
+    "edram": (("buffer",), "eDRAM + bus"),
+    "bus": (("buffer",), "eDRAM + bus"),
+    "tile_output_register": (("buffer",), _REGISTERS),
+    "sigmoid": (("digital",), "digital units"),
+    "tile_shift_add": (("digital", "shift_add"), _REGISTERS),
+    "maxpool": (("digital",), "digital units"),
+    "router": (("router",), "NoC + off-chip"),
+    "offchip": (("link",), "NoC + off-chip"),
+    "tier2_scale": (("scale_unit",), "tier-2 scaling"),
+    "tier2_register": (("buffer",), "tier-2 scaling"),
 }
-"""Role → the classes that can fill it. Every role is filled by exactly one component; the engine
-counts actions under the role's name and :mod:`xsim.energy` prices them from that component."""
+"""Role → (the classes that can fill it, the group plots and breakdowns show it in). Every role
+is filled by exactly one component; the engine counts actions under the role's name and
+:mod:`xsim.energy` prices them from that component."""
 
 
 class Frozen(BaseModel):
@@ -309,9 +311,10 @@ class Arch(Frozen):
                                      f"are {', '.join(ROLES)}")
                 if role not in ROLES:
                     continue
-                if comp.class_ not in ROLES[role]:
+                classes = ROLES[role][0]
+                if comp.class_ not in classes:
                     raise ValueError(f"components.{name}: the {role!r} role takes class "
-                                     f"{' or '.join(ROLES[role])}, got {comp.class_!r}")
+                                     f"{' or '.join(classes)}, got {comp.class_!r}")
                 if role in filled:
                     raise ValueError(f"components.{name}: role {role!r} is already filled by "
                                      f"components.{filled[role]}")

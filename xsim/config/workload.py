@@ -13,8 +13,9 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from xsim.config.arch import Frozen, PositiveFloat, PositiveInt
+from xsim.strategies import SIMULATED
 
-STRATEGIES = ("full_finetune", "tier1_only", "tier2_only", "xma2", "elementwise")
+STRATEGIES = SIMULATED
 SELECTION_POLICIES = ("random", "largest_change", "uniform_layers")
 
 Ratio = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
@@ -137,7 +138,7 @@ class Workload(Frozen):
     mapping: MappingSpec = Field(default_factory=MappingSpec)
     tasks: tuple[TaskSpec, ...] = Field(min_length=1)
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
-    strategies: tuple[Literal[STRATEGIES], ...] = STRATEGIES
+    strategies: tuple[Literal[STRATEGIES], ...] = Field(default=STRATEGIES, min_length=1)
     source: str | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")

@@ -42,7 +42,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from xsim import kernels
+from xsim import kernels, streams
 from xsim.config.arch import Arch
 from xsim.functional.im2col import grouped_patches
 from xsim.functional.masks import PeGrid, TaskMasks, pe_grid
@@ -265,8 +265,7 @@ class CrossbarNetwork:
             s = self.settings
             seed = 0
             if s.noise_sigma > 0:
-                seed = int(np.random.SeedSequence((s.seed, ql.index, image, group)).generate_state(
-                    1, np.uint64)[0])
+                seed = streams.read_noise_seed(s.seed, ql.index, image, group)
             y = kernels.crossbar_mvm_packed(
                 x, prog.packed[group], dac_bits=s.dac_bits, input_bits=s.input_bits,
                 adc_bits=s.adc_bits, adc_mode=s.adc_mode, adc_range=s.adc_range,

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from xsim import streams
 from xsim.functional.im2col import grouped_patches, windows
 from xsim.functional.weights import check_weights
 from xsim.models.graph import Layer, Network
@@ -150,5 +151,5 @@ def synthetic_inputs(network: Network, n: int, seed: int) -> np.ndarray:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    rng = np.random.default_rng(int(seed))
+    rng = streams.synthetic_images(seed)
     return rng.standard_normal((int(n), *network.input_shape), dtype=np.float64)

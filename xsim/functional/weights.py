@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xsim import streams
 from xsim.models.graph import Network
 
 Weights = dict[str, tuple[np.ndarray, np.ndarray | None]]
@@ -71,7 +72,7 @@ def synthetic_weights(network: Network, seed: int) -> Weights:
     for index, layer in enumerate(network.layers):
         if not layer.has_weights:
             continue
-        rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(index,)))
+        rng = streams.synthetic_weights(seed, index)
         fan_in = layer.matrix_shape[0]
         gain = 2.0 if layer.activation in ("relu", "relu6") else 1.0
         std = np.sqrt(gain / fan_in)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from xsim import streams
 from xsim.learn.spec import DataSpec
 
 
@@ -47,7 +48,7 @@ def load_source(spec: DataSpec) -> tuple[np.ndarray, np.ndarray]:
 
 def split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Stratified (train, test) index arrays: ``test_fraction`` of every class, rounded."""
-    rng = np.random.default_rng([seed, 17])
+    rng = streams.rng(seed, "learn.split")
     train, test = [], []
     for c in np.unique(labels):
         idx = rng.permutation(np.flatnonzero(labels == c))
@@ -71,7 +72,7 @@ def transform(x: np.ndarray, kind: str, seed: int, position: int) -> np.ndarray:
         return 1.0 - x
     if kind == "permute":
         flat = x.reshape(x.shape[0], -1)
-        perm = np.random.default_rng([seed, 23, position]).permutation(flat.shape[1])
+        perm = streams.rng(seed, "learn.permutation", position).permutation(flat.shape[1])
         return np.ascontiguousarray(flat[:, perm].reshape(x.shape))
     raise ValueError(f"unknown task transform {kind!r}")
 

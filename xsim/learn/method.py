@@ -71,10 +71,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from xsim import streams
 from xsim.functional.masks import pe_grid, pow2_exponents
 from xsim.functional.quantise import quantise_weights
 from xsim.mapping import Mapping
 from xsim.models.graph import Layer, Network
+from xsim.strategies import strategy as strategy_of
 
 DTYPE = torch.float64
 # Piggyback's real-valued mask: initial score and binarisation threshold.
@@ -290,26 +292,22 @@ class StrategyConfig:
 
 def strategy_config(strategy: str, structure: PeStructure, budget: float, seed: int) -> StrategyConfig:
     """The :class:`StrategyConfig` of a strategy at a PE budget (see the module docstring)."""
-    k = structure.budget_pes(budget)
-    if strategy == "xma2":
-        return StrategyConfig(tier1="learned" if k else "none", tier2=True, k=k)
-    if strategy == "tier1_only":
-        return StrategyConfig(tier1="learned" if k else "none", k=k)
-    if strategy == "tier2_only":
-        return StrategyConfig(tier2=True)
-    if strategy == "random_tier1":
-        rng = np.random.default_rng([seed, 31, k])
-        chosen = np.sort(rng.choice(structure.count, size=k, replace=False))
-        return StrategyConfig(tier1="fixed" if k else "none", tier2=True, k=k,
-                              fixed_pes=tuple(int(p) for p in chosen))
-    if strategy == "full_finetune":
+    try:
+        entry = strategy_of(strategy)
+    except KeyError as exc:
+        raise ValueError(exc.args[0]) from None
+    if entry.rewrites == "elementwise":
+        return StrategyConfig(elementwise=True)
+    if entry.tier1 == "all":
         return StrategyConfig(tier1="fixed", k=structure.count,
                               fixed_pes=tuple(range(structure.count)))
-    if strategy == "head_only":
-        return StrategyConfig()
-    if strategy == "elementwise":
-        return StrategyConfig(elementwise=True)
-    raise ValueError(f"unknown strategy {strategy!r}")
+    k = structure.budget_pes(budget) if entry.budgeted else 0
+    if entry.tier1 == "random" and k:
+        rng = np.random.default_rng(streams.seed_sequence(seed, "learn.random_tier1", k))
+        chosen = np.sort(rng.choice(structure.count, size=k, replace=False))
+        return StrategyConfig(tier1="fixed", tier2=entry.scales, k=k,
+                              fixed_pes=tuple(int(p) for p in chosen))
+    return StrategyConfig(tier1="learned" if k else "none", tier2=entry.scales, k=k)
 
 
 class TaskModel(torch.nn.Module):

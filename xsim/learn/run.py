@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import numba
-import numpy as np
 import torch
 
+from xsim import streams
 from xsim.config import ConfigError, load_arch, load_workload
 from xsim.learn import data as learn_data
 from xsim.learn.evaluate import cells_written, crossbar_accuracy
@@ -41,6 +41,7 @@ from xsim.learn.method import (
 from xsim.learn.spec import BUDGETED, LearnSpec, load_learn_spec
 from xsim.mapping import map_network
 from xsim.models import network_from_spec
+from xsim.strategies import strategy as strategy_of
 
 # Caps of the quick mode (a smoke run of a full spec in well under a minute).
 QUICK_BACKBONE_EPOCHS = 5
@@ -73,7 +74,8 @@ def _canonical(config: StrategyConfig, structure: PeStructure) -> StrategyConfig
 def _seed(spec: LearnSpec, task_index: int) -> int:
     """One training seed per task, shared by every strategy and budget (common random numbers:
     the same batches in the same order, so strategies differ by what they train, not by luck)."""
-    return int(np.random.SeedSequence([spec.seed, task_index]).generate_state(1)[0] & 0x7FFFFFFF)
+    return int(streams.seed_sequence(spec.seed, "learn.task", task_index).generate_state(1)[0]
+               & 0x7FFFFFFF)
 
 
 def _progress(enabled: bool | None, total: int):
@@ -159,7 +161,7 @@ def _run(arch_path, spec: LearnSpec, out: Path, progress: bool | None, quick: bo
     for ti in range(len(tasks)):
         for strategy in spec.strategies:
             budgets = spec.budgets if strategy in BUDGETED else (
-                1.0 if strategy in ("full_finetune", "elementwise") else 0.0,)
+                1.0 if strategy_of(strategy).rewrites_all else 0.0,)
             for budget in budgets:
                 config = _canonical(strategy_config(strategy, structure, budget, spec.seed), structure)
                 plan.append((ti, strategy, budget, config))

@@ -17,11 +17,12 @@ from pydantic import Field, model_validator
 from xsim.config.arch import Frozen, PositiveFloat, PositiveInt
 from xsim.config.loader import build, read_document
 from xsim.config.workload import BitCount, Ratio
+from xsim.strategies import strategy
 
 LEARN_STRATEGIES = ("xma2", "tier1_only", "tier2_only", "random_tier1", "full_finetune",
                     "head_only", "elementwise")
 # Strategies whose tier-1 PE count comes from the budget; the others have none or all PEs.
-BUDGETED = ("xma2", "tier1_only", "random_tier1")
+BUDGETED = tuple(s for s in LEARN_STRATEGIES if strategy(s).budgeted)
 TRANSFORMS = ("identity", "rot90", "rot180", "flip", "invert", "permute")
 
 

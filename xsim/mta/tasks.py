@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xsim import streams
 from xsim.config import ConfigError, TaskSpec, Workload, resolve_path
 from xsim.functional.masks import quantise_scales
 from xsim.functional.quantise import quantise_weights
@@ -87,12 +88,12 @@ class TaskSet:
         return self.heads[task]
 
 
-def _rng(workload: Workload, *key: int) -> np.random.Generator:
-    return np.random.default_rng([workload.seed, *key])
+def _rng(workload: Workload, stream: str, *key: int) -> np.random.Generator:
+    return streams.rng(workload.seed, stream, *key)
 
 
 def _synthetic_head(workload: Workload, task_index: int, k: int, classes: int, bits: int):
-    w = _rng(workload, task_index, 1_000_003).normal(0.0, np.sqrt(1.0 / k), (classes, k))
+    w = _rng(workload, "task.head", task_index).normal(0.0, np.sqrt(1.0 / k), (classes, k))
     q, _ = quantise_weights(w, bits, per_channel=True)
     return q.T
 
@@ -178,7 +179,7 @@ def build_tasks(mapping: Mapping, workload: Workload, weights: dict) -> TaskSet:
         pe_pos = {p.index: i for i, p in enumerate(first)}
         for lm in mapping.layers[:-1]:
             w0 = backbone[lm.layer.name]
-            rng = _rng(workload, ti, lm.layer_index)
+            rng = _rng(workload, "task.weight_change", ti, lm.layer_index)
             change = task.weight_change
             changed = rng.random(w0.shape, dtype=np.float32) < change.fraction
             step = np.rint(rng.standard_normal(w0.shape, dtype=np.float32) * change.sigma_lsb)
@@ -219,7 +220,7 @@ def _tier1(task: TaskSpec, where: str, workload: Workload, candidates, layer_of,
         path = resolve_path(workload, task.tier1.mask_file)
         return _tier1_from_file(path, candidates, workload, f"{where}.tier1.mask_file")
     count = int(round(task.tier1.pe_budget * candidates.size))
-    return _select(task.tier1.policy, count, scores, candidates, layer_of, _rng(workload, ti, 7))
+    return _select(task.tier1.policy, count, scores, candidates, layer_of, _rng(workload, "task.tier1", ti))
 
 
 def _tier2(task: TaskSpec, where: str, workload: Workload, mapping: Mapping, ti: int):
@@ -239,5 +240,5 @@ def _tier2_values(task: TaskSpec, where: str, workload: Workload, mapping: Mappi
             raise ConfigError(str(path), "tier2", f"expected {mapping.tier2_columns} scales "
                               f"(one per first-instance PE weight column), got shape {scales.shape}")
         return quantise_scales(scales.astype(np.float64), task.tier2.format, task.tier2.bits)
-    ideal = np.exp(_rng(workload, ti, 8).normal(0.0, SCALE_SIGMA, mapping.tier2_columns))
+    ideal = np.exp(_rng(workload, "task.tier2_scales", ti).normal(0.0, SCALE_SIGMA, mapping.tier2_columns))
     return quantise_scales(ideal, task.tier2.format, task.tier2.bits)

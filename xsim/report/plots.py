@@ -16,27 +16,25 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from xsim.config.arch import ROLES  # noqa: E402
 from xsim.report.files import save_figure  # noqa: E402
+from xsim.strategies import ALL  # noqa: E402
 
 # Components grouped for the stacked bars: the analogue datapath, data movement, digital units,
 # tier 2 and the reprogramming phase, each with a colour a reader can tell apart.
-GROUPS = {
-    "ADC": ("adc",),
-    "DAC + S/H": ("dac", "sample_hold"),
-    "crossbar reads": ("crossbar",),
-    "shift-and-add + registers": ("pe_shift_add", "input_register", "pe_output_register",
-                                  "tile_output_register", "tile_shift_add"),
-    "eDRAM + bus": ("edram", "bus"),
-    "NoC + off-chip": ("router", "offchip"),
-    "digital units": ("sigmoid", "maxpool", "digital"),
-    "tier-2 scaling": ("tier2_scale", "tier2_register"),
+# The inference groups come from the roles of the component registry; the switch's own energy
+# items follow.
+GROUPS: dict[str, tuple[str, ...]] = {}
+for _role, (_, _group_name) in ROLES.items():
+    GROUPS[_group_name] = (*GROUPS.get(_group_name, ()), _role)
+GROUPS.update({
     "leakage": ("leakage",),
     "write pulses": ("write_pulse", "write_driver"),
     "verify/compare reads": ("verify_read",),
     "tier-2 scale load": ("tier2_load",),
-}
+})
 COLOURS = dict(zip(GROUPS, plt.get_cmap("tab20").colors[::1][: len(GROUPS)]))
-STRATEGY_ORDER = ("full_finetune", "tier1_only", "tier2_only", "xma2", "elementwise")
+STRATEGY_ORDER = ALL
 
 
 def _group(component: str) -> str:
