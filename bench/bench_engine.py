@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from xsim.config.loader import build_network, load_arch, load_workload
+from xsim.deployment import Deployment
 from xsim.energy import hardware
 from xsim.engine import simulate_inference
 from xsim.mapping import map_network
@@ -28,7 +29,7 @@ def main(images: int = 100) -> None:
                           input_bits=input_bits, replication=workload.mapping.replication)
     hw = hardware(arch, weight_bits, input_bits)
     start, cpu = time.perf_counter(), time.process_time()
-    result = simulate_inference(arch, mapping, hw, images=images, mode="coarse")
+    result = simulate_inference(Deployment.of_mapping(mapping, hw), images=images, mode="coarse")
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     print(f"resnet50 on {arch.name}, {weight_bits}-bit weights/inputs, {images} pipelined images (coarse)")
     print(f"wall time            {wall:8.2f} s  (cpu {cpu:.2f} s: other load on the cores shows here)")

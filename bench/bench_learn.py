@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from xsim.config import load_arch
+from xsim.deployment import Deployment
 from xsim.learn.data import build_tasks
 from xsim.learn.evaluate import cells_written, crossbar_accuracy
 from xsim.learn.method import (
@@ -39,7 +40,8 @@ def main(budget: float = 0.1) -> None:
     network = network_from_spec(spec.model.name, spec.model.input_shape,
                                 [dict(layer) for layer in spec.model.layers])
     mapping = map_network(arch, network, **spec.precision)
-    structure = PeStructure(mapping)
+    dep = Deployment.of_mapping(mapping)
+    structure = PeStructure(dep)
     source, tasks = build_tasks(spec.data)
     bt, tt = spec.backbone_training, spec.task_training
     start = time.perf_counter()
@@ -59,12 +61,12 @@ def main(budget: float = 0.1) -> None:
         train_s = time.perf_counter() - start
         result = export_result(model, backbone)
         start = time.perf_counter()
-        crossbar = crossbar_accuracy(arch, mapping, backbone, result, task.x_train[:64], task.x_test,
+        crossbar = crossbar_accuracy(dep, backbone, result, task.x_train[:64], task.x_test,
                                      task.y_test)
         eval_s = time.perf_counter() - start
         print(f"{task.name} {strategy:13s} train {train_s:5.2f} s ({1000 * train_s / steps:5.2f} ms/step)"
               f"  crossbar eval {eval_s:5.2f} s  float {float_accuracy(model, task.x_test, task.y_test):.3f}"
-              f"  crossbar {crossbar:.3f}  cells {cells_written(arch, mapping, backbone, result)}")
+              f"  crossbar {crossbar:.3f}  cells {cells_written(dep, backbone, result)}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from xsim.config.loader import load_arch
+from xsim.deployment import Deployment
 from xsim.energy import hardware
 from xsim.engine import ChipModel, Environment, simulate_inference
 from xsim.mapping import map_network
@@ -35,7 +36,7 @@ def small_results():
     out = {}
     for name in ("lenet5", "mlp", "resnet20"):
         mapping = _mapping(build_model(name))
-        out[name] = {mode: simulate_inference(ARCH, mapping, HW, images=3, mode=mode)
+        out[name] = {mode: simulate_inference(Deployment.of_mapping(mapping, HW), images=3, mode=mode)
                      for mode in ("coarse", "fine")}
     return out
 
@@ -54,7 +55,7 @@ def test_closed_form_counts_of_one_conv():
     net = _conv_net()
     mapping = _mapping(net)
     (lm,) = mapping.layers
-    res = simulate_inference(ARCH, mapping, HW, images=2)
+    res = simulate_inference(Deployment.of_mapping(mapping, HW), images=2)
     layer = net["conv"]
     images, mvms = 2, layer.output_pixels
     K, N = layer.matrix_shape
@@ -83,7 +84,7 @@ def test_counts_of_a_layer_spread_over_row_groups():
         {"kind": "conv", "name": "conv", "out_channels": 64, "kernel": 3, "padding": 1}])
     mapping = _mapping(net)
     (lm,) = mapping.layers
-    res = simulate_inference(ARCH, mapping, HW)
+    res = simulate_inference(Deployment.of_mapping(mapping, HW))
     assert lm.row_blocks == 9 and lm.row_blocks_per_pe == 8
     N, mvms = 64, 9
     assert res.counts["tile_shift_add"]["op"] == mvms * (2 - 1) * N
@@ -94,8 +95,8 @@ def test_counts_of_a_layer_spread_over_row_groups():
 def test_tier2_counts_are_their_own_component():
     mapping = _mapping(build_model("lenet5"))
     scaled = frozenset(p.index for p in mapping.pes if p.layer == "fc1")
-    base = simulate_inference(ARCH, mapping, HW)
-    res = simulate_inference(ARCH, mapping, HW, scaled_pes=scaled)
+    base = simulate_inference(Deployment.of_mapping(mapping, HW))
+    res = simulate_inference(Deployment.of_mapping(mapping, HW), scaled_pes=scaled)
     columns = sum(mapping.pes[p].weight_columns for p in scaled)
     assert res.counts["tier2_scale"]["op"] == columns
     assert res.counts["tier2_register"]["byte"] == math.ceil(columns * ARCH.tier2.scale_bits / 8)
@@ -107,19 +108,19 @@ def test_tier2_counts_are_their_own_component():
 
 def test_pipelined_throughput_is_bound_by_the_slowest_layer():
     mapping = _mapping(build_model("lenet5"))
-    res = simulate_inference(ARCH, mapping, HW, images=4)
+    res = simulate_inference(Deployment.of_mapping(mapping, HW), images=4)
     conv1 = mapping.network["conv1"]
     bound = conv1.output_pixels * HW.mvm_cycles * HW.read_cycle_ps
     assert res.bottleneck_layer == "conv1"
     assert bound <= res.interval_ps <= 1.01 * bound
     assert res.latency_ps > bound
-    single = simulate_inference(ARCH, mapping, HW, images=1)
+    single = simulate_inference(Deployment.of_mapping(mapping, HW), images=1)
     assert single.interval_source == "bottleneck" and single.interval_ps == bound
 
 
 def test_result_rows_and_timeline():
     mapping = _mapping(build_model("lenet5"))
-    res = simulate_inference(ARCH, mapping, HW, images=2)
+    res = simulate_inference(Deployment.of_mapping(mapping, HW), images=2)
     d = res.to_dict()
     assert d["images"] == 2 and d["latency_ps"] == res.latency_ps
     layers = {row["layer"]: row for row in res.layer_rows()}
@@ -139,16 +140,16 @@ def test_result_rows_and_timeline():
 
 def test_hold_blocks_a_pe_group_while_others_serve():
     mapping = _mapping(build_model("lenet5"))
-    free = simulate_inference(ARCH, mapping, HW)
+    free = simulate_inference(Deployment.of_mapping(mapping, HW))
     env = Environment()
-    chip = ChipModel(env, ARCH, mapping, HW)
+    chip = ChipModel(env, Deployment.of_mapping(mapping, HW))
     hold_ps = 50_000_000
     env.process(chip.hold_pes(chip.pes_of("fc1"), hold_ps))
     batch = chip.infer(1, start_ps=0)
     env.run(until=batch.done)
     assert batch.image_done_ps[0] == free.latency_ps  # fc1 is idle until conv1/conv2 are done
     env2 = Environment()
-    chip2 = ChipModel(env2, ARCH, mapping, HW)
+    chip2 = ChipModel(env2, Deployment.of_mapping(mapping, HW))
     env2.process(chip2.hold_pes(chip2.pes_of("conv1"), hold_ps))
     batch2 = chip2.infer(1, start_ps=0)
     env2.run(until=batch2.done)
@@ -158,10 +159,10 @@ def test_hold_blocks_a_pe_group_while_others_serve():
 def test_bad_arguments_raise():
     mapping = _mapping(build_model("mlp"))
     with pytest.raises(ValueError, match="mode"):
-        simulate_inference(ARCH, mapping, HW, mode="exact")
+        simulate_inference(Deployment.of_mapping(mapping, HW), mode="exact")
     with pytest.raises(ValueError, match="images"):
-        simulate_inference(ARCH, mapping, HW, images=0)
+        simulate_inference(Deployment.of_mapping(mapping, HW), images=0)
     with pytest.raises(ValueError, match="scaled_pes"):
-        simulate_inference(ARCH, mapping, HW, scaled_pes={10_000})
+        simulate_inference(Deployment.of_mapping(mapping, HW), scaled_pes={10_000})
     with pytest.raises(ValueError, match="bit"):
-        simulate_inference(ARCH, mapping, hardware(ARCH, 16, 16))
+        simulate_inference(Deployment.of_mapping(mapping, hardware(ARCH, 16, 16)))

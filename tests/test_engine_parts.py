@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xsim.config.loader import load_arch
+from xsim.deployment import Deployment
 from xsim.energy import hardware
 from xsim.engine import Counters, Environment, Server, build_plan
 from xsim.engine.plan import _row_share
@@ -67,7 +68,7 @@ def test_plan_follows_the_graph():
     arch = load_arch(ROOT / "arch" / "isaac128.yaml")
     net = build_model("resnet20")
     mapping = map_network(arch, net, weight_bits=8, input_bits=8)
-    plan = build_plan(arch, mapping, hardware(arch, 8, 8))
+    plan = build_plan(Deployment.of_mapping(mapping, hardware(arch, 8, 8)))
     nodes = {n.name: n for n in plan.nodes}
     assert "flatten" not in nodes  # a view: fc reads avgpool directly
     conv1 = nodes["conv1"]

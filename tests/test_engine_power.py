@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 
 from xsim.config.loader import load_arch
+from xsim.deployment import Deployment
 from xsim.energy import hardware
 from xsim.engine import simulate_inference
 from xsim.engine.plan import _Geometry
 from xsim.mapping import map_network
-from xsim.models import network_from_spec
+from xsim.models import build_model, network_from_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 ISAAC = ROOT / "arch" / "isaac128.yaml"
@@ -43,7 +44,7 @@ def test_every_crossbar_busy_every_cycle_draws_the_pe_roll_up():
     assert mapping.pe_count == arch.pes_per_chip  # every PE of the chip serves the layer
     assert mapping.utilisation() == 1.0
     hw = hardware(arch, bits, bits)
-    res = simulate_inference(arch, mapping, hw)
+    res = simulate_inference(Deployment.of_mapping(mapping, hw))
     spans = sorted((e.start_ps, e.end_ps) for e in res.timeline if e.kind == "mvm")
     assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))  # no idle cycle in between
     window = spans[-1][1] - spans[0][0]
@@ -63,7 +64,8 @@ def test_servers_at_their_rate_draw_their_listed_power():
     divides the component's power by: eDRAM port, router, off-chip links, digital units."""
     arch = load_arch(ISAAC)
     hw = hardware(arch, 8, 8)
-    geo = _Geometry(arch, 8, 8)
+    mlp = map_network(arch, build_model("mlp"), weight_bits=8, input_bits=8)
+    geo = _Geometry(Deployment.of_mapping(mlp, hw))
     clocks = 1200  # 1 us at 1.2 GHz: whole clocks, so no rounding
     edram_bytes = clocks * geo.edram_bits // 8
     assert geo.edram_bits == arch.role("edram").width_bits  # the eDRAM, not the bus, sets the rate
@@ -98,7 +100,7 @@ def test_leakage_times_span():
          "activation": "relu"},
         {"kind": "maxpool", "name": "pool", "kernel": 2}])
     mapping = map_network(arch, net, weight_bits=8, input_bits=8)
-    res = simulate_inference(arch, mapping, hw)
+    res = simulate_inference(Deployment.of_mapping(mapping, hw))
     assert res.leakage_energy_pj == pytest.approx(hw.chip.leakage_mw * res.makespan_ps * 1e-3)
     layers = {row["layer"]: row for row in res.layer_rows()}
     assert layers["conv"]["leakage_energy_pj"] == pytest.approx(

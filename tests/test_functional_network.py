@@ -219,13 +219,13 @@ def test_functional_metrics_rows_are_deterministic():
 
 
 def test_task_masks_from_a_task_set(lenet5_workload, isaac128):
-    from xsim.config import build_network
+    from xsim.deployment import Deployment
     from xsim.functional import task_masks_from_tasks
     from xsim.mta.tasks import build_tasks
 
-    net = build_network(lenet5_workload)
-    mapping = map_network(isaac128, net, weight_bits=8, input_bits=8)
-    tasks = build_tasks(mapping, lenet5_workload, synthetic_weights(net, 3))
+    dep = Deployment.build(isaac128, lenet5_workload)
+    net, mapping = dep.network, dep.mapping
+    tasks = build_tasks(dep, synthetic_weights(net, 3))
     assert task_masks_from_tasks(tasks, lenet5_workload.backbone.name) is None
     name = lenet5_workload.new_tasks[0].name
     masks = task_masks_from_tasks(tasks, name)

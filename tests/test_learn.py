@@ -13,6 +13,7 @@ import torch
 
 from conftest import ARCH, ROOT, WORKLOADS
 from xsim.config import ConfigError, load_arch, load_workload
+from xsim.deployment import Deployment
 from xsim.functional import CrossbarNetwork, TaskMasks, load_weights, quantise_scales
 from xsim.learn.data import build_tasks, split, transform
 from xsim.learn.evaluate import cells_written
@@ -51,7 +52,7 @@ def tiny_setup(tiny_spec):
     source, tasks = build_tasks(tiny_spec.data)
     backbone = train_backbone(network, source.x_train, source.y_train, epochs=3, batch=128, lr=0.01,
                               weight_bits=8, seed=0)
-    return arch, mapping, PeStructure(mapping), source, tasks, backbone
+    return arch, mapping, PeStructure(Deployment.of_mapping(mapping)), source, tasks, backbone
 
 
 @pytest.fixture(scope="module")
@@ -232,10 +233,11 @@ def test_export_is_what_xsim_run_reads(learned):
     out, summary = learned
     assert (out / "frontier.csv").read_text().startswith("task,strategy,pe_budget")
     assert (out / "frontier.png").stat().st_size > 0
-    arch, workload, network, mapping, _ = prepare(out / "arch.yaml", out / "workload.json")
+    dep = prepare(out / "arch.yaml", out / "workload.json")
+    arch, workload, network, mapping = dep.arch, dep.workload, dep.network, dep.mapping
     assert load_workload(out / "workload.json").name == "learn_tiny"
     weights = model_weights(workload, network)
-    tasks = mta_tasks(mapping, workload, weights)
+    tasks = mta_tasks(dep, weights)
     k = round(0.1 * summary["tier1_candidates"])
     rows = {(r["task"], r["strategy"], r["pe_budget"]): r for r in summary["frontier"]}
     for spec in workload.new_tasks:
@@ -270,11 +272,11 @@ def test_cells_written_counts_changed_levels(tiny_setup):
     arch, mapping, structure, _, _, backbone = tiny_setup
     result = export_result(TaskModel(backbone, structure, StrategyConfig(), tier2_format="pow2",
                                      tier2_bits=4, weight_bits=8), backbone)
-    assert cells_written(arch, mapping, backbone, result) == 0
+    assert cells_written(Deployment.of_mapping(mapping), backbone, result) == 0
     name = mapping.layers[0].layer.name
     result.codes[name] = result.codes[name].copy()
     result.codes[name][0, 0] += 1 if result.codes[name][0, 0] < 127 else -1
-    assert 1 <= cells_written(arch, mapping, backbone, result) <= arch.slices_per_weight(8)
+    assert 1 <= cells_written(Deployment.of_mapping(mapping), backbone, result) <= arch.slices_per_weight(8)
 
 
 def test_xsim_run_simulates_the_exported_workload(learned):

@@ -10,9 +10,11 @@ import pytest
 from conftest import ARCH, WORKLOADS
 from xsim.api import model_weights, prepare, simulate
 from xsim.config import ConfigError, load_workload
+from xsim.deployment import Deployment
 from xsim.mta.controller import schedule_switch
 from xsim.mta.scenario import run_scenario
 from xsim.mta.tasks import build_tasks
+from xsim.report.tables import mta_tables
 
 # Small crossbars and PEs so LeNet-5 spans tens of PEs, as ResNet-50 does on ISAAC.
 SMALL = {"crossbar.rows": 32, "crossbar.columns": 32, "components.dac.count": 32,
@@ -21,10 +23,13 @@ SMALL = {"crossbar.rows": 32, "crossbar.columns": 32, "components.dac.count": 32
 
 @pytest.fixture(scope="module")
 def small():
-    arch, workload, network, mapping, hw = prepare(ARCH / "isaac128.yaml",
-                                                   WORKLOADS / "lenet5_mta.json", SMALL)
-    tasks = build_tasks(mapping, workload, model_weights(workload, network))
-    return arch, workload, mapping, hw, tasks
+    dep = prepare(ARCH / "isaac128.yaml", WORKLOADS / "lenet5_mta.json", SMALL)
+    tasks = build_tasks(dep, model_weights(dep.workload, dep.network))
+    return dep.arch, dep.workload, dep.mapping, dep.hardware, tasks
+
+
+def _dep(arch, workload, mapping, hw):
+    return Deployment(arch, mapping.network, mapping, hw, workload)
 
 
 def flat_inference(scaled):
@@ -52,7 +57,7 @@ def test_tier1_budget_is_exact_and_deterministic(small):
         expected = round(task.tier1.pe_budget * len(candidates))
         assert len(tasks.tier1[task.name]) == expected
         assert all(mapping.pes[p].layer != head for p in tasks.tier1[task.name])
-    again = build_tasks(mapping, workload, model_weights(workload, mapping.network))
+    again = build_tasks(_dep(arch, workload, mapping, hw), model_weights(workload, mapping.network))
     assert again.tier1 == tasks.tier1
     assert all(np.array_equal(again.tier2[t], tasks.tier2[t]) for t in tasks.tier2)
 
@@ -77,7 +82,7 @@ def test_uniform_layers_spreads_the_budget(small):
 @pytest.fixture(scope="module")
 def scenario(small):
     arch, workload, mapping, hw, tasks = small
-    return run_scenario(arch, workload, mapping, hw, tasks, flat_inference)
+    return run_scenario(_dep(arch, workload, mapping, hw), tasks, flat_inference)
 
 
 def test_strategies_rewrite_what_they_should(small, scenario):
@@ -112,7 +117,8 @@ def test_endurance_counts_add_up(small, scenario):
     assert scenario.endurance["tier2_only"].max_writes == 0
     full = scenario.endurance["full_finetune"]
     assert full.max_writes <= len(workload.visits())
-    row = next(r for r in scenario.tables["strategy_totals"] if r["strategy"] == "full_finetune")
+    row = next(r for r in mta_tables(scenario)[0]["strategy_totals"]
+               if r["strategy"] == "full_finetune")
     periods = workload.schedule.periods
     assert row["lifetime_periods"] == pytest.approx(arch.cell.endurance_cycles * periods
                                                     / full.max_writes)
@@ -125,8 +131,8 @@ def test_compare_before_write_only_helps(small):
     arch, workload, mapping, hw, tasks = small
     no_compare = arch.model_copy(update={"reprogramming": arch.reprogramming.model_copy(
         update={"compare_before_write": False})})
-    blind = run_scenario(no_compare, workload, mapping, hw, tasks, flat_inference)
-    smart = run_scenario(arch, workload, mapping, hw, tasks, flat_inference)
+    blind = run_scenario(prepare(no_compare, workload), tasks, flat_inference)
+    smart = run_scenario(_dep(arch, workload, mapping, hw), tasks, flat_inference)
     for key, cost in smart.switches.items():
         assert cost.cells_written <= blind.switches[key].cells_written
 
@@ -140,15 +146,15 @@ def test_mask_file_errors(tmp_path, small):
     bad = load_workload(path)
     weights = model_weights(bad, mapping.network)
     with pytest.raises(ConfigError, match="cannot read as .npz"):
-        build_tasks(mapping, bad, weights)
+        build_tasks(_dep(arch, bad, mapping, hw), weights)
     np.savez(tmp_path / "mask.npz", tier1=np.array([0, 10_000]))
     with pytest.raises(ConfigError, match=r"mask.npz: tier1: PE indices \[10000\]"):
-        build_tasks(mapping, bad, weights)
+        build_tasks(_dep(arch, bad, mapping, hw), weights)
     np.savez(tmp_path / "mask.npz", tier1=np.ones(3, dtype=bool))
     with pytest.raises(ConfigError, match="boolean mask must have shape"):
-        build_tasks(mapping, bad, weights)
+        build_tasks(_dep(arch, bad, mapping, hw), weights)
     np.savez(tmp_path / "mask.npz", tier1=np.array([0, 3]))
-    assert build_tasks(mapping, bad, weights).tier1["rotated"] == frozenset({0, 3})
+    assert build_tasks(_dep(arch, bad, mapping, hw), weights).tier1["rotated"] == frozenset({0, 3})
 
 
 def test_run_outputs_are_complete_and_reproducible(tmp_path):
@@ -197,8 +203,8 @@ def test_task_weights_file_replaces_the_synthetic_change(tmp_path, small):
     same = {f"{lm.layer.name}.task_weight": tasks.backbone[lm.layer.name].T.reshape(
         lm.layer.weight_shape).astype(np.int64) for lm in mapping.layers if lm.layer.name != head}
     np.savez(tmp_path / "rotated.npz", **same)
-    file_tasks = build_tasks(mapping, with_file, weights)
-    result = run_scenario(arch, with_file, mapping, hw, file_tasks, flat_inference)
+    file_tasks = build_tasks(_dep(arch, with_file, mapping, hw), weights)
+    result = run_scenario(_dep(arch, with_file, mapping, hw), file_tasks, flat_inference)
     for strategy in ("full_finetune", "xma2"):
         assert result.switches[(strategy, "digits", "rotated")].cells_written == 0
         assert result.switches[(strategy, "inverted", "rotated")].cells_written > 0
@@ -206,11 +212,11 @@ def test_task_weights_file_replaces_the_synthetic_change(tmp_path, small):
     bad["conv1.task_weight"] = bad["conv1.task_weight"][:1]
     np.savez(tmp_path / "rotated.npz", **bad)
     with pytest.raises(ConfigError, match=r"rotated.npz: conv1.task_weight: expected integer codes"):
-        build_tasks(mapping, with_file, weights)
+        build_tasks(_dep(arch, with_file, mapping, hw), weights)
     del bad["conv1.task_weight"]
     np.savez(tmp_path / "rotated.npz", **bad)
     with pytest.raises(ConfigError, match="conv1.task_weight: missing array"):
-        build_tasks(mapping, with_file, weights)
+        build_tasks(_dep(arch, with_file, mapping, hw), weights)
 
 
 @pytest.mark.parametrize("visits", [["digits", "rotated", "rotated", "digits"], ["digits"]])

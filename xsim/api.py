@@ -1,29 +1,24 @@
 """The public entry point: ``xsim.simulate(arch, workload)`` and the result it returns.
 
-Data flows one way: files → validated config (built once) → mapping → hardware roll-up →
-engine (inference timing and energy) → multi-task adaptation (every strategy on the schedule) →
-optionally the bit-accurate functional model → tables. Each stage lives in its own module; this
-one only wires them together and collects what they return.
+Data flows one way: files → validated config (built once) → deployment (mapping, hardware,
+heads, tier-1 candidates, tier-2 columns) → engine (inference timing and energy) → multi-task
+adaptation (every strategy on the schedule) → optionally the bit-accurate functional model →
+typed results. Each stage lives in its own module; this one only wires them together. Tables and
+``summary.json`` are made from the result by :mod:`xsim.report.tables`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from xsim.config import (
-    Arch,
-    ConfigError,
-    Workload,
-    build_network,
-    load_arch,
-    load_workload,
-    resolve_path,
-)
-from xsim.energy import Hardware, hardware
-from xsim.mapping import Mapping, map_network
+from xsim.config import Arch, ConfigError, Workload, resolve_path
+from xsim.deployment import Deployment
+from xsim.energy import Hardware
+from xsim.mapping import Mapping
 from xsim.models import Network
 
 Progress = Callable[[Iterable, str], Iterable]
@@ -35,38 +30,59 @@ CALIBRATION_IMAGES = 2
 
 @dataclass(frozen=True)
 class SimulationResult:
-    """Everything one run produced. ``tables`` are tidy row lists, one per CSV file."""
+    """Everything one run produced, as typed results of the models."""
 
-    arch: Arch
-    workload: Workload
-    network: Network
-    mapping: Mapping
-    hardware: Hardware
-    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    summary: dict[str, Any] = field(default_factory=dict)
+    deployment: Deployment
+    backbone: Any
+    """the pipelined batch of backbone images (:class:`xsim.engine.InferenceResult`)"""
+    mta: Any
+    """every strategy on the schedule (:class:`xsim.mta.scenario.MtaResult`)"""
+    first_switch: tuple
+    """per strategy, its first switch and first result (:class:`xsim.mta.overlap.FirstSwitch`)"""
+    timeline: tuple[dict, ...]
+    functional_tasks: tuple[dict, ...] | None = None
+    functional_layers: tuple[dict, ...] | None = None
+
+    @property
+    def arch(self) -> Arch:
+        return self.deployment.arch
+
+    @property
+    def workload(self) -> Workload:
+        return self.deployment.workload
+
+    @property
+    def network(self) -> Network:
+        return self.deployment.network
+
+    @property
+    def mapping(self) -> Mapping:
+        return self.deployment.mapping
+
+    @property
+    def hardware(self) -> Hardware:
+        return self.deployment.hardware
+
+    @cached_property
+    def tables(self) -> dict[str, list[dict[str, Any]]]:
+        """The report's tables of this result, one per CSV file (:mod:`xsim.report.tables`)."""
+        from xsim.report.tables import run_tables
+
+        return run_tables(self)
+
+    @cached_property
+    def summary(self) -> dict[str, Any]:
+        """The report's ``summary.json`` of this result."""
+        from xsim.report.tables import run_summary
+
+        return run_summary(self)
 
 
 def prepare(arch: Arch | str | Path, workload: Workload | str | Path,
-            arch_overrides: dict | None = None) -> tuple[Arch, Workload, Network, Mapping, Hardware]:
-    """Load (if given paths), build the network, map it and roll up the hardware."""
-    if not isinstance(arch, Arch):
-        arch = load_arch(arch, arch_overrides)
-    if not isinstance(workload, Workload):
-        workload = load_workload(workload)
-    network = build_network(workload)
-    weight_bits = workload.weight_bits(arch.precision.weight_bits)
-    input_bits = workload.input_bits(arch.precision.input_bits)
-    mapping = map_network(arch, network, weight_bits=weight_bits, input_bits=input_bits,
-                          replication=workload.mapping.replication, source=workload.source)
-    if workload.mapping.resident_heads:
-        heads = (len(workload.tasks) - 1) * mapping.layers[-1].pes_per_replica
-        spare = arch.pes_per_chip - mapping.pe_count
-        if heads > spare:
-            raise ConfigError(workload.source, "mapping.resident_heads",
-                              f"the {len(workload.tasks) - 1} new tasks' heads need {heads} spare PEs "
-                              f"but {arch.name} has {spare} left after the mapping; set it to false "
-                              "to rewrite the head at every switch")
-    return arch, workload, network, mapping, hardware(arch, weight_bits, input_bits)
+            arch_overrides: dict | None = None) -> Deployment:
+    """Load (if given paths) and deploy: the mapping, the hardware roll-up and every check of the
+    arch against the workload (:meth:`xsim.deployment.Deployment.build`)."""
+    return Deployment.build(arch, workload, arch_overrides)
 
 
 def model_weights(workload: Workload, network: Network) -> dict:
@@ -89,24 +105,24 @@ def _no_progress(items: Iterable, _label: str) -> Iterable:
     return items
 
 
-def simulate(arch: Arch | str | Path, workload: Workload | str | Path, *,
-             arch_overrides: dict | None = None, functional: bool = False, images: int = 1,
+def simulate(arch: Arch | str | Path | Deployment, workload: Workload | str | Path | None = None,
+             *, arch_overrides: dict | None = None, functional: bool = False, images: int = 1,
              progress: Progress | None = None) -> SimulationResult:
-    """Simulate ``workload`` on ``arch``: inference on the engine, every adaptation strategy on the
-    schedule, and (``functional``) bit-accurate inference of ``images`` images per task under
-    XMA2's masks. Returns a :class:`SimulationResult` with its tables and summary."""
+    """Simulate ``workload`` on ``arch`` (or an already built :class:`Deployment`): inference on
+    the engine, every adaptation strategy on the schedule, and (``functional``) bit-accurate
+    inference of ``images`` images per task under XMA2's masks."""
     from xsim.engine import simulate_inference
+    from xsim.mta.overlap import first_switches
     from xsim.mta.scenario import run_scenario
     from xsim.mta.tasks import build_tasks
 
     progress = progress or _no_progress
-    arch, workload, network, mapping, hw = prepare(arch, workload, arch_overrides)
+    dep = arch if isinstance(arch, Deployment) else prepare(arch, workload, arch_overrides)
     # The pipelined batch gives throughput; strategies compare one image each, all alike.
-    backbone = simulate_inference(arch, mapping, hw, images=workload.batch, record_timeline=False)
+    backbone = simulate_inference(dep, images=dep.workload.batch, record_timeline=False)
 
     def inference(scaled: frozenset[int]) -> dict:
-        result = simulate_inference(arch, mapping, hw, images=1, scaled_pes=scaled,
-                                    record_timeline=False)
+        result = simulate_inference(dep, images=1, scaled_pes=scaled, record_timeline=False)
         components: dict[str, float] = {}
         for row in result.component_rows():
             name = "leakage" if row["action"] == "leakage" else row["component"]
@@ -115,79 +131,20 @@ def simulate(arch: Arch | str | Path, workload: Workload | str | Path, *,
         return {"energy_pj": result.energy_per_image_pj, "latency_ps": result.latency_ps,
                 "tier2_pj": tier2, "components": components}
 
-    weights = model_weights(workload, network)
-    tasks = build_tasks(mapping, workload, weights)
-    mta = run_scenario(arch, workload, mapping, hw, tasks, inference,
+    weights = model_weights(dep.workload, dep.network)
+    tasks = build_tasks(dep, weights)
+    mta = run_scenario(dep, tasks, inference,
                        progress=lambda layers: progress(layers, "reprogramming"))
-
-    tables = {
-        "strategies": mta.tables["strategies"],
-        "strategy_totals": mta.tables["strategy_totals"],
-        "switches": mta.tables["switches"],
-        "energy_breakdown": mta.tables["energy_breakdown"],
-        "endurance": mta.tables["endurance"],
-        "layers": _layer_rows(mapping, backbone),
-        "components": backbone.component_rows(),
-        "actions": [{"component": a.component, "action": a.action, "energy_pj": a.energy_pj,
-                     "derivation": a.derivation} for a in hw.actions],
-    }
-    tables["first_switch"], tables["timeline"] = _first_switches(arch, workload, mapping, hw, mta,
-                                                                 tasks)
-    summary = {
-        "arch": arch.name,
-        "workload": workload.name,
-        "mapping": mapping.totals(),
-        "hardware": {k: v for k, v in hw.to_dict().items() if k != "actions"},
-        "inference": {k: v for k, v in backbone.to_dict().items()
-                      if k not in ("layers", "components", "counts")},
-        "multi_task": {**mta.summary, "first_switch": tables["first_switch"]},
-    }
+    first, timeline = first_switches(dep, mta, tasks)
+    per_task = per_layer = None
     if functional:
         from xsim.functional.masks import task_masks_from_tasks
         from xsim.functional.metrics import functional_metrics
 
-        masks = {task.name: task_masks_from_tasks(tasks, task.name) for task in workload.tasks}
+        masks = {task.name: task_masks_from_tasks(tasks, task.name) for task in dep.workload.tasks}
         per_task, per_layer = functional_metrics(
-            arch, network, mapping, weights, images=images, seed=workload.seed,
+            dep.arch, dep.network, dep.mapping, weights, images=images, seed=dep.workload.seed,
             calibration_images=CALIBRATION_IMAGES,
             masks_by_task=dict(progress(masks.items(), "bit-accurate inference")))
-        tables["functional_tasks"] = per_task
-        tables["functional_layers"] = per_layer
-        summary["functional"] = per_task
-    return SimulationResult(arch, workload, network, mapping, hw, tables, summary)
-
-
-def _layer_rows(mapping: Mapping, backbone) -> list[dict]:
-    placed = {row["layer"]: row for row in mapping.summary_rows()}
-    rows = []
-    for row in backbone.layer_rows():
-        merged = dict(placed.get(row["layer"], {}))
-        merged.update({k: v for k, v in row.items() if k not in ("first_ps", "last_ps")})
-        rows.append(merged)
-    return rows
-
-
-def _first_switches(arch, workload, mapping, hw, mta, tasks) -> tuple[list[dict], list[dict]]:
-    """Per strategy, its first switch and the new task's first inference in one engine run (PEs
-    being rewritten cannot serve; the others can). Returns (rows, XMA2's timeline)."""
-    from xsim.mta.overlap import switch_then_infer
-    from xsim.mta.scenario import scaled_pes
-
-    # The first visit that changes task (a schedule may revisit the backbone first, or repeat).
-    first = next(((a, b) for a, b in zip(mta.sequence, mta.sequence[1:]) if a != b), None)
-    if first is None:
-        return [], []
-    source, target = first
-    rows, timeline = [], []
-    for strategy in workload.strategies:
-        sw = mta.switches[(strategy, source, target)]
-        run = switch_then_infer(arch, mapping, hw, sw.rewrites,
-                                scaled_pes(strategy, target, mapping, tasks), sw.scale_load_ps)
-        rows.append({"strategy": strategy, "from": source, "to": target,
-                     "switch_latency_us": run.switch_latency_ps * 1e-6,
-                     "first_result_us": run.first_result_ps * 1e-6,
-                     "sequential_bound_us": (run.switch_latency_ps
-                                             + mta.inference[(strategy, target)]["latency_ps"]) * 1e-6})
-        if strategy == "xma2" or not timeline:
-            timeline = list(run.timeline)
-    return rows, timeline
+        per_task, per_layer = tuple(per_task), tuple(per_layer)
+    return SimulationResult(dep, backbone, mta, tuple(first), tuple(timeline), per_task, per_layer)

@@ -87,7 +87,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_map(args: argparse.Namespace) -> int:
     from xsim.api import prepare
 
-    _, _, _, mapping, _ = prepare(args.arch, args.workload)
+    mapping = prepare(args.arch, args.workload).mapping
     if args.json:
         print(json.dumps({"layers": mapping.summary_rows(), "total": mapping.totals()}, indent=2))
         return 0
@@ -150,7 +150,8 @@ def summary_text(result) -> str:
         f"backbone inference: {inf['latency_us']:.1f} us latency, "
         f"{inf['throughput_images_per_s']:.1f} images/s, {inf['energy_per_image_uj']:.1f} uJ/image",
         "",
-        _table(s["multi_task"]["strategies"], ["strategy", "schedule_switch_energy_uj",
+        _table([{k: ("never" if k.startswith("lifetime") and v is None else v) for k, v in r.items()}
+                for r in s["multi_task"]["strategies"]], ["strategy", "schedule_switch_energy_uj",
                                                 "schedule_inference_energy_uj", "max_writes",
                                                 "lifetime_periods", "extra_area_mm2"]),
     ]

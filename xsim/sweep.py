@@ -136,33 +136,13 @@ def run_point(point: Point) -> dict:
     from xsim.api import simulate
     from xsim.config import Arch, Workload
     from xsim.config.loader import deep_update
+    from xsim.report.tables import sweep_rows
 
     arch_doc = deep_update(point.arch_doc, dict(point.arch_overrides), point.arch)
     workload_doc = deep_update(point.workload_doc, dict(point.workload_overrides), point.workload)
     arch = build(Arch, arch_doc, point.arch)
     workload = build(Workload, workload_doc, point.workload)
-    result = simulate(arch, workload)
-    base = {"arch_name": arch.name, "crossbar_rows": arch.crossbar.rows, "adc_bits": arch.adc_bits}
-    inference = result.summary["inference"]
-    rows = []
-    for row in result.tables["components"]:
-        rows.append({**base, "kind": "inference_component", "strategy": "", "item": row["component"],
-                     "value": row["energy_per_image_pj"] * 1e-6, "unit": "uJ/image"})
-    for row in result.tables["strategy_totals"]:
-        for item in ("schedule_switch_energy_uj", "max_writes", "lifetime_periods", "extra_area_mm2"):
-            rows.append({**base, "kind": "strategy", "strategy": row["strategy"], "item": item,
-                         "value": row[item], "unit": item.rsplit("_", 1)[-1]})
-    for row in result.tables["strategies"]:
-        if row["switches_into"]:
-            for item in ("switch_energy_uj", "switch_latency_us", "cells_written"):
-                rows.append({**base, "kind": "strategy_task", "strategy": row["strategy"],
-                             "task": row["task"], "item": item, "value": row[item],
-                             "unit": item.rsplit("_", 1)[-1]})
-    rows.append({**base, "kind": "inference", "strategy": "", "item": "latency_us",
-                 "value": inference["latency_us"], "unit": "us"})
-    rows.append({**base, "kind": "inference", "strategy": "", "item": "energy_per_image_uj",
-                 "value": inference["energy_per_image_uj"], "unit": "uJ"})
-    return {"status": "ok", "rows": rows}
+    return {"status": "ok", "rows": sweep_rows(simulate(arch, workload))}
 
 
 # Kernel warm-up, once per worker process. Counted so that a result can show it happened once in

@@ -39,12 +39,10 @@ from typing import NamedTuple
 
 import simpy
 
-from xsim.config.arch import Arch
-from xsim.energy import Hardware
+from xsim.deployment import Deployment
 from xsim.engine.counters import Counters
 from xsim.engine.plan import INPUT, Node, Plan, ReplicaPlan, build_plan, tier2_counts
 from xsim.engine.servers import Server, Wake
-from xsim.mapping import Mapping
 
 MODES = ("coarse", "fine")
 
@@ -263,25 +261,20 @@ class NodeActivity:
 class ChipModel:
     """Components, counters and timeline of one mapped network on one chip, in ``env``."""
 
-    def __init__(self, env: simpy.Environment, arch: Arch, mapping: Mapping, hw: Hardware, *,
+    def __init__(self, env: simpy.Environment, deployment: Deployment, *,
                  mode: str = "coarse", scaled_pes: Iterable[int] = frozenset(),
                  counters: Counters | None = None, record_timeline: bool = True) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if mapping.arch is not arch:
-            raise ValueError("mapping was built for a different arch object")
-        if (hw.weight_bits, hw.input_bits) != (mapping.weight_bits, mapping.input_bits):
-            raise ValueError(
-                f"hardware figures are for {hw.weight_bits}/{hw.input_bits}-bit weights/inputs but "
-                f"the mapping is at {mapping.weight_bits}/{mapping.input_bits}")
         self.env = env
-        self.arch = arch
-        self.mapping = mapping
-        self.hw = hw
+        self.deployment = deployment
+        self.arch = deployment.arch
+        self.mapping = deployment.mapping
+        self.hw = deployment.hardware
         self.mode = mode
         self.counters = counters if counters is not None else Counters()
         self.timeline: list[tuple[int, int, str, int, str]] | None = [] if record_timeline else None
-        self.plan: Plan = build_plan(arch, mapping, hw)
+        self.plan: Plan = build_plan(deployment)
         self.servers: dict[tuple[str, int], Server] = {}
         self.activity = [NodeActivity() for _ in self.plan.nodes]
         self.groups: list[PeGroup] = []

@@ -65,8 +65,8 @@ import math
 from dataclasses import dataclass, field
 
 from xsim.config.arch import Arch
-from xsim.energy import Hardware
-from xsim.mapping import LayerMapping, Mapping, PePlacement
+from xsim.deployment import Deployment
+from xsim.mapping import LayerMapping, PePlacement
 from xsim.models.graph import Layer
 
 INPUT = "input"
@@ -150,11 +150,12 @@ class Plan:
 class _Geometry:
     """Clock, bandwidth and route arithmetic shared by every part of the plan."""
 
-    def __init__(self, arch: Arch, input_bits: int, weight_bits: int) -> None:
+    def __init__(self, deployment: Deployment) -> None:
+        arch, mapping = deployment.arch, deployment.mapping
         self.arch = arch
-        self.in_bytes = math.ceil(input_bits / 8)
-        self.psum_bytes = math.ceil((input_bits + weight_bits) / 8)
-        self.edram_bits = min(arch.role("edram").width_bits, arch.role("bus").width_bits)
+        self.in_bytes = math.ceil(mapping.input_bits / 8)
+        self.psum_bytes = math.ceil((mapping.input_bits + mapping.weight_bits) / 8)
+        self.edram_bits = deployment.edram_port_bits
         self.router_spec = arch.role("router")
         self.link = arch.role("offchip")
         self.links = arch.units(self.link)
@@ -243,11 +244,11 @@ def _crossbar_counts(arch: Arch, lm: LayerMapping, pe: PePlacement, cycles: int,
 
 
 class _Builder:
-    def __init__(self, arch: Arch, mapping: Mapping, hw: Hardware) -> None:
-        self.arch, self.mapping, self.hw = arch, mapping, hw
-        self.geo = _Geometry(arch, mapping.input_bits, mapping.weight_bits)
-        self.cycles = hw.mvm_cycles
-        self.cycle_ps = arch.read_cycle_ps
+    def __init__(self, deployment: Deployment) -> None:
+        self.arch, self.mapping, self.hw = deployment.arch, deployment.mapping, deployment.hardware
+        self.geo = _Geometry(deployment)
+        self.cycles = self.hw.mvm_cycles
+        self.cycle_ps = self.arch.read_cycle_ps
 
     def build(self) -> Plan:
         net = self.mapping.network
@@ -409,9 +410,9 @@ class _Builder:
         )
 
 
-def build_plan(arch: Arch, mapping: Mapping, hw: Hardware) -> Plan:
-    """The datapath plan of ``mapping`` on ``arch`` with the timing figures of ``hw``."""
-    return _Builder(arch, mapping, hw).build()
+def build_plan(deployment: Deployment) -> Plan:
+    """The datapath plan of a deployment."""
+    return _Builder(deployment).build()
 
 
 def tier2_counts(plan: Plan, columns: int) -> Counts:

@@ -4,24 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from xsim.config.arch import Arch
-from xsim.energy import Hardware
+from xsim.deployment import Deployment
 from xsim.engine.chip import ChipModel
 from xsim.engine.result import InferenceResult, collect
 from xsim.engine.servers import Environment
-from xsim.mapping import Mapping
 
 
-def simulate_inference(arch: Arch, mapping: Mapping, hw: Hardware, *, images: int = 1,
+def simulate_inference(deployment: Deployment, *, images: int = 1,
                        mode: str = "coarse", scaled_pes: Iterable[int] = frozenset(),
                        record_timeline: bool = True) -> InferenceResult:
-    """Simulate ``images`` pipelined inferences of ``mapping`` on ``arch`` from time 0.
+    """Simulate ``images`` pipelined inferences of the deployment from time 0.
 
     ``mode`` is ``"coarse"`` (one event per layer replica and output row) or ``"fine"`` (one per
     MVM, for small networks); ``scaled_pes`` are the PEs whose columns go through tier-2 scaling.
     """
     env = Environment()
-    chip = ChipModel(env, arch, mapping, hw, mode=mode, scaled_pes=scaled_pes,
+    chip = ChipModel(env, deployment, mode=mode, scaled_pes=scaled_pes,
                      record_timeline=record_timeline)
     batch = chip.infer(images)
     env.run(until=batch.done)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xsim.config.arch import Arch
+from xsim.deployment import Deployment
 from xsim.functional.masks import TaskMasks
 from xsim.functional.network import CrossbarNetwork
 from xsim.learn.method import Backbone, TaskResult, matrix_weight
@@ -42,18 +42,19 @@ def task_masks(mapping: Mapping, result: TaskResult) -> TaskMasks:
     return TaskMasks.from_matrices(mapping, result.tier1, result.tier2, result.codes)
 
 
-def crossbar_accuracy(arch: Arch, mapping: Mapping, backbone: Backbone, result: TaskResult,
+def crossbar_accuracy(deployment: Deployment, backbone: Backbone, result: TaskResult,
                       calibration: np.ndarray, x: np.ndarray, y: np.ndarray) -> float:
     """Accuracy of the task on (x, y) through the bit-accurate crossbar model."""
-    head = mapping.layers[-1].layer.name
-    network = CrossbarNetwork(arch, mapping, task_float_weights(backbone, result, head), calibration)
+    arch, mapping = deployment.arch, deployment.mapping
+    weights = task_float_weights(backbone, result, deployment.head_layer)
+    network = CrossbarNetwork(arch, mapping, weights, calibration)
     logits = network.run(x, task_masks(mapping, result))
     return float((np.argmax(logits, axis=1) == y).mean())
 
 
-def cells_written(arch: Arch, mapping: Mapping, backbone: Backbone, result: TaskResult) -> int:
+def cells_written(deployment: Deployment, backbone: Backbone, result: TaskResult) -> int:
     """Cells whose level differs from the backbone's over every layer but the head."""
-    bits = mapping.weight_bits
+    arch, bits = deployment.arch, deployment.mapping.weight_bits
     total = 0
     for name, codes in result.codes.items():
         before = cell_levels(backbone.codes[name].astype(np.int64), arch, bits)

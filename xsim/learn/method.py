@@ -72,9 +72,9 @@ import torch
 import torch.nn.functional as F
 
 from xsim import streams
+from xsim.deployment import Deployment
 from xsim.functional.masks import pe_grid, pow2_exponents
 from xsim.functional.quantise import quantise_weights
-from xsim.mapping import Mapping
 from xsim.models.graph import Layer, Network
 from xsim.strategies import strategy as strategy_of
 
@@ -112,11 +112,11 @@ class LayerPes:
 class PeStructure:
     """The mapping's tier-1 candidates and each weight layer's element → PE / tier-2 maps."""
 
-    def __init__(self, mapping: Mapping) -> None:
+    def __init__(self, deployment: Deployment) -> None:
+        mapping = deployment.mapping
         self.mapping = mapping
-        head = mapping.layers[-1]
-        self.head = head.layer.name
-        first = [p for p in mapping.pes if p.replica == 0 and p.layer != self.head]
+        self.head = deployment.head_layer
+        first = [mapping.pes[i] for i in deployment.tier1_candidates]
         self.candidates = np.array([p.index for p in first], dtype=np.int64)
         position_of = np.full(mapping.pe_count, -1, dtype=np.int64)
         position_of[self.candidates] = np.arange(self.candidates.size)

@@ -24,6 +24,7 @@ import torch
 
 from xsim import streams
 from xsim.config import ConfigError, load_arch, load_workload
+from xsim.deployment import Deployment
 from xsim.learn import data as learn_data
 from xsim.learn.evaluate import cells_written, crossbar_accuracy
 from xsim.learn.export import export_workload, write_text
@@ -39,7 +40,6 @@ from xsim.learn.method import (
     train_task,
 )
 from xsim.learn.spec import BUDGETED, LearnSpec, load_learn_spec
-from xsim.mapping import map_network
 from xsim.models import network_from_spec
 from xsim.strategies import strategy as strategy_of
 
@@ -135,14 +135,15 @@ def run_learn(arch_path: str | os.PathLike[str], learn_path: str | os.PathLike[s
 def _run(arch_path, spec: LearnSpec, out: Path, progress: bool | None, quick: bool) -> dict[str, Any]:
     arch = load_arch(arch_path, spec.arch_overrides)
     network = _network(spec)
-    mapping = map_network(arch, network, weight_bits=spec.precision.get("weight_bits"),
-                          input_bits=spec.precision.get("input_bits"), source=spec.source)
-    structure = PeStructure(mapping)
+    dep = Deployment.of(arch, network, weight_bits=spec.precision.get("weight_bits"),
+                        input_bits=spec.precision.get("input_bits"), source=spec.source)
+    mapping = dep.mapping
+    structure = PeStructure(dep)
     if structure.count == 0:
         raise ConfigError(spec.source, "model.layers", "the network needs a weight layer before its "
                           "head: the head has no tier-1 PEs")
     source, tasks = learn_data.build_tasks(spec.data)
-    head_outputs = mapping.layers[-1].N
+    head_outputs = mapping.layer(dep.head_layer).N
     if source.classes > head_outputs:
         raise ConfigError(spec.source, "model.layers", f"the head has {head_outputs} outputs but "
                           f"the data has {source.classes} classes")
@@ -178,7 +179,7 @@ def _run(arch_path, spec: LearnSpec, out: Path, progress: bool | None, quick: bo
         backbone_row = {
             "task": source.name,
             "float_accuracy": float_accuracy(frozen, source.x_test[:n_test], source.y_test[:n_test]),
-            "crossbar_accuracy": crossbar_accuracy(arch, mapping, backbone, base_result,
+            "crossbar_accuracy": crossbar_accuracy(dep, backbone, base_result,
                                                    source.x_train[:n_cal], source.x_test[:n_test],
                                                    source.y_test[:n_test]),
         }
@@ -203,10 +204,10 @@ def _run(arch_path, spec: LearnSpec, out: Path, progress: bool | None, quick: bo
                 "result": result,
                 "tier1_pes": len(result.tier1),
                 "float_accuracy": float_accuracy(model, task.x_test[:n_test], task.y_test[:n_test]),
-                "crossbar_accuracy": crossbar_accuracy(arch, mapping, backbone, result,
+                "crossbar_accuracy": crossbar_accuracy(dep, backbone, result,
                                                        task.x_train[:n_cal], task.x_test[:n_test],
                                                        task.y_test[:n_test]),
-                "cells_written": cells_written(arch, mapping, backbone, result),
+                "cells_written": cells_written(dep, backbone, result),
             }
             bar.update()
     finally:

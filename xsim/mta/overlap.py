@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from xsim.config import Arch
-from xsim.energy import Hardware
+from xsim.deployment import Deployment
 from xsim.engine import ChipModel, Environment
-from xsim.mapping import Mapping
 from xsim.mta.controller import Rewrite
+from xsim.mta.scenario import MtaResult, scaled_pes
+from xsim.mta.tasks import TaskSet
 
 
 @dataclass(frozen=True)
@@ -27,13 +27,27 @@ class SwitchThenInfer:
     timeline: tuple[dict, ...]
 
 
-def switch_then_infer(arch: Arch, mapping: Mapping, hw: Hardware, rewrites: list[Rewrite],
+@dataclass(frozen=True)
+class FirstSwitch:
+    """A strategy's first switch of the schedule and the new task's first result after it."""
+
+    strategy: str
+    source: str
+    target: str
+    switch_latency_ps: int
+    first_result_ps: int
+    sequential_bound_ps: int
+    """the switch and then one inference, back to back"""
+
+
+def switch_then_infer(deployment: Deployment, rewrites: list[Rewrite],
                       scaled_pes: frozenset[int], scale_load_ps: int = 0) -> SwitchThenInfer:
     """Run the rewrites and one image, which starts once the tier-2 scales are loaded
     (``scale_load_ps``, concurrent with the rewrites: eDRAM and scale registers, not the write
     drivers)."""
     env = Environment()
-    chip = ChipModel(env, arch, mapping, hw, scaled_pes=scaled_pes, record_timeline=True)
+    mapping = deployment.mapping
+    chip = ChipModel(env, deployment, scaled_pes=scaled_pes, record_timeline=True)
     release: dict[int, tuple] = {}
     for rw in rewrites:
         group = chip.group_of_pe[rw.pe]
@@ -58,3 +72,25 @@ def switch_then_infer(arch: Arch, mapping: Mapping, hw: Hardware, rewrites: list
                for s, e, layer, tile, kind in chip.timeline if kind == "mvm" and e > s]
     latency = max(max((rw.end_ps for rw in rewrites), default=0), scale_load_ps)
     return SwitchThenInfer(batch.image_done_ps[0], latency, tuple(events))
+
+
+def first_switches(deployment: Deployment, mta: MtaResult,
+                   tasks: TaskSet) -> tuple[list[FirstSwitch], tuple[dict, ...]]:
+    """Per strategy, its first switch and the new task's first inference in one engine run (PEs
+    being rewritten cannot serve; the others can). Returns them and XMA2's timeline (or the
+    first strategy's when XMA2 is not compared)."""
+    # The first visit that changes task (a schedule may revisit the backbone first, or repeat).
+    first = next(((a, b) for a, b in zip(mta.sequence, mta.sequence[1:]) if a != b), None)
+    if first is None:
+        return [], ()
+    source, target = first
+    rows, timeline = [], ()
+    for strategy in deployment.workload.strategies:
+        sw = mta.switches[(strategy, source, target)]
+        run = switch_then_infer(deployment, sw.rewrites,
+                                scaled_pes(strategy, target, deployment, tasks), sw.scale_load_ps)
+        rows.append(FirstSwitch(strategy, source, target, run.switch_latency_ps, run.first_result_ps,
+                                run.switch_latency_ps + mta.inference[(strategy, target)]["latency_ps"]))
+        if strategy == "xma2" or not timeline:
+            timeline = run.timeline
+    return rows, timeline

@@ -38,6 +38,7 @@ import numpy as np
 
 from xsim import streams
 from xsim.config import ConfigError, TaskSpec, Workload, resolve_path
+from xsim.deployment import Deployment
 from xsim.functional.masks import quantise_scales
 from xsim.functional.quantise import quantise_weights
 from xsim.mapping import Mapping
@@ -54,8 +55,7 @@ def weight_matrix(weight: np.ndarray) -> np.ndarray:
 class TaskSet:
     """Integer weights of the backbone and of every task, and the tasks' masks."""
 
-    mapping: Mapping
-    workload: Workload
+    deployment: Deployment
     backbone: dict[str, np.ndarray]
     limit: int
     deltas: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
@@ -66,8 +66,16 @@ class TaskSet:
     tier2: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
+    def mapping(self) -> Mapping:
+        return self.deployment.mapping
+
+    @property
+    def workload(self) -> Workload:
+        return self.deployment.workload
+
+    @property
     def head_layer(self) -> str:
-        return self.mapping.layers[-1].layer.name
+        return self.deployment.head_layer
 
     def task_weights(self, task: str, layer: str) -> np.ndarray:
         """The task's fully fine-tuned integer weights of a (non-head) layer."""
@@ -148,27 +156,24 @@ def _select(policy: str, count: int, scores: np.ndarray, candidates: np.ndarray,
     return frozenset(chosen)
 
 
-def build_tasks(mapping: Mapping, workload: Workload, weights: dict) -> TaskSet:
+def build_tasks(deployment: Deployment, weights: dict) -> TaskSet:
     """Quantise the backbone and derive every task's weights, head and masks."""
+    mapping, workload = deployment.mapping, deployment.workload
     bits = mapping.weight_bits
     limit = (1 << (bits - 1)) - 1
-    head_layer = mapping.layers[-1]
+    head_layer = mapping.layer(deployment.head_layer)
     backbone = {
         lm.layer.name: np.ascontiguousarray(weight_matrix(quantise_weights(
             weights[lm.layer.name][0], bits, per_channel=True)[0]), dtype=np.int32)
         for lm in mapping.layers
     }
-    tasks = TaskSet(mapping, workload, backbone, limit)
+    tasks = TaskSet(deployment, backbone, limit)
 
-    first = [p for p in mapping.pes if p.replica == 0 and p.layer != head_layer.layer.name]
+    first = [mapping.pes[i] for i in deployment.tier1_candidates]
     candidates = np.array([p.index for p in first], dtype=np.int64)
     layer_of = np.array([p.layer_index for p in first], dtype=np.int64)
     for ti, task in enumerate(workload.tasks):
         where = f"tasks[{ti}]"
-        if task.head.num_classes > head_layer.N:
-            raise ConfigError(workload.source, f"{where}.head.num_classes",
-                              f"{task.head.num_classes} classes exceed the {head_layer.N} columns "
-                              f"of the model's head layer {head_layer.layer.name!r}")
         tasks.heads[task.name] = (
             backbone[head_layer.layer.name] if task.backbone
             else _synthetic_head(workload, ti, head_layer.K, task.head.num_classes, bits))
@@ -177,7 +182,9 @@ def build_tasks(mapping: Mapping, workload: Workload, weights: dict) -> TaskSet:
             continue
         scores = np.zeros(len(first))
         pe_pos = {p.index: i for i, p in enumerate(first)}
-        for lm in mapping.layers[:-1]:
+        for lm in mapping.layers:
+            if lm.layer.name == deployment.head_layer:
+                continue
             w0 = backbone[lm.layer.name]
             rng = _rng(workload, "task.weight_change", ti, lm.layer_index)
             change = task.weight_change
@@ -195,7 +202,7 @@ def build_tasks(mapping: Mapping, workload: Workload, weights: dict) -> TaskSet:
                 p = mapping.pes[pid]
                 scores[pe_pos[pid]] = moved[p.row_start:p.row_stop, p.col_start:p.col_stop].sum()
         tasks.tier1[task.name] = _tier1(task, where, workload, candidates, layer_of, scores, ti)
-        tasks.tier2[task.name] = _tier2(task, where, workload, mapping, ti)
+        tasks.tier2[task.name] = _tier2(task, where, deployment, ti)
     return tasks
 
 
@@ -223,10 +230,12 @@ def _tier1(task: TaskSpec, where: str, workload: Workload, candidates, layer_of,
     return _select(task.tier1.policy, count, scores, candidates, layer_of, _rng(workload, "task.tier1", ti))
 
 
-def _tier2(task: TaskSpec, where: str, workload: Workload, mapping: Mapping, ti: int):
+def _tier2(task: TaskSpec, where: str, deployment: Deployment, ti: int):
     """The task's tier-2 scales; the head layer's columns are never scaled (scale 1)."""
+    mapping, workload = deployment.mapping, deployment.workload
     scales = _tier2_values(task, where, workload, mapping, ti)
-    for p in mapping.layers[-1].pes[: mapping.layers[-1].pes_per_replica]:
+    head = mapping.layer(deployment.head_layer)
+    for p in head.pes[: head.pes_per_replica]:
         pe = mapping.pes[p]
         scales[pe.tier2_offset: pe.tier2_offset + pe.weight_columns] = 1.0
     return scales
