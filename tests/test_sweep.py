@@ -136,7 +136,7 @@ def test_lost_worker_is_retried_and_a_raising_point_fails_after_its_retries(tmp_
 
 def test_scheduler_without_dask_is_an_input_error(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "distributed", None)
-    monkeypatch.delitem(sys.modules, "xsim.distributed", raising=False)
+    monkeypatch.delitem(sys.modules, "xsim.sweep.dask_cluster", raising=False)
     code = main(["sweep", str(SWEEP), "-o", str(tmp_path), "--scheduler", "tcp://127.0.0.1:1"])
     assert code == 2 and "pip install 'xsim[dask]'" in capsys.readouterr().err
     assert not (tmp_path / "points").exists()

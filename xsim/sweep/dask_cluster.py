@@ -1,5 +1,5 @@
-"""Sweep points on a Dask cluster (the optional ``dask`` extra; ``xsim.sweep`` imports this only
-when a scheduler address is given).
+"""Sweep points on a Dask cluster (the optional ``dask`` extra; :mod:`xsim.sweep.run` imports this
+only when a scheduler address is given).
 
 Every point is submitted to the scheduler as one task whose key is the point's hash, so a task
 lost with its worker is recomputed by the scheduler on another worker and a point that raises is
@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterator
 from distributed import Client, as_completed
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from xsim.sweep import Point, SchedulerError, failed, warm_kernels
+from xsim.sweep.point import failed, warm_kernels
+from xsim.sweep.spec import Point, SchedulerError
 
 
 class KernelWarmup(WorkerPlugin):
