@@ -93,6 +93,8 @@ WORKLOAD_CASES = [
     ("tasks.1.head", DELETE, "tasks[1].head", "required key is missing"),
     ("strategies", ["xma2", "magic"], "strategies[1]", "full_finetune"),
     ("tasks.1.inferences_per_visit", 2.5, "tasks[1].inferences_per_visit", "integer"),
+    ("tasks.1.tier2.bits", 12, "tasks[1].tier2.bits", "pow2 scales take at most 10 bits"),
+    ("strategies", [], "strategies", "at least 1 item"),
 ]
 
 
@@ -177,3 +179,15 @@ def test_unwritable_output_folder(capsys, tmp_path):
     assert main(["run", str(ARCH / "isaac128.yaml"), str(WORKLOADS / "lenet5_mta.json"),
                  "-o", str(blocker / "out")]) == 2
     assert "cannot write the output folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("key", "value", "where", "expected"), [
+    ("tasks.1.tier2.format", "fixed", "tasks[1].tier2.format", "is a shifter, which applies pow2"),
+    ("tasks.1.head.num_classes", 11, "tasks[1].head.num_classes", "exceed the 10 columns"),
+])
+def test_arch_and_workload_checked_together(tmp_path, capsys, key, value, where, expected):
+    """Checks across the two files: the deployment names the workload key and the arch."""
+    path = write(tmp_path, "w.json", set_key(workload_data(), key, value))
+    assert main(["map", str(ARCH / "isaac128.yaml"), str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"w.json: {where}: " in err and expected in err, err

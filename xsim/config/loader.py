@@ -55,7 +55,7 @@ def _describe(error: dict) -> str:
     return message
 
 
-_NAMED = re.compile(r"^(?P<key>[a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)+): (?P<message>.*)$", re.S)
+_NAMED = re.compile(r"^(?P<key>[a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)*): (?P<message>.*)$", re.S)
 
 
 def validation_error(path: str | None, exc: ValidationError) -> ConfigError:
@@ -68,8 +68,9 @@ def validation_error(path: str | None, exc: ValidationError) -> ConfigError:
         key += ".class"
     # A check across keys names the key it is about at the start of its message.
     named = _NAMED.match(message)
-    if not key and named:
-        key, message = named["key"], named["message"]
+    if named and (not key or "." not in named["key"]):
+        key = f"{key}.{named['key']}" if key else named["key"]
+        message = named["message"]
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more problem(s) in this file)"
     return ConfigError(path, key or None, message)

@@ -65,12 +65,23 @@ class Tier1Spec(Frozen):
     mask_file: str | None = None
 
 
+POW2_MAX_BITS = 10
+"""Widest ``pow2`` scale code: 2**(bits-1) exponents either side of 1 stay inside float64."""
+
+
 class Tier2Spec(Frozen):
     """Tier-2 column scales: ``pow2`` shift levels (0 = column off), ``fixed`` k-bit, or ``float``."""
 
     format: Literal["pow2", "fixed", "float"] = "pow2"
     bits: Annotated[int, Field(ge=1, le=16)] = 4
     scales_file: str | None = None
+
+    @model_validator(mode="after")
+    def _width_fits_the_format(self):
+        if self.format == "pow2" and self.bits > POW2_MAX_BITS:
+            raise ValueError(f"bits: pow2 scales take at most {POW2_MAX_BITS} bits (got "
+                             f"{self.bits}): wider shift codes leave float64's exponent range")
+        return self
 
 
 class WeightChange(Frozen):

@@ -32,12 +32,11 @@ from typing import Any
 
 import numpy as np
 
+from xsim.config.workload import POW2_MAX_BITS
 from xsim.mapping import LayerMapping
 from xsim.mapping import Mapping as XMapping
 
 SCALE_FORMATS = ("pow2", "fixed", "float")
-POW2_MAX_BITS = 10
-
 
 def pow2_exponents(bits: int) -> tuple[int, int]:
     """Smallest and largest exponent of a ``pow2`` scale of ``bits`` bits (code 0 is off)."""
