@@ -19,7 +19,8 @@ Rules, for a crossbar of R×R cells (R = 128 is ISAAC-CE itself):
   rate (ISAAC: 4 units for 8 ADCs at 1.28 GS/s); tier-2 scale registers hold one scale per weight
   column a PE can output at 16-bit offset precision (8 columns per weight), sized and costed
   pro rata from isaac128's.
-* The reprogramming controller writes the crossbars of one PE at once.
+* The chip's write-power budget is isaac128's; how many crossbars program at once follows from it
+  (xsim/write_model.py), as does each crossbar's write time from its rows.
 """
 
 from __future__ import annotations
@@ -71,7 +72,6 @@ def variant(rows: int) -> dict[tuple[str, ...], tuple[str, str]]:
         (C, "pe_shift_add", "count"): (str(units), f"{rule}: 4 per 8 x 1.28 GS/s of ADC conversions"),
         ("hierarchy", "pes_per_tile"):
             (str(pes_per_tile), f"{rule}: iso-capacity tile of 12 x 8 x 128^2 cells"),
-        ("reprogramming", "parallel_crossbars"): (str(crossbars_per_pe), f"{rule}: the crossbars of one PE"),
         (C, "tier2_scale", "count"): (str(units), f"{rule}: one behind each shift-and-add unit"),
         ("tier2", "registers_per_pe"): (str(registers), f"{rule}: PE crossbars x R/8 weight columns"),
         (C, "tier2_register", "size_kb"):

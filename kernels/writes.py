@@ -1,19 +1,29 @@
-"""Write-verify cost of reprogramming crossbars from one set of cell levels to another.
+"""Cost of reprogramming crossbars from one set of cell levels to another.
 
-What is modelled (the reprogramming controller of one crossbar):
+The physics of one cell write comes in as tables over (old level, new level) pairs, built by
+:mod:`xsim.write_model` from the arch file's cell: ``pulses[a, b]`` program pulses, their energy
+in the cell ``energy_pj[a, b]`` and in its bit line ``line_pj[a, b]``, and ``phase[a, b]`` (+1
+SET, -1 RESET, 0 unchanged). This kernel does the bookkeeping of a crossbar's rows and write drivers:
 
-* A crossbar is written row by row. With ``compare`` the controller first reads the row (one
-  read of ``compare_ps``) and writes only the cells whose level changes; without it, it writes
-  every cell of the row (an unchanged cell still gets ``base_pulses``).
-* A written cell with level change ``d`` takes ``p = min(max_pulses, base_pulses +
-  pulses_per_level * d)`` program pulses (rounded up), each followed by one verify read.
-* The cells to write in a row are taken in column order in groups of ``parallel_columns`` (the
-  write drivers); a group lasts as long as its slowest cell, ``max(p) * (write_ps + verify_ps)``,
-  and groups follow one another.
+* A crossbar is written row by row. With ``compare`` the controller first reads the row (one read
+  of ``compare_ps``) and writes only the cells whose level changes; without it, every cell of the
+  row is driven (an unchanged cell's pulses and energy are those of its table entry, normally 0).
+The energy of a written cell is ``energy_pj[a, b]`` and its bit line's ``line_pj[a, b]``.
 
-``write_cost`` returns, per crossbar (row block × column block of a window of the level matrix),
-the write time in picoseconds, the number of program pulses (= verify reads) and of cells written,
-and adds ``weight`` to the per-cell endurance counter of every cell written.
+* ``scheme = 0`` (``row_parallel``, NeuroSim V2.1): a row's SET cells, then its RESET cells, each
+  phase in groups of ``drivers`` columns (the write drivers) in column order; a group lasts as
+  many pulses as its slowest cell, ``max(p) * pulse_ps``, and drives its word line that long.
+* ``scheme = 1`` (``write_verify``): the row's changed cells in groups of ``drivers``; every pulse
+  is followed by a verify read, so a group lasts ``max(p) * (pulse_ps + verify_ps)``; one verify
+  read per pulse of every cell.
+* ``scheme = 2`` (``array``, PUMAsim's whole-array figure): a crossbar with any cell to write is
+  written in ``array_ps``, whatever its rows; each written cell costs its table energy.
+
+Per crossbar (row block × column block of a window of the level matrix) ``write_cost`` returns the
+write time in ps, program pulses, cells written, the cells' write energy and the line energy in pJ
+(bit lines from ``line_pj``, plus ``wordline_pj`` for every pulse a row's word line is driven),
+verify reads and word-line pulses, and adds ``weight`` to the per-cell endurance counter of every
+cell written.
 
 ``slice_levels`` turns signed integer weights into the cell levels they occupy (the layout of
 :mod:`xsim.mta.cells`, whose numpy version is the reference in the tests).
@@ -21,17 +31,45 @@ and adds ``weight`` to the per-cell endurance counter of every cell written.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit, prange
 
 from ._settings import JIT, PARALLEL_JIT
 
+ROW_PARALLEL, WRITE_VERIFY, ARRAY = 0, 1, 2
+SCHEMES = {"row_parallel": ROW_PARALLEL, "write_verify": WRITE_VERIFY, "array": ARRAY}
+
+
+class WriteCost(NamedTuple):
+    """Per crossbar of the window: arrays of shape (row blocks, column blocks)."""
+
+    time_ps: np.ndarray
+    pulses: np.ndarray
+    cells: np.ndarray
+    energy_pj: np.ndarray
+    """the cells' write energy"""
+    line_energy_pj: np.ndarray
+    """word- and bit-line charging"""
+    verifies: np.ndarray
+    wordline_pulses: np.ndarray
+
 
 @njit(**JIT)
-def _write_cost(old, new, w_r0, w_r1, w_c0, w_c1, rows, columns, compare, pulse_table, write_ps,
-                verify_ps, compare_ps, parallel, time_ps, pulses, cells, counts, weight):
+def _group(p, in_group, group_max):
+    if p > group_max:
+        group_max = p
+    return in_group + 1, group_max
+
+
+@njit(**JIT)
+def _write_cost(old, new, w_r0, w_r1, w_c0, w_c1, rows, columns, compare, pulse_tab, energy_tab,
+                line_tab, phase_tab, scheme, pulse_ps, verify_ps, compare_ps, array_ps, drivers, wordline_pj,
+                time_ps, pulses, cells, energy, line_energy, verifies, wl_pulses, counts, weight):
     row_blocks = time_ps.shape[0]
     col_blocks = time_ps.shape[1]
+    step_ps = pulse_ps + verify_ps if scheme == 1 else pulse_ps
     for xb in range(row_blocks * col_blocks):
         rb = xb // col_blocks
         cb = xb % col_blocks
@@ -42,55 +80,89 @@ def _write_cost(old, new, w_r0, w_r1, w_c0, w_c1, rows, columns, compare, pulse_
         t = np.int64(0)
         p_total = np.int64(0)
         c_total = np.int64(0)
+        e_total = 0.0
+        l_total = 0.0
+        v_total = np.int64(0)
+        wl_total = np.int64(0)
         for r in range(r0, r1):
             if compare:
                 t += compare_ps
-            in_group = 0
-            group_max = 0
-            for c in range(c0, c1):
-                d = abs(np.int64(new[r, c]) - np.int64(old[r, c]))
-                if compare and d == 0:
-                    continue
-                p = pulse_table[d]
-                if p == 0:
-                    continue
-                counts[r, c] += weight
-                p_total += p
-                c_total += 1
-                if p > group_max:
-                    group_max = p
-                in_group += 1
-                if in_group == parallel:
-                    t += group_max * (write_ps + verify_ps)
-                    in_group = 0
-                    group_max = 0
-            if in_group:
-                t += group_max * (write_ps + verify_ps)
+            # Phases: row_parallel writes SET cells (+1) then RESET cells (-1); the other schemes
+            # take every cell in one pass (phase 0 means "any").
+            for ph in range(2 if scheme == 0 else 1):
+                phase = 0 if scheme != 0 else (1 if ph == 0 else -1)
+                in_group = 0
+                group_max = 0
+                for c in range(c0, c1):
+                    a = old[r, c]
+                    b = new[r, c]
+                    if compare and a == b:
+                        continue
+                    if phase != 0 and phase_tab[a, b] != phase:
+                        continue
+                    p = pulse_tab[a, b]
+                    if p == 0:
+                        continue
+                    counts[r, c] += weight
+                    p_total += p
+                    c_total += 1
+                    e_total += energy_tab[a, b]
+                    l_total += line_tab[a, b]
+                    if scheme == 1:
+                        v_total += p
+                    in_group, group_max = _group(p, in_group, group_max)
+                    if in_group == drivers:
+                        t += group_max * step_ps
+                        wl_total += group_max
+                        in_group = 0
+                        group_max = 0
+                if in_group:
+                    t += group_max * step_ps
+                    wl_total += group_max
+        if scheme == 2:
+            t = (r1 - r0) * compare_ps if compare else 0
+            if c_total:
+                t += array_ps
+            wl_total = 0
         time_ps[rb, cb] = t
         pulses[rb, cb] = p_total
         cells[rb, cb] = c_total
+        energy[rb, cb] = e_total
+        line_energy[rb, cb] = l_total + wl_total * wordline_pj
+        verifies[rb, cb] = v_total
+        wl_pulses[rb, cb] = wl_total
 
 
 def write_cost(old: np.ndarray, new: np.ndarray, *, rows: int, columns: int, compare: bool,
-               base_pulses: int, pulses_per_level: float, max_pulses: int, write_ps: int,
-               verify_ps: int, compare_ps: int, parallel_columns: int,
+               pulses: np.ndarray, energy_pj: np.ndarray, line_pj: np.ndarray, phase: np.ndarray,
+               scheme: str,
+               pulse_ps: int, verify_ps: int, compare_ps: int, drivers: int,
+               wordline_pj: float = 0.0, array_ps: int = 0,
                window: tuple[int, int, int, int] | None = None, counts: np.ndarray | None = None,
-               weight: int = 1):
+               weight: int = 1) -> WriteCost:
     """Cost of rewriting a level matrix ``old`` → ``new`` laid out on ``rows``×``columns`` crossbars.
 
     ``old`` and ``new`` are (K, C) uint8 cell levels of one layer's crossbar grid. Only the
     ``window = (r0, r1, c0, c1)`` (default: everything) is rewritten; its row block ``rb`` holds
     rows ``[r0 + rb*rows, ...)`` and its column block ``cb`` columns ``[c0 + cb*columns, ...)``.
-    Returns ``(time_ps, pulses, cells)``, int64 arrays of shape (row blocks, column blocks) of the
-    window, and adds ``weight`` to ``counts[r, c]`` (an int64 array of the levels' shape, when
-    given) for every cell written.
+    ``pulses``, ``energy_pj`` and ``phase`` are the (L, L) tables of one cell's write (see the
+    module docstring); ``scheme`` is ``row_parallel``, ``write_verify`` or ``array``. Adds
+    ``weight`` to ``counts[r, c]`` (an int64 array of the levels' shape, when given) for every
+    cell written.
     """
     if old.shape != new.shape or old.ndim != 2:
         raise ValueError(f"old and new levels must be equal 2-D shapes, got {old.shape} and {new.shape}")
     if old.dtype != np.uint8 or new.dtype != np.uint8:
         raise ValueError(f"cell levels must be uint8, got {old.dtype} and {new.dtype}")
-    if rows < 1 or columns < 1 or parallel_columns < 1 or max_pulses < 1:
-        raise ValueError("rows, columns, parallel_columns and max_pulses must be positive")
+    if rows < 1 or columns < 1 or drivers < 1:
+        raise ValueError("rows, columns and drivers must be positive")
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {tuple(SCHEMES)}, got {scheme!r}")
+    levels = pulses.shape[0]
+    if any(t.shape != (levels, levels) for t in (pulses, energy_pj, line_pj, phase)):
+        raise ValueError("pulses, energy_pj, line_pj and phase must be square tables of one shape")
+    if max(int(old.max(initial=0)), int(new.max(initial=0))) >= levels:
+        raise ValueError(f"cell levels must be below {levels}")
     r0, r1, c0, c1 = window if window is not None else (0, old.shape[0], 0, old.shape[1])
     if not (0 <= r0 < r1 <= old.shape[0] and 0 <= c0 < c1 <= old.shape[1]):
         raise ValueError(f"window {window} is outside the levels' shape {old.shape}")
@@ -98,17 +170,18 @@ def write_cost(old: np.ndarray, new: np.ndarray, *, rows: int, columns: int, com
         counts = np.zeros(old.shape, dtype=np.int64)
     elif counts.shape != old.shape or counts.dtype != np.int64:
         raise ValueError("counts must be an int64 array of the levels' shape")
-    # Pulses per level change, once: the hot loop only looks them up.
-    pulse_table = np.minimum(
-        max_pulses, base_pulses + np.ceil(pulses_per_level * np.arange(256))).astype(np.int64)
     grid = (-(-(r1 - r0) // rows), -(-(c1 - c0) // columns))
-    time_ps = np.zeros(grid, dtype=np.int64)
-    pulses = np.zeros(grid, dtype=np.int64)
-    cells = np.zeros(grid, dtype=np.int64)
-    _write_cost(old, new, r0, r1, c0, c1, rows, columns, bool(compare), pulse_table, int(write_ps),
-                int(verify_ps), int(compare_ps), int(parallel_columns), time_ps, pulses, cells,
-                counts, int(weight))
-    return time_ps, pulses, cells
+    out = WriteCost(*(np.zeros(grid, dtype=np.int64) for _ in range(3)),
+                    *(np.zeros(grid, dtype=np.float64) for _ in range(2)),
+                    *(np.zeros(grid, dtype=np.int64) for _ in range(2)))
+    _write_cost(old, new, r0, r1, c0, c1, rows, columns, bool(compare),
+                np.ascontiguousarray(pulses, dtype=np.int64),
+                np.ascontiguousarray(energy_pj, dtype=np.float64),
+                np.ascontiguousarray(line_pj, dtype=np.float64),
+                np.ascontiguousarray(phase, dtype=np.int8), SCHEMES[scheme], int(pulse_ps),
+                int(verify_ps), int(compare_ps), int(array_ps), int(drivers), float(wordline_pj),
+                *out, counts, int(weight))
+    return out
 
 
 @njit(**PARALLEL_JIT)

@@ -1,14 +1,19 @@
-"""The write-verify kernel against a slow, obviously-right loop over rows and cells."""
+"""The write kernel against a slow, obviously-right loop over rows and cells, and the write
+model's physics against NeuroSim V2.1's formulas on a hand-computed case."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import ARCH
+from xsim.config import load_arch
 from xsim.kernels.writes import slice_levels, write_cost
+from xsim.write_model import PRESETS, cell_tables, crossbars_in_parallel, write_figures
 
 
 def reference_levels(w, weight_bits, cell_bits, encoding):
@@ -28,56 +33,89 @@ def reference_levels(w, weight_bits, cell_bits, encoding):
     return out, slices
 
 
-def reference(old, new, rows, columns, compare, base, per_level, max_pulses, write_ps, verify_ps,
-              compare_ps, parallel):
+def reference(old, new, rows, columns, compare, tabs, scheme, pulse_ps, verify_ps, compare_ps,
+              drivers, wordline_pj, array_ps):
+    """One crossbar, one row, one phase and one group at a time."""
+    pulses_t, energy_t, line_t, phase_t = tabs
     grid = (math.ceil(old.shape[0] / rows), math.ceil(old.shape[1] / columns))
-    time = np.zeros(grid, np.int64)
-    pulses = np.zeros(grid, np.int64)
-    cells = np.zeros(grid, np.int64)
+    out = {k: np.zeros(grid, np.float64 if "energy" in k else np.int64)
+           for k in ("time", "pulses", "cells", "energy", "line_energy", "verifies", "wl")}
     written = np.zeros(old.shape, bool)
+    step = pulse_ps + verify_ps if scheme == "write_verify" else pulse_ps
     for rb in range(grid[0]):
         for cb in range(grid[1]):
+            cols = range(cb * columns, min((cb + 1) * columns, old.shape[1]))
             for r in range(rb * rows, min((rb + 1) * rows, old.shape[0])):
-                todo = []
-                for c in range(cb * columns, min((cb + 1) * columns, old.shape[1])):
-                    d = abs(int(new[r, c]) - int(old[r, c]))
-                    if compare and d == 0:
-                        continue
-                    p = min(max_pulses, base + math.ceil(per_level * d))
-                    if p:
+                if compare:
+                    out["time"][rb, cb] += compare_ps
+                phases = (1, -1) if scheme == "row_parallel" else (None,)
+                for ph in phases:
+                    todo = []
+                    for c in cols:
+                        a, b = int(old[r, c]), int(new[r, c])
+                        if compare and a == b:
+                            continue
+                        if ph is not None and phase_t[a, b] != ph:
+                            continue
+                        p = int(pulses_t[a, b])
+                        if p == 0:
+                            continue
                         todo.append(p)
                         written[r, c] = True
-                if compare:
-                    time[rb, cb] += compare_ps
-                for g in range(0, len(todo), parallel):
-                    time[rb, cb] += max(todo[g:g + parallel]) * (write_ps + verify_ps)
-                pulses[rb, cb] += sum(todo)
-                cells[rb, cb] += len(todo)
-    return time, pulses, cells, written
+                        out["energy"][rb, cb] += energy_t[a, b]
+                        out["line_energy"][rb, cb] += line_t[a, b]
+                    for g in range(0, len(todo), drivers):
+                        longest = max(todo[g:g + drivers])
+                        out["time"][rb, cb] += longest * step
+                        out["wl"][rb, cb] += longest
+                    out["pulses"][rb, cb] += sum(todo)
+                    out["cells"][rb, cb] += len(todo)
+                    if scheme == "write_verify":
+                        out["verifies"][rb, cb] += sum(todo)
+            if scheme == "array":
+                n_rows = min((rb + 1) * rows, old.shape[0]) - rb * rows
+                out["time"][rb, cb] = (n_rows * compare_ps if compare else 0) + (
+                    array_ps if out["cells"][rb, cb] else 0)
+                out["wl"][rb, cb] = 0
+            out["line_energy"][rb, cb] += out["wl"][rb, cb] * wordline_pj
+    return out, written
+
+
+def _arch(scheme, preset=None, **write):
+    preset = preset or ("pumasim_array" if scheme == "array" else "cimloop_isaac")
+    overrides = {"cell": {"preset": preset, "bits": 2, "write": {"scheme": scheme, **write}}}
+    return load_arch(ARCH / "isaac128.yaml", overrides)
 
 
 @settings(max_examples=60, deadline=None)
 @given(
     k=st.integers(1, 40), c=st.integers(1, 40), rows=st.integers(1, 16), columns=st.integers(1, 16),
-    levels=st.integers(2, 16), compare=st.booleans(), base=st.integers(0, 3),
-    per_level=st.sampled_from([0.0, 0.5, 1.0, 2.0]), max_pulses=st.integers(1, 12),
-    parallel=st.integers(1, 9), seed=st.integers(0, 2**32 - 1),
+    compare=st.booleans(), scheme=st.sampled_from(["row_parallel", "write_verify", "array"]),
+    pulse_levels=st.integers(1, 12), drivers=st.integers(1, 9), seed=st.integers(0, 2**32 - 1),
 )
-def test_matches_reference(k, c, rows, columns, levels, compare, base, per_level, max_pulses,
-                           parallel, seed):
+def test_matches_reference(k, c, rows, columns, compare, scheme, pulse_levels, drivers, seed):
+    arch = _arch(scheme, pulse_levels=pulse_levels, verify={"max_pulses": 3, "tolerance": 0.3})
+    t = cell_tables(arch)
+    tabs = (t.pulses, t.energy_pj, t.line_pj, t.phase)
     rng = np.random.default_rng(seed)
-    old = rng.integers(0, levels, (k, c), dtype=np.uint8)
-    new = np.where(rng.random((k, c)) < 0.5, old, rng.integers(0, levels, (k, c))).astype(np.uint8)
-    args = dict(rows=rows, columns=columns, compare=compare, base_pulses=base,
-                pulses_per_level=per_level, max_pulses=max_pulses, write_ps=40_000,
-                verify_ps=100_000, compare_ps=100_000, parallel_columns=parallel)
+    old = rng.integers(0, 4, (k, c), dtype=np.uint8)
+    new = np.where(rng.random((k, c)) < 0.5, old, rng.integers(0, 4, (k, c))).astype(np.uint8)
+    args = dict(rows=rows, columns=columns, compare=compare, pulses=t.pulses, energy_pj=t.energy_pj,
+                line_pj=t.line_pj, phase=t.phase, scheme=scheme, pulse_ps=40_000,
+                verify_ps=100_000, compare_ps=100_000, drivers=drivers, wordline_pj=0.25,
+                array_ps=7_000)
     counts = np.zeros(old.shape, np.int64)
     got = write_cost(old, new, counts=counts, weight=3, **args)
-    want = reference(old, new, rows, columns, compare, base, per_level, max_pulses, 40_000,
-                     100_000, 100_000, parallel)
-    for g, w in zip(got, want[:3]):
-        np.testing.assert_array_equal(g, w)
-    np.testing.assert_array_equal(counts, 3 * want[3])
+    want, written = reference(old, new, rows, columns, compare, tabs, scheme, 40_000, 100_000,
+                              100_000, drivers, 0.25, 7_000)
+    np.testing.assert_array_equal(got.time_ps, want["time"])
+    np.testing.assert_array_equal(got.pulses, want["pulses"])
+    np.testing.assert_array_equal(got.cells, want["cells"])
+    np.testing.assert_array_equal(got.verifies, want["verifies"])
+    np.testing.assert_array_equal(got.wordline_pulses, want["wl"])
+    np.testing.assert_allclose(got.energy_pj, want["energy"], rtol=1e-12)
+    np.testing.assert_allclose(got.line_energy_pj, want["line_energy"], rtol=1e-12)
+    np.testing.assert_array_equal(counts, 3 * written)
     # A window is the same as cutting the matrices first.
     r0, c0 = k // 3, c // 4
     sub = write_cost(old, new, window=(r0, k, c0, c), **args)
@@ -98,21 +136,79 @@ def test_slice_levels_matches_definition(bits, cell_bits, encoding, seed, k, n):
     np.testing.assert_array_equal(got, want)
 
 
+def test_neurosim_hand_computed_row():
+    """NeuroSim V2.1's formulas on one row, computed by hand: its last ReRAM default, 100 kOhm /
+    1 MOhm, 32 pulses from G_min to G_max, V_w = sqrt(4^2 + 4^2) V, 50 ns, on a 4-level cell; one
+    cell 0 -> 3 (SET), one 3 -> 1 (RESET), one unchanged, no line capacitance."""
+    arch = _arch("row_parallel", preset="neurosim_v2_1", line_capacitance_ff_per_cell=0.0)
+    t = cell_tables(arch)
+    g_min, g_max = 1 / 1e6, 1 / 100e3
+    g = [g_min + i * (g_max - g_min) / 3 for i in range(4)]
+    d_pulse = (g_max - g_min) / 32
+    n_set = math.ceil((g[3] - g[0]) / d_pulse - 1e-9)
+    n_reset = math.ceil((g[3] - g[1]) / d_pulse - 1e-9)
+    assert (n_set, n_reset) == (32, 22)
+
+    def energy(ga, gb, n):  # V^2 / R_avg * t * n, R_avg = (1/G_old + 1/G_new) / 2
+        return 32 / ((1 / ga + 1 / gb) / 2) * 50e-9 * n * 1e12
+
+    old = np.array([[0, 3, 2]], np.uint8)
+    new = np.array([[3, 1, 2]], np.uint8)
+    cost = write_cost(old, new, rows=1, columns=3, compare=False, pulses=t.pulses,
+                      energy_pj=t.energy_pj, line_pj=t.line_pj, phase=t.phase,
+                      scheme="row_parallel", pulse_ps=t.pulse_ps, verify_ps=0, compare_ps=0,
+                      drivers=128)
+    # Latency: the row's slowest SET cell, then its slowest RESET cell.
+    assert cost.time_ps[0, 0] == (n_set + n_reset) * 50_000
+    want = energy(g[0], g[3], n_set) + energy(g[3], g[1], n_reset)
+    assert cost.energy_pj[0, 0] == pytest.approx(want, rel=1e-9)
+    assert cost.pulses[0, 0] == n_set + n_reset and cost.cells[0, 0] == 2
+
+
+def test_write_verify_adds_a_verify_read_per_pulse_and_caps():
+    arch = _arch("write_verify", pulse_levels=6, verify={"max_pulses": 4, "tolerance": 0.0})
+    t = cell_tables(arch)
+    assert t.pulses[0, 3] == 4 and t.pulses[0, 1] == 2 and t.pulses[2, 2] == 0
+    old = np.zeros((1, 2), np.uint8)
+    new = np.array([[3, 1]], np.uint8)
+    cost = write_cost(old, new, rows=1, columns=2, compare=True, pulses=t.pulses,
+                      energy_pj=t.energy_pj, line_pj=t.line_pj, phase=t.phase,
+                      scheme="write_verify", pulse_ps=40_000, verify_ps=100_000,
+                      compare_ps=100_000, drivers=1)
+    assert cost.verifies[0, 0] == 6
+    assert cost.time_ps[0, 0] == 100_000 + (4 + 2) * 140_000
+
+
 def test_unchanged_crossbar_costs_only_the_compare_reads():
+    t = cell_tables(load_arch(ARCH / "isaac128.yaml"))
     old = np.full((128, 128), 2, np.uint8)
     counts = np.zeros(old.shape, np.int64)
-    t, p, n = write_cost(old, old.copy(), counts=counts, rows=128, columns=128, compare=True, base_pulses=1,
-                            pulses_per_level=2, max_pulses=20, write_ps=40_000, verify_ps=100_000,
-                            compare_ps=100_000, parallel_columns=16)
-    assert t.tolist() == [[128 * 100_000]] and p.sum() == 0 and n.sum() == 0 and not counts.any()
+    cost = write_cost(old, old.copy(), counts=counts, rows=128, columns=128, compare=True,
+                      pulses=t.pulses, energy_pj=t.energy_pj, line_pj=t.line_pj, phase=t.phase,
+                      scheme="row_parallel", pulse_ps=40_000, verify_ps=100_000,
+                      compare_ps=100_000, drivers=16)
+    assert cost.time_ps.tolist() == [[128 * 100_000]] and cost.pulses.sum() == 0
+    assert cost.energy_pj.sum() == 0 and not counts.any()
 
 
-def test_one_level_change_everywhere_closed_form():
-    old = np.zeros((256, 256), np.uint8)
-    new = np.ones_like(old)
-    t, p, n = write_cost(old, new, rows=128, columns=128, compare=False, base_pulses=1,
-                            pulses_per_level=2, max_pulses=20, write_ps=40_000, verify_ps=100_000,
-                            compare_ps=100_000, parallel_columns=16)
-    # 3 pulses per cell; 8 groups of 16 per row; 128 rows per crossbar.
-    assert (t == 128 * 8 * 3 * 140_000).all()
-    assert (p == 128 * 128 * 3).all() and (n == 128 * 128).all()
+def test_presets_load_and_parallelism_follows_the_budget():
+    for name in PRESETS:
+        arch = load_arch(ARCH / "isaac128.yaml", {"cell": {"preset": name, "bits": 2}})
+        figures = write_figures(arch)
+        assert figures["preset"] == name and figures["cell_write_energy_pj_mean"] > 0
+    isaac = load_arch(ARCH / "isaac128.yaml")
+    per = write_figures(isaac)["crossbar_write_power_mw"]
+    # 16 drivers at 2 V into 1.33 kOhm: 3.0 mW each, plus the lines.
+    assert per == pytest.approx(16 * 4 / 1330 * 1e3, rel=0.01)
+    assert crossbars_in_parallel(isaac) == math.floor(400 / per)
+    double = load_arch(ARCH / "isaac128.yaml", {"reprogramming.write_power_budget_mw": 800})
+    assert crossbars_in_parallel(double) == math.floor(800 / per)
+    tiny = load_arch(ARCH / "isaac128.yaml", {"reprogramming.write_power_budget_mw": 1})
+    assert crossbars_in_parallel(tiny) == 1
+
+
+def test_unknown_preset_is_a_clear_error():
+    from xsim.config import ConfigError
+
+    with pytest.raises(ConfigError, match="cell.preset: unknown cell preset 'magic'"):
+        load_arch(ARCH / "isaac128.yaml", {"cell.preset": "magic"})

@@ -22,9 +22,9 @@ static          (none)        contributes power, leakage and area only
 ==============  ============  ===========================================================
 
 The action table is keyed by *role* (:data:`xsim.config.arch.ROLES`), which is what the engine
-counts; each row also names the registry entry that prices it. The cell's program pulse and
-verify read are given energies (``cell.write_pulse_energy_pj``,
-``cell.write_verify.verify_read_energy_pj``).
+counts; each row also names the registry entry that prices it. The cell's write (pulses, lines,
+verify reads) is priced by :mod:`xsim.write_model` from the cell's physics; its figures are the
+``write`` block of :meth:`Hardware.to_dict`.
 
 Roll-up: the power, leakage and area of a PE, a tile and the chip are the sums over the registry
 of units per instance × unit figure (:meth:`xsim.config.arch.Arch.units`; a shared unit counts
@@ -41,6 +41,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from xsim.config.arch import LEVELS, ROLES, Arch, Component
+from xsim.write_model import write_figures
 
 ACTION = {"crossbar": "cell_read", "dac": "row_drive", "sample_hold": "sample",
           "adc": "conversion", "shift_add": "add", "buffer": "byte", "digital": "op",
@@ -97,6 +98,8 @@ class Hardware:
     read_cycle_ps: int
     mvm_cycles: int
     peak_tops: float
+    write: dict
+    """the write model's figures (:func:`xsim.write_model.write_figures`)"""
 
     def energy_pj(self, component: str, action: str | None = None) -> float:
         for a in self.actions:
@@ -144,6 +147,7 @@ class Hardware:
                 "power_mw": self.tier2_per_pe.power_mw,
                 "area_mm2": self.tier2_per_pe.area_mm2,
             },
+            "write": dict(self.write),
         }
 
 
@@ -205,11 +209,9 @@ def _actions(arch: Arch) -> tuple[Action, ...]:
         energy = (comp.power_mw - comp.leakage_mw) * 1e-3 / rate * 1e12
         actions.append(Action(role, ACTION[comp.class_], energy, rate,
                               f"({comp.power_mw} - {comp.leakage_mw}) mW / ({how})", name))
-    wv = arch.cell.write_verify
-    actions.append(Action("cell", "write_pulse", arch.cell.write_pulse_energy_pj,
-                          1e9 / arch.cell.write_pulse_ns, "cell.write_pulse_energy_pj", "cell"))
-    actions.append(Action("cell", "verify_read", wv.verify_read_energy_pj, 1e9 / wv.verify_read_ns,
-                          "cell.write_verify.verify_read_energy_pj", "cell"))
+    verify = arch.cell.write.verify
+    actions.append(Action("cell", "verify_read", verify.read_energy_pj, 1e9 / verify.read_ns,
+                          "cell.write.verify.read_energy_pj", "cell"))
     return tuple(actions)
 
 
@@ -242,4 +244,5 @@ def hardware(arch: Arch, weight_bits: int | None = None, input_bits: int | None 
         read_cycle_ps=arch.read_cycle_ps,
         mvm_cycles=mvm_cycles,
         peak_tops=peak_tops,
+        write=write_figures(arch),
     )

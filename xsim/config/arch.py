@@ -194,29 +194,67 @@ class CrossbarGeometry(Frozen):
     encoding: Literal["offset", "differential"]
 
 
-class WriteVerify(Frozen):
-    """Iterative program-and-verify: pulses = base_pulses + pulses_per_level · |Δlevel|, capped."""
+class Verify(Frozen):
+    """Reads of the sensing path during a write: compare-before-write and the verify reads of the
+    ``write_verify`` scheme, which loops pulse → verify until the cell is within ``tolerance`` (a
+    fraction of one level step) of its target, at most ``max_pulses`` pulses."""
 
-    base_pulses: NonNegativeInt
-    pulses_per_level: NonNegativeFloat
-    max_pulses: PositiveInt
-    verify_read_ns: PositiveFloat
-    verify_read_energy_pj: NonNegativeFloat
+    read_ns: PositiveFloat
+    read_energy_pj: NonNegativeFloat
+    tolerance: Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False)] = 0.0
+    max_pulses: PositiveInt = 1000
+
+
+class CellWrite(Frozen):
+    """How a cell is programmed (:mod:`xsim.write_model`): SET/RESET pulses of ``pulse_ns`` at
+    their voltages, each moving the conductance by ``(G_max - G_min) / pulse_levels``; word and
+    bit lines of ``line_capacitance_ff_per_cell`` per cell pitch charged at every pulse. The
+    ``array`` scheme instead charges a whole-array write (PUMAsim's figure)."""
+
+    scheme: Literal["row_parallel", "write_verify", "array"]
+    set_voltage_v: PositiveFloat
+    reset_voltage_v: PositiveFloat
+    pulse_ns: PositiveFloat
+    pulse_levels: PositiveInt
+    line_capacitance_ff_per_cell: NonNegativeFloat = 0.0
+    verify: Verify
+    array_write_ns: PositiveFloat | None = None
+    array_write_power_mw: PositiveFloat | None = None
+
+    @model_validator(mode="after")
+    def _array_figures(self):
+        if self.scheme == "array" and (self.array_write_ns is None or self.array_write_power_mw is None):
+            raise ValueError("array_write_ns: the array scheme needs array_write_ns and "
+                             "array_write_power_mw")
+        return self
 
 
 class Cell(Frozen):
-    """The ReRAM cell: ``2**cell_bits`` conductance levels, read and write pulses, endurance."""
+    """The ReRAM cell: ``2**bits`` conductance levels between ``1/r_off`` and ``1/r_on`` (linear
+    in conductance), read pulses, the write model and endurance. ``preset`` names a cell of
+    :data:`xsim.write_model.PRESETS` whose figures fill every key the file leaves out."""
 
+    preset: str | None = None
     bits: Annotated[int, Field(ge=1, le=8)]
     r_on_kohm: PositiveFloat
     r_off_kohm: PositiveFloat
     read_voltage_v: PositiveFloat
     read_pulse_ns: PositiveFloat
-    write_voltage_v: PositiveFloat
-    write_pulse_ns: PositiveFloat
-    write_pulse_energy_pj: PositiveFloat
-    write_verify: WriteVerify
+    write: CellWrite
     endurance_cycles: PositiveFloat
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_from_preset(cls, data):
+        if isinstance(data, dict) and data.get("preset") is not None:
+            from xsim.write_model import PRESETS
+
+            name = data["preset"]
+            if not isinstance(name, str) or name not in PRESETS:
+                raise ValueError(f"preset: unknown cell preset {name!r}; the presets are "
+                                 f"{', '.join(PRESETS)}")
+            data = _merged(PRESETS[name].figures, data)
+        return data
 
     @property
     def levels(self) -> int:
@@ -231,13 +269,24 @@ class Cell(Frozen):
         return self
 
 
-class Reprogramming(Frozen):
-    """The write controller: how many cells of a row and how many crossbars it writes at once."""
+def _merged(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
 
-    parallel_columns: PositiveInt
-    parallel_crossbars: PositiveInt
+
+class Reprogramming(Frozen):
+    """The write controller: ``write_drivers`` columns of a crossbar written at once, and a chip
+    write-power budget that bounds how many crossbars program at once (xsim derives the count:
+    :func:`xsim.write_model.crossbars_in_parallel`)."""
+
+    write_drivers: PositiveInt
+    write_power_budget_mw: PositiveFloat
     compare_before_write: bool
-    driver_power_mw: NonNegativeFloat
 
 
 class Tier2(Frozen):

@@ -2,7 +2,7 @@
 
 A task switch hands the controller the crossbars to rewrite, PE by PE in PE order, each with its
 write time from :func:`xsim.kernels.writes.write_cost`. The controller writes at most
-``reprogramming.parallel_crossbars`` crossbars at once (its write-driver lanes), first come first
+``lanes`` crossbars at once (what the chip's write-power budget allows), first come first
 served; a PE is being rewritten from the start of its first crossbar's write to the end of its
 last one and cannot serve inferences in between. The result gives each PE's rewrite interval and
 the switch latency (the end of the last write).

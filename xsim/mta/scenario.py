@@ -16,8 +16,11 @@ scale registers (the switch latency is the longer of the two). The chip starts w
 programmed (that first programming is not counted: it is the same for every strategy). Each
 distinct switch (A, B) is costed once and counted as often as the schedule makes it.
 
-Energy of a switch: program pulses × (write pulse + verify read) + compared cells × verify read
-+ driver power × crossbar write time + tier-2 scale bytes × (eDRAM byte + scale register byte).
+Energy of a switch: the cells' pulses and the word and bit lines they charge (the write model of
+:mod:`xsim.write_model`), verify reads (compare-before-write and, under ``write_verify``, one per
+pulse) and tier-2 scale bytes × (eDRAM byte + scale register byte). The controller writes as
+many crossbars at once as the chip's write-power budget allows
+(:func:`xsim.write_model.crossbars_in_parallel`).
 
 Endurance: every cell of every PE ever written has a write counter over the whole schedule; the
 result gives their maximum, mean and histogram, and the projected lifetime — schedule periods
@@ -43,6 +46,7 @@ from xsim.mta.cells import cell_levels
 from xsim.mta.controller import Rewrite, schedule_switch
 from xsim.mta.tasks import TaskSet
 from xsim.strategies import strategy as strategy_of
+from xsim.write_model import cell_tables, crossbars_in_parallel
 
 
 @dataclass
@@ -57,6 +61,9 @@ class SwitchCost:
     cells_written: int = 0
     compared_cells: int = 0
     write_time_ps: int = 0
+    cell_energy_pj: float = 0.0
+    line_energy_pj: float = 0.0
+    verifies: int = 0
     tier2_bytes: int = 0
     scale_load_ps: int = 0
     pes_rewritten: int = 0
@@ -171,13 +178,15 @@ def run_scenario(deployment: Deployment, tasks: TaskSet,
     sequence = _switch_sequence(workload)
     pairs = Counter((a, b) for a, b in zip(sequence, sequence[1:]) if a != b)
     strategies = workload.strategies
-    cell, wv, rp = arch.cell, arch.cell.write_verify, arch.reprogramming
+    rp = arch.reprogramming
     cpw = mapping.columns_per_weight
+    tables = cell_tables(arch)
     params = dict(rows=arch.crossbar.rows, compare=rp.compare_before_write,
-                  base_pulses=wv.base_pulses, pulses_per_level=wv.pulses_per_level,
-                  max_pulses=wv.max_pulses, write_ps=int(round(cell.write_pulse_ns * 1000)),
-                  verify_ps=int(round(wv.verify_read_ns * 1000)), compare_ps=arch.read_cycle_ps,
-                  parallel_columns=rp.parallel_columns)
+                  pulses=tables.pulses, energy_pj=tables.energy_pj, line_pj=tables.line_pj,
+                  phase=tables.phase, scheme=arch.cell.write.scheme, pulse_ps=tables.pulse_ps,
+                  verify_ps=tables.verify_ps, compare_ps=tables.verify_ps,
+                  drivers=rp.write_drivers, wordline_pj=tables.wordline_pj,
+                  array_ps=tables.array_ps)
 
     switches = {(s, a, b): SwitchCost(s, a, b, n) for s in strategies for (a, b), n in pairs.items()}
     hist = {s: np.zeros(1, dtype=np.int64) for s in strategies}
@@ -199,13 +208,16 @@ def run_scenario(deployment: Deployment, tasks: TaskSet,
                     if old_v == new_v:
                         continue
                     window = (pe.row_start, pe.row_stop, pe.col_start * cpw, pe.col_stop * cpw)
-                    times, pulses, cells = write_cost(
+                    cost = write_cost(
                         levels.get(*old_v), levels.get(*new_v), columns=columns, window=window,
                         counts=counts, weight=n, **params)
-                    sw.jobs.append((pid, times.ravel()))
-                    sw.pulses += int(pulses.sum())
-                    sw.cells_written += int(cells.sum())
-                    sw.write_time_ps += int(times.sum())
+                    sw.jobs.append((pid, cost.time_ps.ravel()))
+                    sw.pulses += int(cost.pulses.sum())
+                    sw.cells_written += int(cost.cells.sum())
+                    sw.write_time_ps += int(cost.time_ps.sum())
+                    sw.cell_energy_pj += float(cost.energy_pj.sum())
+                    sw.line_energy_pj += float(cost.line_energy_pj.sum())
+                    sw.verifies += int(cost.verifies.sum())
                     sw.pes_rewritten += 1
                     if rp.compare_before_write:
                         sw.compared_cells += (window[1] - window[0]) * (window[3] - window[2])
@@ -222,11 +234,11 @@ def run_scenario(deployment: Deployment, tasks: TaskSet,
                 tracked[s] += block.size
 
     scale_bytes_per_column = arch.tier2.scale_bits / 8
-    e_write = hw.energy_pj("cell", "write_pulse")
     e_verify = hw.energy_pj("cell", "verify_read")
     e_load = hw.energy_pj("edram", "byte") + hw.energy_pj("tier2_register", "byte")
+    lanes = crossbars_in_parallel(arch)
     for sw in switches.values():
-        sw.latency_ps, sw.rewrites = schedule_switch(sw.jobs, rp.parallel_crossbars)
+        sw.latency_ps, sw.rewrites = schedule_switch(sw.jobs, lanes)
         sw.jobs = []
         entry = strategy_of(sw.strategy)
         if entry.scales and sw.target != workload.backbone.name:
@@ -237,9 +249,9 @@ def run_scenario(deployment: Deployment, tasks: TaskSet,
             # Scales travel over the eDRAM and registers while the write drivers work.
             sw.latency_ps = max(sw.latency_ps, sw.scale_load_ps)
         sw.energy_pj = {
-            "write_pulse": sw.pulses * e_write,
-            "verify_read": (sw.pulses + sw.compared_cells) * e_verify,
-            "write_driver": rp.driver_power_mw * 1e-3 * sw.write_time_ps * 1e-12 * 1e12,
+            "write_pulse": sw.cell_energy_pj,
+            "write_lines": sw.line_energy_pj,
+            "verify_read": (sw.verifies + sw.compared_cells) * e_verify,
             "tier2_load": sw.tier2_bytes * e_load,
         }
 

@@ -29,7 +29,8 @@ for _role, (_, _group_name) in ROLES.items():
     GROUPS[_group_name] = (*GROUPS.get(_group_name, ()), _role)
 GROUPS.update({
     "leakage": ("leakage",),
-    "write pulses": ("write_pulse", "write_driver"),
+    "write pulses": ("write_pulse",),
+    "word/bit lines": ("write_lines",),
     "verify/compare reads": ("verify_read",),
     "tier-2 scale load": ("tier2_load",),
 })

@@ -55,9 +55,10 @@ def warm_kernels() -> int:
     from xsim.kernels.writes import slice_levels, write_cost
 
     levels = np.zeros((2, 2), dtype=np.uint8)
-    write_cost(levels, levels, rows=2, columns=2, compare=True, base_pulses=1,
-               pulses_per_level=1.0, max_pulses=2, write_ps=1, verify_ps=1, compare_ps=1,
-               parallel_columns=1)
+    table = np.zeros((2, 2))
+    write_cost(levels, levels, rows=2, columns=2, compare=True, pulses=table.astype(np.int64),
+               energy_pj=table, line_pj=table, phase=table.astype(np.int8), scheme="row_parallel",
+               pulse_ps=1, verify_ps=1, compare_ps=1, drivers=1)
     slice_levels(np.zeros((2, 2), dtype=np.int32), weight_bits=8, cell_bits=2, slices=4,
                  encoding="offset")
     _warmups += 1
