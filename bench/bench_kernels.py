@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -84,16 +83,6 @@ def pack_input_planes(x):
     return np.ascontiguousarray(words[:, None])
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def elapsed(fn) -> float:
     start = time.perf_counter()
     fn()
@@ -118,7 +107,7 @@ def main() -> None:
     widths = _target.runnable_widths(features)
     chosen = _target.vector_width()
     vec = [f for f in ("avx2", "avx512f", "avx512bw", "avx512vpopcntdq") if f in features]
-    print(f"host: {cpu_model()}; LLVM CPU {_target.host_cpu_name()}; {', '.join(vec)}; "
+    print(f"host: {_target.host_cpu_model()}; LLVM CPU {_target.host_cpu_name()}; {', '.join(vec)}; "
           f"kernels run {chosen}-bit code here (variants measured: {widths})")
     print(f"{ROWS}x{COLS} crossbar, {CELL_BITS}-bit cells, {INPUT_BITS}-bit inputs, "
           f"{DAC_BITS}-bit DAC, {ADC_BITS}-bit clip ADC, differential, batch {BATCH}; "

@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import functools
 import os
+import platform
 from collections.abc import Iterable
+from pathlib import Path
 
 from numba import types
 from numba.core import config
@@ -60,6 +62,17 @@ def host_cpu_name() -> str:
     import llvmlite.binding as ll
 
     return ll.get_host_cpu_name()
+
+
+def host_cpu_model() -> str:
+    """The CPU's marketing name (``/proc/cpuinfo``), for benchmark reports."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 def runnable_widths(features: Iterable[str]) -> list[int]:
