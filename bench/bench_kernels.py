@@ -1,25 +1,43 @@
-"""Throughput of the bit-sliced crossbar MVM kernels (run by ``make bench``).
+"""Throughput of the bit-sliced crossbar MVM kernel against the machine's ceiling (``make bench``).
 
-One 128x128 crossbar of 2-bit cells, 8-bit unsigned inputs through 1-bit DACs,
-8-bit signed weights (differential), 8-bit clip ADC, batch 4096.  Throughput is in
-cell-MAC/s: one input bit times one cell (weight slice), i.e. batch * K * N *
-input_bits * slices per MVM.  Compared in one run: the fused numba kernel
-(weights packed once, input packing included, JIT excluded by a warm-up), a
-float32-BLAS bit-plane implementation of the same computation, and the numpy
-reference of the tests (on a slice of the batch).
+One 128x128 crossbar of 2-bit cells, 8-bit unsigned inputs through 1-bit DACs, 8-bit signed
+weights (differential), 8-bit clip ADC, batch 4096.  Throughput is in cell-MAC/s: one input bit
+times one cell (weight slice), i.e. batch * K * N * input_bits * slices per MVM.
+
+Measured in one run, at 1 and at 2 threads and in every vector width the host can run:
+
+* the fused kernel (``crossbar_mvm_packed``: weights packed once, input packing, ADC and
+  shift-and-add included);
+* the **roofline probe**: a plain AND+popcount stream over the same packed bytes (the packed
+  inputs times every packed weight word, summed), i.e. the same number of 64-bit AND+popcounts
+  the kernel does with nothing else around them -- the ceiling of this machine for this work.
+  The kernel's throughput is printed as a fraction of it.
+
+Kernel and probe run interleaved, ``--pairs`` times, and the medians are printed (the host may
+be shared).  The kernel's result is checked against the numpy reference of the tests (on a slice
+of the batch), whose throughput is printed too.  JIT compilation is kept out of every figure by a
+warm-up call.
 """
 
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
 import sys
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from kernel_reference import reference_mvm  # noqa: E402
 
-from xsim.kernels import crossbar_mvm_packed, n_slices, pack_weights  # noqa: E402
+from xsim.kernels import _target, crossbar_mvm_packed, n_slices, pack_weights  # noqa: E402
+from xsim.kernels._popcount import popcount64  # noqa: E402
+from xsim.kernels._settings import PARALLEL_JIT  # noqa: E402
 
 ROWS, COLS, CELL_BITS, INPUT_BITS, WEIGHT_BITS, ADC_BITS, DAC_BITS = 128, 128, 2, 8, 8, 8, 1
 BATCH, REFERENCE_BATCH = 4096, 256
@@ -27,59 +45,120 @@ SLICES = n_slices(WEIGHT_BITS, CELL_BITS, "differential")
 CONFIG = dict(dac_bits=DAC_BITS, input_bits=INPUT_BITS, adc_bits=ADC_BITS)
 
 
-def blas_bitplanes(x, w):
-    """Same computation with float32 BLAS: one GEMM of all input bit-planes by all slices."""
-    planes = np.stack([(x >> t) & 1 for t in range(INPUT_BITS)]).astype(np.float32)
-    mask = (1 << CELL_BITS) - 1
-    slices = [(np.maximum(sign * w, 0) >> (s * CELL_BITS)) & mask
-              for sign in (1, -1) for s in range(SLICES)]
-    wmat = np.concatenate(slices, axis=1).astype(np.float32)  # K x (2 * S * N)
-    sums = planes.reshape(INPUT_BITS * len(x), -1) @ wmat  # every column sum
-    codes = np.minimum(sums, (1 << ADC_BITS) - 1).reshape(INPUT_BITS, len(x), 2, SLICES, -1)
-    coef = np.array([[[sign * 2.0 ** (t + s * CELL_BITS) for s in range(SLICES)]
-                      for sign in (1, -1)] for t in range(INPUT_BITS)])
-    return np.rint(np.einsum("tbasn,tas->bn", codes, coef, optimize=True)).astype(np.int64)
+def _build_probe(width):
+    @numba.njit(**PARALLEL_JIT)
+    def probe(xq, wp, out):
+        """``out[b] = sum popcount(x & w)`` over every (row block, plane, array, slice, cell
+        bit, word, column) of sample ``b``: the kernel's popcounts and nothing else.  The four
+        popcounts of a column sum go in one loop over the columns (the fastest of the loop
+        orders tried), summed into one register-held total."""
+        n_blocks, n_arrays, n_slices_, _, _, n_cols = wp.shape
+        for b in numba.prange(xq.shape[0]):
+            _target.prefer_vector_width(width)
+            total = 0
+            for r in range(n_blocks):
+                for p in range(xq.shape[2]):
+                    x0 = xq[b, r, p, 0]
+                    x1 = xq[b, r, p, 1]
+                    for a in range(n_arrays):
+                        for s in range(n_slices_):
+                            ws = wp[r, a, s]
+                            for n in range(n_cols):
+                                total += (popcount64(x0 & ws[0, 0, n]) + popcount64(x1 & ws[0, 1, n])
+                                          + popcount64(x0 & ws[1, 0, n])
+                                          + popcount64(x1 & ws[1, 1, n]))
+            out[b] = total
+
+    return probe
 
 
-def best_time(fn, repeat):
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+PROBE = {w: _build_probe(w) for w in _target.WIDTHS}
 
 
-def main():
+def pack_input_planes(x):
+    """``uint64[B, R, planes, 2]``: the kernel's packed input layout (bit i of word wd is row
+    ``64*wd + i`` of the row block)."""
+    bits = ((x[:, None, :] >> np.arange(INPUT_BITS)[None, :, None]) & 1).astype(np.uint8)
+    words = np.packbits(bits, axis=-1, bitorder="little").view(np.uint64)  # (B, planes, 2)
+    return np.ascontiguousarray(words[:, None])
+
+
+def elapsed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pairs", type=int, default=15, help="interleaved kernel/probe runs")
+    args = parser.parse_args()
+
     rng = np.random.default_rng(0)
-    x = rng.integers(0, 1 << INPUT_BITS, (BATCH, ROWS))
+    x = rng.integers(0, 1 << INPUT_BITS, (BATCH, ROWS)).astype(np.uint8)
     half = 1 << (WEIGHT_BITS - 1)
     w = rng.integers(-(half - 1), half, (ROWS, COLS))
     packed = pack_weights(w, rows=ROWS, cell_bits=CELL_BITS, weight_bits=WEIGHT_BITS)
-    fused = crossbar_mvm_packed(x, packed, **CONFIG)  # warm-up: JIT out of the figures
-    blas = blas_bitplanes(x, w)
-    xr = x[:REFERENCE_BATCH]
-    ref = reference_mvm(xr, w, rows=ROWS, cell_bits=CELL_BITS, weight_bits=WEIGHT_BITS, **CONFIG)
-    assert np.array_equal(fused, blas) and np.array_equal(fused[:REFERENCE_BATCH], ref)
+    xq = pack_input_planes(x)
+    probe_out = np.zeros(BATCH, np.int64)
+    cell_macs = BATCH * ROWS * COLS * INPUT_BITS * SLICES
 
-    def cell_macs(batch):
-        return batch * ROWS * COLS * INPUT_BITS * SLICES
-
-    t_fused = best_time(lambda: crossbar_mvm_packed(x, packed, **CONFIG), 10)
-    t_blas = best_time(lambda: blas_bitplanes(x, w), 3)
-    t_ref = best_time(lambda: reference_mvm(xr, w, rows=ROWS, cell_bits=CELL_BITS,
-                                            weight_bits=WEIGHT_BITS, **CONFIG), 1)
-    rates = {"fused numba kernel": cell_macs(BATCH) / t_fused,
-             "float32 BLAS bit-planes": cell_macs(BATCH) / t_blas,
-             f"numpy reference (batch {REFERENCE_BATCH})": cell_macs(REFERENCE_BATCH) / t_ref}
+    features = _target.host_features()
+    widths = _target.runnable_widths(features)
+    chosen = _target.vector_width()
+    vec = [f for f in ("avx2", "avx512f", "avx512bw", "avx512vpopcntdq") if f in features]
+    print(f"host: {_target.host_cpu_model()}; LLVM CPU {_target.host_cpu_name()}; {', '.join(vec)}; "
+          f"kernels run {chosen}-bit code here (variants measured: {widths})")
     print(f"{ROWS}x{COLS} crossbar, {CELL_BITS}-bit cells, {INPUT_BITS}-bit inputs, "
-          f"{DAC_BITS}-bit DAC, {ADC_BITS}-bit clip ADC, batch {BATCH}")
-    for name, rate in rates.items():
-        print(f"  {name:34s} {rate / 1e9:9.2f} G cell-MAC/s")
-    fused_rate, blas_rate, ref_rate = rates.values()
-    print(f"  fused / BLAS      {fused_rate / blas_rate:8.1f}x")
-    print(f"  fused / reference {fused_rate / ref_rate:8.1f}x")
-    print(f"  BLAS / reference  {blas_rate / ref_rate:8.1f}x")
+          f"{DAC_BITS}-bit DAC, {ADC_BITS}-bit clip ADC, differential, batch {BATCH}; "
+          f"median of {args.pairs} interleaved runs")
+
+    saved_env = os.environ.get(_target.ENV)
+    saved_threads = numba.get_num_threads()
+    results = {}
+    try:
+        for threads in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)}):
+            numba.set_num_threads(threads)
+            for width in widths:
+                os.environ[_target.ENV] = str(width)
+
+                def kernel():
+                    return crossbar_mvm_packed(x, packed, **CONFIG)
+
+                def probe(width=width):
+                    PROBE[width](xq, packed.planes, probe_out)
+
+                y = kernel()  # warm-up: JIT out of the figures
+                probe()
+                ref = reference_mvm(x[:REFERENCE_BATCH], w, rows=ROWS, cell_bits=CELL_BITS,
+                                    weight_bits=WEIGHT_BITS, **CONFIG)
+                assert np.array_equal(y[:REFERENCE_BATCH], ref), "kernel differs from reference"
+                pairs = [(elapsed(kernel), elapsed(probe)) for _ in range(args.pairs)]
+                tk = statistics.median(t for t, _ in pairs)
+                tp = statistics.median(t for _, t in pairs)
+                frac = statistics.median(p / k for k, p in pairs)
+                results[threads, width] = cell_macs / tk
+                print(f"  {threads} thread{'s' if threads > 1 else ' '} {width}-bit: kernel "
+                      f"{cell_macs / tk / 1e9:7.1f} G cell-MAC/s, probe {cell_macs / tp / 1e9:7.1f}"
+                      f" G; kernel/probe {100 * frac:5.1f} %")
+    finally:
+        numba.set_num_threads(saved_threads)
+        if saved_env is None:
+            os.environ.pop(_target.ENV, None)
+        else:
+            os.environ[_target.ENV] = saved_env
+
+    xr = x[:REFERENCE_BATCH]
+    t_ref = elapsed(lambda: reference_mvm(xr, w, rows=ROWS, cell_bits=CELL_BITS,
+                                          weight_bits=WEIGHT_BITS, **CONFIG))
+    ref_rate = REFERENCE_BATCH * ROWS * COLS * INPUT_BITS * SLICES / t_ref
+    best = results[max(k for k in results if k[1] == chosen)]
+    print(f"  numpy reference (batch {REFERENCE_BATCH}): {ref_rate / 1e9:.2f} G cell-MAC/s; "
+          f"kernel ({chosen}-bit, most threads) / reference {best / ref_rate:.0f}x")
+    if 512 in widths:
+        for threads in sorted({t for t, _ in results}):
+            print(f"  512-bit / 256-bit kernel at {threads} thread(s): "
+                  f"{results[threads, 512] / results[threads, 256]:.2f}x")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
 """Bit-sliced crossbar kernels (numba): pure functions over numpy arrays.
 
 ``crossbar_mvm`` / ``crossbar_mvm_packed`` give the bit-accurate result of an
-ISAAC-class crossbar matrix-vector product (see ``crossbar.py`` for the model).
+ISAAC-class crossbar matrix-vector product (see ``crossbar.py`` for the model);
+``vector_width`` says which compiled variant (256- or 512-bit) this host runs
+(``_target.py``).
 """
 
 from . import _settings  # noqa: F401  (numba settings first)
+from ._target import vector_width
 from .crossbar import (
     PackedWeights,
     crossbar_mvm,
@@ -21,4 +24,5 @@ __all__ = [
     "input_phases",
     "n_slices",
     "pack_weights",
+    "vector_width",
 ]

@@ -57,9 +57,12 @@ What is modelled (ISAAC-class tile, one MVM ``x @ w``):
 When the ADC covers ``rows * (2**cell_bits - 1) * (2**dac_bits - 1)`` losslessly
 and there is no noise, ``Y == x @ w`` exactly.
 
-Kernels: 128-row crossbars of 2-bit cells with 1-bit DACs, a clip ADC and no
-noise run a specialised kernel (``_mvm.mvm_128x2``); everything else runs the
-generic one (``_mvm.mvm_generic``).  Both give the same bits.
+Kernels: 128-row crossbars of 2-bit cells with 1-bit DACs, a clip ADC, no noise
+and inputs of at most 8 bits run a specialised kernel (``_mvm.MVM_128X2``) that reads
+the inputs' bytes in place (``uint8``/``int8`` arrays are not copied; wider integer
+types are narrowed once); everything else runs the generic one
+(``_mvm.MVM_GENERIC``, on int64 inputs).  Both give the same bits, in the 256- or
+512-bit variant the host's CPU features select (``_target.py``).
 
 Read noise is indexed per conversion ``(b, r, p, a, s, n)`` -- sample, row block,
 phase (in the order chunk 0, 1, .., top chunk's non-negative part, negative
@@ -73,9 +76,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import get_num_threads
 
 from . import _mvm
 from ._noise import noise_key
+from ._target import vector_width
 
 ENCODINGS = ("differential", "offset")
 ADC_MODES = ("clip", "scale")
@@ -133,6 +138,9 @@ def _check_matrix(name, arr):
 
 
 def _check_range(name, arr, low, high, what):
+    info = np.iinfo(arr.dtype)
+    if low <= info.min and info.max <= high:
+        return  # the dtype cannot hold a value out of range: no pass over the data
     if arr.size and (int(arr.min()) < low or int(arr.max()) > high):
         raise ValueError(
             f"{name} values must be in [{low}, {high}] ({what}), "
@@ -258,16 +266,38 @@ def crossbar_mvm_packed(x, packed: PackedWeights, *, dac_bits: int, input_bits: 
     arr_sign = np.array([1, -1] if packed.encoding == "differential" else [1], np.int64)
     bias = 0 if packed.encoding == "differential" else 1 << (packed.weight_bits - 1)
     key = np.uint64(noise_key(np.uint64(seed % (1 << 64))))
+    width = vector_width()
     if rows == 128 and cell_bits == 2 and dac_bits == 1 and adc_mode == "clip" \
-            and noise_sigma == 0.0:
-        _mvm.mvm_128x2(x, packed.planes, out, blocks_per_group, kind, shift, plane0, sign,
-                       arr_sign, code_max, bias, _TILE_B)
+            and noise_sigma == 0.0 and input_bits <= 8:
+        _mvm.MVM_128X2[width](_input_bytes(x, signed_inputs), packed.planes, out,
+                              blocks_per_group, input_bits, bool(signed_inputs), code_max, bias,
+                              _batch_tile(x.shape[0]))
         return out if group_rows is not None else out[:, 0, :]
-    _mvm.mvm_generic(x, packed.planes, out, rows, cell_bits, blocks_per_group, kind, shift,
-                     nplanes, plane0, sign, arr_sign, _mvm.CLIP if adc_mode == "clip"
-                     else _mvm.SCALE, code_max, code_max / adc_range, adc_range / code_max,
-                     noise_sigma, key, bias, _TILE_B, _TILE_N)
+    _mvm.MVM_GENERIC[width](
+        x.astype(np.int64, copy=False), packed.planes, out, rows, cell_bits, blocks_per_group,
+        kind, shift, nplanes, plane0, sign, arr_sign,
+        _mvm.CLIP if adc_mode == "clip" else _mvm.SCALE, code_max, code_max / adc_range,
+        adc_range / code_max, noise_sigma, key, bias, _TILE_B, _TILE_N)
     return out if group_rows is not None else out[:, 0, :]
+
+
+def _input_bytes(x, signed_inputs):
+    """The inputs as ``uint8`` bytes (two's complement when signed): no copy for 1-byte dtypes.
+
+    Only called with values already checked to fit ``input_bits <= 8``.
+    """
+    if x.dtype.itemsize == 1:
+        return x.view(np.uint8)
+    return x.astype(np.int8 if signed_inputs else np.uint8).view(np.uint8)
+
+
+def _batch_tile(batch):
+    """Samples per tile of the specialised kernel: at most ``_TILE_B``, and a number of tiles
+    that is a multiple of the thread count, so a small batch (a late conv layer's 49 pixels)
+    still spreads evenly over the threads."""
+    threads = get_num_threads()
+    n_tiles = threads * -(-batch // (_TILE_B * threads))
+    return max(1, -(-batch // n_tiles))
 
 
 def crossbar_mvm(x, w, *, rows: int, cell_bits: int, dac_bits: int, input_bits: int,

@@ -9,7 +9,7 @@ patch of output pixel p = (oy, ox) is ordered (channel, ky, kx), the order of
 
 for the group's output channels n in ``range(g·Cout/groups, (g+1)·Cout/groups)``.  Patches are
 built from a strided view of the padded input (no Python loops over pixels); only the patches of
-one layer and one image exist at a time.
+one layer and of one image (or of the few images that share a crossbar call) exist at a time.
 """
 
 from __future__ import annotations
@@ -67,6 +67,26 @@ def grouped_patches(x: np.ndarray, layer: Layer) -> np.ndarray:
     # One copy, straight into (g, Ho, Wo, C/g, kh, kw) order.
     patches = np.ascontiguousarray(view.transpose(0, 2, 3, 1, 4, 5))
     return patches.reshape(g, ho * wo, (cin // g) * kh * kw)
+
+
+def batch_patches(x: np.ndarray, layer: Layer) -> np.ndarray:
+    """Patches of a batch (B, C, H, W), all groups: (groups, B·P, K), image by image.
+
+    ``batch_patches(x, layer)[:, i*P:(i+1)*P]`` equals ``grouped_patches(x[i], layer)``: the
+    patches of several images feed one crossbar call per group.
+    """
+    if x.ndim != 4:
+        raise ValueError(f"layer {layer.name!r}: expected a batch (B, C, H, W), got shape {x.shape}")
+    if x.shape[0] == 1:
+        return grouped_patches(x[0], layer)
+    _check_conv(layer, x[0])
+    b, g = x.shape[0], layer.groups
+    cin, kh, kw = layer.in_channels, *layer.kernel
+    ho, wo = layer.out_shape[1:]
+    view = windows(x, layer).reshape(b, g, cin // g, ho, wo, kh, kw)
+    # One copy, straight into (g, B, Ho, Wo, C/g, kh, kw) order.
+    patches = np.ascontiguousarray(view.transpose(1, 0, 3, 4, 2, 5, 6))
+    return patches.reshape(g, b * ho * wo, (cin // g) * kh * kw)
 
 
 def im2col(x: np.ndarray, layer: Layer) -> np.ndarray:

@@ -4,8 +4,10 @@
 does, one layer at a time:
 
 1. the layer's input tensor is quantised with the layer's calibrated activation quantiser
-   (:mod:`xsim.functional.quantise`); a conv layer's integer input map is cut into im2col patches
-   of one image at a time (only one layer's patches of one image exist at once).  Activation
+   (:mod:`xsim.functional.quantise`) over the whole batch, into the codes' narrow integer dtype,
+   which the kernels read in place; a conv layer's integer input maps are cut into im2col patches
+   of as many images as make ``_CHUNK_ROWS`` patches (one image with read noise), which share one
+   kernel call per conv group, so each image's inputs are packed once for every column.  Activation
    scales are calibrated per task on the task's masked float network (the requantisation scales
    are digital registers loaded with the task, like its tier-2 scales and its normalisation), on
    the calibration images given once; masks that change nothing (no tier-1 PE, every tier-2
@@ -44,7 +46,7 @@ import numpy as np
 
 from xsim import kernels, streams
 from xsim.config.arch import Arch
-from xsim.functional.im2col import grouped_patches
+from xsim.functional.im2col import batch_patches
 from xsim.functional.masks import PeGrid, TaskMasks, pe_grid
 from xsim.functional.quantise import ActivationQuantiser, calibrate_activations, quantise_weights
 from xsim.functional.reference import forward_float, run_graph
@@ -54,6 +56,9 @@ from xsim.models.graph import Layer
 
 # Packed weight sets of this many tasks stay cached (a task's tier-1 layers are packed once).
 _TASK_CACHE = 4
+# Patches (output pixels of one or more images) per kernel call of a conv layer: enough rows for
+# every thread, few enough that a call's patches and int64 results stay a few tens of MB.
+_CHUNK_ROWS = 8192
 
 
 @dataclass(frozen=True)
@@ -247,12 +252,12 @@ class CrossbarNetwork:
              image: int) -> np.ndarray:
         """(batch, N/groups) result of codes ``x`` times one conv group's columns (after tier 2).
 
+        ``x`` holds the integer codes in their narrow dtype, which the kernels read in place.
         Integer-valued: int64 from the kernels, float64 from the exact product or tier-2 scaling.
         """
         ng = ql.layer.out_channels // ql.layer.groups
         cols = slice(group * ng, (group + 1) * ng)
         tier2 = None if prog.tier2 is None else prog.tier2[:, cols]
-        x = x.astype(np.int64)
         rows = ql.grid.group_rows
         if exact:
             xf = x.astype(np.float64)
@@ -280,19 +285,26 @@ class CrossbarNetwork:
         layer = ql.layer
         g, cout = layer.groups, layer.out_channels
         ho, wo = layer.out_shape[1:]
+        pixels = ho * wo
         out = np.empty((x.shape[0], cout, ho, wo), dtype=np.float64)
         factor = (prog.act.scale * ql.scale)[:, None]
         ng = cout // g
-        for i, image in enumerate(x):
-            patches = grouped_patches(prog.act.quantise(image), layer)  # (groups, P, K)
-            # Dequantise straight into the (Cout, Ho·Wo) map: one pass, no transposed copy.
-            dst = out[i].reshape(cout, ho * wo)
+        codes = prog.act.quantise(x)  # the whole batch at once, in the codes' narrow dtype
+        # Images share a kernel call (one packed input feeds every column of the layer, and a
+        # late layer's few pixels fill the threads), up to _CHUNK_ROWS patches; with read noise
+        # one image per call, as its noise stream is seeded per image.
+        per_call = 1 if self.settings.noise_sigma > 0 else max(1, _CHUNK_ROWS // pixels)
+        for i0 in range(0, x.shape[0], per_call):
+            i1 = min(x.shape[0], i0 + per_call)
+            patches = batch_patches(codes[i0:i1], layer)  # (groups, images·P, K)
             for group in range(g):
                 cols = slice(group * ng, (group + 1) * ng)
-                y = self._mvm(ql, prog, patches[group], group, exact, i)
-                np.multiply(y.T, factor[cols], out=dst[cols])
-            if ql.bias is not None:
-                dst += ql.bias[:, None]
+                y = self._mvm(ql, prog, patches[group], group, exact, i0).reshape(i1 - i0, pixels, ng)
+                # Dequantise straight into each (Cout, Ho·Wo) map: one pass, no transposed copy.
+                for i in range(i0, i1):
+                    np.multiply(y[i - i0].T, factor[cols], out=out[i].reshape(cout, pixels)[cols])
+        if ql.bias is not None:
+            out += ql.bias[:, None, None]
         return out
 
     def _linear(self, ql: QuantisedLayer, prog: _Program, x: np.ndarray, exact: bool) -> np.ndarray:
