@@ -69,6 +69,7 @@ def variant(rows: int) -> dict[tuple[str, ...], tuple[str, str]]:
         (C, "adc", "sample_rate_gsps"): (_fmt(rate), f"{rule}: R columns per 100 ns read cycle"),
         (C, "adc", "power_mw"): (_fmt(2.0 * fom), f"{rule}: 2 mW x 2^(A-8) x fs/1.28 GS/s (Walden FOM)"),
         (C, "adc", "area_mm2"): (_fmt(0.0012 * fom), f"{rule}: 0.0012 mm2 x 2^(A-8) x fs/1.28 GS/s"),
+        (C, "adc", "leakage_mw"): (_fmt(0.2 * fom), f"{rule}: 0.1 of its power (PUMAsim's share)"),
         (C, "pe_shift_add", "count"): (str(units), f"{rule}: 4 per 8 x 1.28 GS/s of ADC conversions"),
         ("hierarchy", "pes_per_tile"):
             (str(pes_per_tile), f"{rule}: iso-capacity tile of 12 x 8 x 128^2 cells"),
@@ -78,6 +79,8 @@ def variant(rows: int) -> dict[tuple[str, ...], tuple[str, str]]:
             (_fmt(reg_bytes / 1024), f"{rule}: {registers} scales x 4 bits"),
         (C, "tier2_register", "power_mw"):
             (_fmt(0.23 * reg_bytes / 256), f"{rule}: ISAAC OR 0.23 mW x bytes/256"),
+        (C, "tier2_register", "leakage_mw"):
+            (_fmt(0.2 * 0.23 * reg_bytes / 256), f"{rule}: 0.2 of its power (PUMAsim's share)"),
         (C, "tier2_register", "area_mm2"):
             (_fmt(0.00077 * reg_bytes / 256), f"{rule}: ISAAC OR 0.00077 mm2 x bytes/256"),
     }

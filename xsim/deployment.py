@@ -14,6 +14,8 @@ Rules decided here, once:
 * **Tier-1 candidates** are the first-instance PEs of every weight layer but the head (replicas
   follow their first instance). **Frozen PEs** under a tier-1 mask — the PEs tier 2 scales — are
   every non-head PE (replicas included) outside the mask.
+* **Power gating**: with ``chip.power_gating`` (the default) tiles without a mapped PE are off
+  and draw no leakage; :meth:`Deployment.leakage_mw` is what a run's leakage is charged from.
 * **Scale loading**: a switch loads the new task's tier-2 scales from the eDRAM of every mapped
   tile at once, through each tile's eDRAM port (the narrower of the eDRAM and its bus, per
   digital clock: the rate the engine's eDRAM server uses).
@@ -140,6 +142,36 @@ class Deployment:
         """Time to load ``scale_bytes`` of tier-2 scales from the mapped tiles' eDRAM at once."""
         per_ns = self.edram_port_bits / 8 * self.arch.chip.digital_clock_ghz * self.mapping.tiles
         return math.ceil(scale_bytes / per_ns * 1000)
+
+    # -- power ----------------------------------------------------------------------------------
+    @property
+    def powered_tiles(self) -> int:
+        """Tiles drawing leakage: with ``chip.power_gating`` the tiles holding mapped PEs (the
+        network and the resident heads), otherwise every tile of the chip."""
+        if not self.arch.chip.power_gating:
+            return self.arch.tiles
+        pes = self.mapping.pe_count + self.resident_head_pes
+        return min(self.arch.tiles, math.ceil(pes / self.arch.pes_per_tile))
+
+    def leakage_mw(self, tier2: bool = False) -> dict[str, float]:
+        """Leakage per registry entry of what is powered: components of powered tiles (a shared
+        one, such as a router, when any tile it serves is powered) and the chip-level ones; the
+        tier-2 entries only when ``tier2`` (some PE's columns are scaled)."""
+        arch, powered = self.arch, self.powered_tiles
+        out = {}
+        for fig in self.hardware.components:
+            if fig.part == "tier2" and not tier2:
+                continue
+            comp = arch.components[fig.name]
+            if comp.level == "chip":
+                share = 1.0
+            elif comp.level == "tile" and comp.shared_by > 1:
+                share = (math.ceil(powered / comp.shared_by)
+                         / math.ceil(arch.tiles / comp.shared_by))
+            else:
+                share = powered / arch.tiles
+            out[fig.name] = fig.leakage_mw * share
+        return out
 
     # -- checks ---------------------------------------------------------------------------------
     def _check(self) -> None:

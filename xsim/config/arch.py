@@ -304,6 +304,8 @@ class Precision(Frozen):
 class Chip(Frozen):
     digital_clock_ghz: PositiveFloat
     technology_nm: PositiveFloat
+    power_gating: bool = True
+    """tiles with no mapped PE are powered off: they draw no leakage"""
 
 
 class Arch(Frozen):

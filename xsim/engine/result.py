@@ -1,9 +1,11 @@
 """The result of an inference run: latency, throughput, energy with its breakdown, timeline.
 
 Energy = Σ action count × per-action energy (``Hardware.energy_pj``; every action's energy is its
-component's busy power over its peak rate, see :mod:`xsim.energy`) + leakage × the run's span.
-Leakage is chip-wide (every unit of the chip leaks whether mapped or not), from each registry
-entry's leakage on the chip (``Hardware.leakage_mw``, the roll-up of ``Hardware.chip``) plus
+component's dynamic power over its peak rate, see :mod:`xsim.energy`) + leakage × the run's span.
+The headline energy per image includes the leakage; ``dynamic_energy_per_image_uj`` and
+``leakage_energy_per_image_uj`` give the two parts.
+Leakage is that of what is powered (:meth:`xsim.deployment.Deployment.leakage_mw`: with power
+gating, the tiles holding mapped PEs, their routers and the chip-level links) plus
 the tier-2 units of every PE when the run scales any PE. Per layer, a layer's PEs carry
 ``Hardware.pe.leakage_mw`` each; the rest (tiles, routers, links, unmapped PEs) is the ``(chip)``
 row.
@@ -20,6 +22,9 @@ from dataclasses import dataclass, field
 from xsim.engine.chip import Batch, ChipModel, TimelineEvent
 
 CHIP_ROW = "(chip)"
+ENERGY_CONVENTION = ("energy_per_image_uj = actions x energy per action + leakage of the powered "
+                     "components over the run (tiles without a mapped PE power-gated when the "
+                     "arch's chip.power_gating is true)")
 
 
 def _leak_pj(mw: float, ps: int) -> float:
@@ -95,6 +100,9 @@ class InferenceResult:
             "dynamic_energy_pj": self.dynamic_energy_pj,
             "leakage_energy_pj": self.leakage_energy_pj,
             "energy_per_image_uj": self.energy_per_image_pj / 1e6,
+            "dynamic_energy_per_image_uj": self.dynamic_energy_pj / self.images / 1e6,
+            "leakage_energy_per_image_uj": self.leakage_energy_pj / self.images / 1e6,
+            "energy_convention": ENERGY_CONVENTION,
             "average_power_mw": self.average_power_mw,
             "events": self.events,
             "counts": self.counts,
@@ -128,7 +136,7 @@ def collect(chip: ChipModel, batch: Batch, mode: str, events: int) -> InferenceR
 
     by_layer = chip.counters.by_layer()
     energy = {key: hw.energy_pj(*key) for counts in by_layer.values() for key in counts}
-    leak = hw.leakage_mw(tier2=bool(chip.scaled_pes))
+    leak = chip.deployment.leakage_mw(tier2=bool(chip.scaled_pes))
     leakage_total = _leak_pj(sum(leak.values()), makespan)
 
     layers = []
