@@ -22,6 +22,7 @@ from xsim.config import (
     load_workload,
     resolve_path,
 )
+from xsim.config.limits import DEFAULT_MAX_WORK, check_work, estimate_work
 from xsim.energy import Hardware, hardware
 from xsim.mapping import Mapping, map_network
 from xsim.models import Network
@@ -91,16 +92,20 @@ def _no_progress(items: Iterable, _label: str) -> Iterable:
 
 def simulate(arch: Arch | str | Path, workload: Workload | str | Path, *,
              arch_overrides: dict | None = None, functional: bool = False, images: int = 1,
-             progress: Progress | None = None) -> SimulationResult:
+             progress: Progress | None = None, max_work: int = DEFAULT_MAX_WORK) -> SimulationResult:
     """Simulate ``workload`` on ``arch``: inference on the engine, every adaptation strategy on the
     schedule, and (``functional``) bit-accurate inference of ``images`` images per task under
-    XMA2's masks. Returns a :class:`SimulationResult` with its tables and summary."""
+    XMA2's masks. Returns a :class:`SimulationResult` with its tables and summary. A run whose
+    estimated work exceeds ``max_work`` is refused before it starts
+    (:func:`xsim.config.limits.estimate_work`)."""
     from xsim.engine import simulate_inference
     from xsim.mta.scenario import run_scenario
     from xsim.mta.tasks import build_tasks
 
     progress = progress or _no_progress
     arch, workload, network, mapping, hw = prepare(arch, workload, arch_overrides)
+    check_work(estimate_work(workload, mapping, functional=functional, images=images), max_work,
+               workload.source)
     # The pipelined batch gives throughput; strategies compare one image each, all alike.
     backbone = simulate_inference(arch, mapping, hw, images=workload.batch, record_timeline=False)
 

@@ -1,0 +1,261 @@
+"""Bounds on what xsim reads, and how it shows a value it refuses.
+
+Every input file goes through :func:`read_input` (a regular file, at most
+:data:`MAX_DOCUMENT_BYTES`) and every parsed document through :func:`check_tree` (nesting depth,
+collection sizes, string lengths and contents, integer magnitudes, finite numbers) before any
+schema sees it, so that no input makes ``xsim validate``, ``map`` or ``info`` run long, allocate
+much or print something a terminal would misread. The bounds are far above any real accelerator
+or scenario and far below what would exhaust a workstation; each is a named constant here.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from xsim.config.errors import ConfigError
+
+# Input documents (arch, workload, sweep, learning spec).
+MAX_DOCUMENT_BYTES = 1024 * 1024
+MAX_DEPTH = 32  # mappings and lists nested in one another
+MAX_ITEMS = 100_000  # entries of one list or mapping
+MAX_NODES = 1_000_000  # values in a whole document, YAML aliases expanded
+MAX_YAML_ALIASES = 256  # alias references (*name) in one YAML document
+MAX_STRING_CHARS = 4096
+MAX_ABS_INT = 2**53  # integers beyond this are not exact as floats, and no count is that large
+MAX_ABS_FLOAT = 1e300  # finite, with headroom before products of figures overflow to inf
+# Derived sizes of a scenario and an accelerator.
+MAX_SCHEDULE_VISITS = 1_000_000  # task visits of a schedule (periods x tasks per period)
+MAX_CROSSBAR_DIM = 8192  # rows or columns of one crossbar
+MAX_CROSSBARS_PER_CHIP = 2**22  # ISAAC-CE has 16,128; isaac64 64,512
+MAX_PES_PER_CHIP = 2**18  # ISAAC-CE has 2,016
+MAX_COMPONENT_COUNT = 10**6  # units of one component per parent
+# Array files (.npz): weights, masks, scales.
+MAX_ARRAY_BYTES = 2 * 1024**3  # one array, from its .npy header, before it is read
+MAX_ARRAYS = 10_000  # arrays in one .npz archive
+MAX_TIER2_SCALE = 2.0**16  # magnitude of a tier-2 column scale read from a file
+# Work of one `xsim run` (engine events + cell writes tracked + schedule steps), see estimate.
+DEFAULT_MAX_WORK = 10**10
+# How much of an offending value a message shows.
+MAX_SHOWN_CHARS = 80
+
+
+def shown(value: Any, limit: int = MAX_SHOWN_CHARS) -> str:
+    """``repr(value)``, shortened to ``limit`` characters and safe to print anywhere: lone
+    surrogates, NUL and other control characters are escaped, nothing but ASCII comes out."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**40:
+        text = f"<an integer of {_digits(value)} digits>"
+    else:
+        try:
+            text = repr(value)
+        except Exception:  # noqa: BLE001 (a repr that fails is still a value to name)
+            text = f"<{type(value).__name__}>"
+    text = text.encode("ascii", "backslashreplace").decode("ascii")
+    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+    if len(text) > limit:
+        text = text[: limit - 15] + f"... ({len(text)} chars)"
+    return text
+
+
+def safe_text(text: str) -> str:
+    """``text`` with lone surrogates and control characters (but tabs) escaped: safe to print."""
+    out = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return "".join(c if c.isprintable() or c == "\t" else c.encode("unicode_escape").decode()
+                   for c in out)
+
+
+def _digits(value: int) -> int:
+    return max(1, math.ceil(abs(value).bit_length() * math.log10(2)))
+
+
+def read_input(path: str | Path, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
+    """The bytes of an input file, refusing anything but a regular file of at most ``limit`` bytes
+    (see :func:`open_regular`)."""
+    name = str(path)
+    with open_regular(path) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size > limit:
+            raise ConfigError(name, None, f"is {size} bytes; input files are limited to {limit} "
+                              "bytes (MAX_DOCUMENT_BYTES)")
+        try:
+            data = handle.read(limit + 1)
+        except OSError as exc:
+            raise ConfigError(name, None, f"cannot be read: {_reason(exc)}") from None
+    if len(data) > limit:
+        raise ConfigError(name, None, f"exceeds {limit} bytes (MAX_DOCUMENT_BYTES)")
+    return data
+
+
+def open_regular(path: str | Path):
+    """A binary file object of ``path``, refusing anything but a regular file. The file is opened
+    without blocking (a FIFO or a device named as input is refused, never waited on) and checked
+    with ``fstat`` on the open descriptor, so what is checked is what is read."""
+    name = str(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise ConfigError(name, None, "file not found") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(name, None, f"cannot be read: {_reason(exc)}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ConfigError(name, None, "is not a regular file (a folder, FIFO or device cannot be "
+                          "an input)")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def _reason(exc: BaseException) -> str:
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+
+
+def _key(parts: list) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + shown_key(part)
+    return out
+
+
+def shown_key(key: Any) -> str:
+    """A mapping key as it appears in a key path: plain when printable and short, else repr."""
+    if isinstance(key, str) and key.isprintable() and key.isascii() and len(key) <= 40:
+        return key
+    return shown(key, 40)
+
+
+def check_tree(data: Any, path: str | None) -> None:
+    """Refuse a parsed document that is nested too deep, too large, or holds a value no field
+    can mean: a non-finite or huge number, an over-long string or one with NUL, control
+    characters or lone surrogates, a key that is not a string."""
+    nodes = 0
+    # An explicit stack, not recursion: a deep document must not exhaust Python's stack.
+    stack: list[tuple[Any, list]] = [(data, [])]
+    while stack:
+        value, where = stack.pop()
+        nodes += 1
+        if nodes > MAX_NODES:
+            raise ConfigError(path, None, f"holds more than {MAX_NODES} values (MAX_NODES; "
+                              "YAML aliases count each time they are used)")
+        if len(where) > MAX_DEPTH:
+            raise ConfigError(path, _key(where[:MAX_DEPTH]), f"nested deeper than {MAX_DEPTH} "
+                              "levels (MAX_DEPTH)")
+        if isinstance(value, Mapping):
+            if len(value) > MAX_ITEMS:
+                raise ConfigError(path, _key(where) or None, f"has {len(value)} keys; at most "
+                                  f"{MAX_ITEMS} (MAX_ITEMS)")
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise ConfigError(path, _key(where) or None, f"keys must be strings, got "
+                                      f"{shown(key)}")
+                _check_string(key, path, where, "a key")
+                stack.append((item, [*where, key]))
+        elif isinstance(value, (list, tuple)):
+            if len(value) > MAX_ITEMS:
+                raise ConfigError(path, _key(where) or None, f"has {len(value)} items; at most "
+                                  f"{MAX_ITEMS} (MAX_ITEMS)")
+            stack.extend((item, [*where, i]) for i, item in enumerate(value))
+        else:
+            _check_scalar(value, path, where)
+
+
+def _check_scalar(value: Any, path: str | None, where: list) -> None:
+    key = _key(where) or None
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, int):
+        if abs(value) > MAX_ABS_INT:
+            raise ConfigError(path, key, f"integer out of range: at most {MAX_ABS_INT} in "
+                              f"magnitude (MAX_ABS_INT), got {shown(value)}")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ConfigError(path, key, f"numbers must be finite, got {shown(value)}")
+        if abs(value) > MAX_ABS_FLOAT:
+            raise ConfigError(path, key, f"number out of range: at most {MAX_ABS_FLOAT:g} in "
+                              f"magnitude (MAX_ABS_FLOAT), got {shown(value)}")
+    elif isinstance(value, str):
+        _check_string(value, path, where, "a string")
+    else:
+        raise ConfigError(path, key, f"expected a string, number, boolean, list or mapping, got "
+                          f"{type(value).__name__} {shown(value)}")
+
+
+def _check_string(text: str, path: str | None, where: list, what: str) -> None:
+    key = _key(where) or None
+    if len(text) > MAX_STRING_CHARS:
+        raise ConfigError(path, key, f"{what} of {len(text)} characters; at most "
+                          f"{MAX_STRING_CHARS} (MAX_STRING_CHARS): {shown(text)}")
+    for c in text:
+        if "\ud800" <= c <= "\udfff":
+            raise ConfigError(path, key, f"{what} holding a lone surrogate (not valid Unicode): "
+                              f"{shown(text)}")
+        if not c.isprintable() and c not in "\t\n":
+            raise ConfigError(path, key, f"{what} holding a control character: {shown(text)}")
+
+
+def check_arch(arch: Any) -> None:
+    """Refuse an architecture whose sizes no mapping or engine run could hold: crossbar
+    dimensions, crossbars and PEs per chip, and every component's ``count``."""
+    source = arch.source
+    for key, value, what, limit, name in (
+        ("crossbar.rows", arch.crossbar.rows, "rows", MAX_CROSSBAR_DIM, "MAX_CROSSBAR_DIM"),
+        ("crossbar.columns", arch.crossbar.columns, "columns", MAX_CROSSBAR_DIM,
+         "MAX_CROSSBAR_DIM"),
+        ("chip.tiles", arch.crossbars_per_chip, "crossbars per chip", MAX_CROSSBARS_PER_CHIP,
+         "MAX_CROSSBARS_PER_CHIP"),
+        ("chip.tiles", arch.pes_per_chip, "PEs per chip", MAX_PES_PER_CHIP, "MAX_PES_PER_CHIP"),
+    ):
+        if value > limit:
+            raise ConfigError(source, key, f"{value} {what}; at most {limit} ({name})")
+    # Every sub-object with a ``count`` is a component: walk the model, not a list of names.
+    stack: list[tuple[str, Any]] = [("", arch)]
+    while stack:
+        prefix, node = stack.pop()
+        count = getattr(node, "count", None)
+        if isinstance(count, int) and count > MAX_COMPONENT_COUNT:
+            raise ConfigError(source, f"{prefix}.count", f"{count} units; at most "
+                              f"{MAX_COMPONENT_COUNT} per parent (MAX_COMPONENT_COUNT)")
+        for name in type(node).model_fields:
+            child = getattr(node, name)
+            if hasattr(type(child), "model_fields"):
+                stack.append((f"{prefix}.{name}" if prefix else name, child))
+
+
+def estimate_work(workload: Any, mapping: Any, *, functional: bool = False,
+                  images: int = 1) -> dict[str, int]:
+    """What one ``xsim run`` will do, in units of about equal cost, before doing any of it.
+
+    * ``engine_events``: one per layer replica and output row per image, for the pipelined batch,
+      every (strategy, task) inference and every strategy's first switch;
+    * ``cell_writes``: cells of the mapped network costed per strategy and distinct switch;
+    * ``functional_macs``: with ``functional``, thousands of bit-sliced multiply-accumulates
+      (one per weight bit slice) of ``images`` images per task.
+
+    ``total`` is their sum, compared with ``--max-work`` (default :data:`DEFAULT_MAX_WORK`).
+    """
+    strategies = len(workload.strategies)
+    sequence = (workload.backbone.name, *workload.visits())
+    pairs = len({(a, b) for a, b in zip(sequence, sequence[1:]) if a != b})
+    cpw = mapping.columns_per_weight
+    cells = sum(lm.K * lm.N * cpw * lm.replicas for lm in mapping.layers)
+    rows = sum(lm.replicas * lm.layer.out_shape[1] for lm in mapping.layers)
+    runs = workload.batch + strategies * len(workload.tasks) + strategies
+    work = {"engine_events": rows * runs, "cell_writes": strategies * pairs * cells,
+            "schedule_steps": strategies * len(sequence)}
+    if functional:
+        macs = mapping.network.macs * cpw * images * len(workload.tasks)
+        work["functional_macs"] = macs // 1000
+    work["total"] = sum(work.values())
+    return work
+
+
+def check_work(work: dict[str, int], max_work: int, source: str | None) -> None:
+    """Refuse, before any work, a run whose :func:`estimate_work` exceeds ``max_work``."""
+    if work["total"] > max_work:
+        parts = ", ".join(f"{k.replace('_', ' ')} {v:.3g}" for k, v in work.items() if k != "total")
+        raise ConfigError(source, None, f"this run's estimated work is {work['total']:.3g} units "
+                          f"({parts}), above the limit of {max_work:.3g}; raise it with "
+                          "--max-work N (or max_work= in xsim.simulate) if that is intended")
