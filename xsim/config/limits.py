@@ -27,13 +27,19 @@ MAX_NODES = 1_000_000  # values in a whole document, YAML aliases expanded
 MAX_YAML_ALIASES = 256  # alias references (*name) in one YAML document
 MAX_STRING_CHARS = 4096
 MAX_ABS_INT = 2**53  # integers beyond this are not exact as floats, and no count is that large
-MAX_ABS_FLOAT = 1e300  # finite, with headroom before products of figures overflow to inf
+# Non-zero reals lie within these magnitudes: any physical figure of a crossbar accelerator does,
+# and products and quotients of many of them stay far from float64's overflow and underflow.
+MIN_ABS_FLOAT = 1e-15
+MAX_ABS_FLOAT = 1e18
 # Derived sizes of a scenario and an accelerator.
 MAX_SCHEDULE_VISITS = 1_000_000  # task visits of a schedule (periods x tasks per period)
 MAX_CROSSBAR_DIM = 8192  # rows or columns of one crossbar
 MAX_CROSSBARS_PER_CHIP = 2**22  # ISAAC-CE has 16,128; isaac64 64,512
 MAX_PES_PER_CHIP = 2**18  # ISAAC-CE has 2,016
 MAX_COMPONENT_COUNT = 10**6  # units of one component per parent
+# Times and rates, found by the unit in their names: the engine counts whole picoseconds.
+MIN_TIME_NS = 1e-3  # fields named *_ns
+MAX_RATE_GHZ = 1e3  # fields named *_ghz or *_gsps
 # Array files (.npz): weights, masks, scales.
 MAX_ARRAY_BYTES = 2 * 1024**3  # one array, from its .npy header, before it is read
 MAX_ARRAYS = 10_000  # arrays in one .npz archive
@@ -57,7 +63,8 @@ def shown(value: Any, limit: int = MAX_SHOWN_CHARS) -> str:
     text = text.encode("ascii", "backslashreplace").decode("ascii")
     text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
     if len(text) > limit:
-        text = text[: limit - 15] + f"... ({len(text)} chars)"
+        suffix = f"... ({len(text)} chars)"
+        text = text[: limit - len(suffix)] + suffix
     return text
 
 
@@ -173,9 +180,10 @@ def _check_scalar(value: Any, path: str | None, where: list) -> None:
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise ConfigError(path, key, f"numbers must be finite, got {shown(value)}")
-        if abs(value) > MAX_ABS_FLOAT:
-            raise ConfigError(path, key, f"number out of range: at most {MAX_ABS_FLOAT:g} in "
-                              f"magnitude (MAX_ABS_FLOAT), got {shown(value)}")
+        if value and not MIN_ABS_FLOAT <= abs(value) <= MAX_ABS_FLOAT:
+            raise ConfigError(path, key, f"number out of range: 0 or between {MIN_ABS_FLOAT:g} "
+                              f"and {MAX_ABS_FLOAT:g} in magnitude (MIN_ABS_FLOAT, "
+                              f"MAX_ABS_FLOAT), got {shown(value)}")
     elif isinstance(value, str):
         _check_string(value, path, where, "a string")
     else:
@@ -210,18 +218,37 @@ def check_arch(arch: Any) -> None:
     ):
         if value > limit:
             raise ConfigError(source, key, f"{value} {what}; at most {limit} ({name})")
-    # Every sub-object with a ``count`` is a component: walk the model, not a list of names.
+    # Walk the model, not a list of names: every sub-object with a ``count`` is a component,
+    # every field's unit is in its name.
     stack: list[tuple[str, Any]] = [("", arch)]
     while stack:
         prefix, node = stack.pop()
-        count = getattr(node, "count", None)
-        if isinstance(count, int) and count > MAX_COMPONENT_COUNT:
-            raise ConfigError(source, f"{prefix}.count", f"{count} units; at most "
-                              f"{MAX_COMPONENT_COUNT} per parent (MAX_COMPONENT_COUNT)")
         for name in type(node).model_fields:
-            child = getattr(node, name)
+            child, key = getattr(node, name), f"{prefix}.{name}" if prefix else name
             if hasattr(type(child), "model_fields"):
-                stack.append((f"{prefix}.{name}" if prefix else name, child))
+                stack.append((key, child))
+            elif name == "count" and isinstance(child, int) and child > MAX_COMPONENT_COUNT:
+                raise ConfigError(source, key, f"{child} units; at most {MAX_COMPONENT_COUNT} "
+                                  "per parent (MAX_COMPONENT_COUNT)")
+            elif name.endswith("_ns") and isinstance(child, float) and child < MIN_TIME_NS:
+                raise ConfigError(source, key, f"{shown(child)} ns is shorter than the engine's "
+                                  f"1 ps time step (MIN_TIME_NS = {MIN_TIME_NS:g})")
+            elif (name.endswith(("_ghz", "_gsps")) and isinstance(child, float)
+                  and child > MAX_RATE_GHZ):
+                raise ConfigError(source, key, f"{shown(child)} is faster than "
+                                  f"{MAX_RATE_GHZ:g} GHz (MAX_RATE_GHZ)")
+    _check_rollup(arch)
+
+
+def _check_rollup(arch: Any) -> None:
+    """A chip without area or power has no efficiency figures: refuse it here, not in ``info``."""
+    from xsim.energy import hardware
+
+    chip = hardware(arch).chip
+    for what, value in (("area", chip.area_mm2), ("busy power", chip.power_mw)):
+        if not value > 0:
+            raise ConfigError(arch.source, None, f"the chip's total {what} comes out "
+                              f"{shown(value)}: at least one component must have some")
 
 
 def estimate_work(workload: Any, mapping: Any, *, functional: bool = False,

@@ -102,9 +102,19 @@ def _bounded_int(text: str) -> int:
     return int(text)
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"key {shown(key)} appears twice in one object")
+        out[key] = value
+    return out
+
+
 def _parse_json(text: str, path: Path) -> Any:
     try:
-        return json.loads(text, parse_constant=_refuse_constant, parse_int=_bounded_int)
+        return json.loads(text, parse_constant=_refuse_constant, parse_int=_bounded_int,
+                          object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         raise ConfigError(
             str(path), None, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
