@@ -331,12 +331,30 @@ def _claiming_archive(key: str, elements: int) -> bytes:
     return buf.getvalue()
 
 
+def explicit_layers(workload_doc: dict) -> dict:
+    """The LeNet-5 workload with its model written out as a layer list (a workload's
+    ``model.layers``, as ``xsim learn`` exports it), so that layer specs are fuzzed too."""
+    doc = copy.deepcopy(workload_doc)
+    doc["model"] = {"name": "lenet5_layers", "input_shape": [1, 32, 32], "layers": [
+        {"kind": "conv", "name": "conv1", "out_channels": 6, "kernel": 5, "activation": "relu"},
+        {"kind": "maxpool", "name": "pool1", "kernel": 2},
+        {"kind": "conv", "name": "conv2", "out_channels": 16, "kernel": [5, 5], "stride": 1,
+         "padding": 0, "groups": 1, "activation": "relu"},
+        {"kind": "avgpool", "name": "pool2", "kernel": 2, "stride": 2},
+        {"kind": "flatten", "name": "flatten"},
+        {"kind": "linear", "name": "fc1", "out_features": 120, "activation": "relu"},
+        {"kind": "linear", "name": "fc2", "out_features": 84, "bias": False},
+        {"kind": "linear", "name": "fc3", "out_features": 10}]}
+    return doc
+
+
 def cases(count: int, seed: int, folder: Path, npz_share: float):
     """Yield (description, list of argv) for ``count`` cases."""
     rng = random.Random(seed)
     arch_doc = yaml.safe_load(ARCH.read_text())
     workload_doc = json.loads(WORKLOAD.read_text())
     learn_doc = json.loads(LEARN.read_text())
+    layers_doc = explicit_layers(workload_doc)
     npz = NpzBase(folder / "npz") if npz_share > 0 else None
     out = folder / "out"
     for i in range(count):
@@ -345,9 +363,11 @@ def cases(count: int, seed: int, folder: Path, npz_share: float):
             yield f"npz {what}", [["run", str(ARCH), str(npz.folder / "workload.json"), "-o",
                                    str(out)]]
             continue
-        target = rng.choice(["arch", "arch", "workload", "workload", "learn"])
-        doc, fmt, suffix = {"arch": (arch_doc, "yaml", ".yaml"), "workload": (workload_doc, "json",
-                            ".json"), "learn": (learn_doc, "json", ".json")}[target]
+        target = rng.choice(["arch", "arch", "workload", "workload", "layers", "learn"])
+        doc, fmt, suffix = {"arch": (arch_doc, "yaml", ".yaml"),
+                            "workload": (workload_doc, "json", ".json"),
+                            "layers": (layers_doc, "json", ".json"),
+                            "learn": (learn_doc, "json", ".json")}[target]
         if rng.random() < 0.8:
             text, what = mutate_document(doc, rng, fmt)
             data = text.encode("utf-8", "surrogatepass")
@@ -358,7 +378,7 @@ def cases(count: int, seed: int, folder: Path, npz_share: float):
         path.write_bytes(data)
         if target == "arch":
             runs = [["validate", str(path)], ["info", str(path)], ["map", str(path), str(WORKLOAD)]]
-        elif target == "workload":
+        elif target in ("workload", "layers"):
             runs = [["validate", str(path)], ["map", str(ARCH), str(path), "--json"]]
         else:
             runs = [["validate", str(path)]]

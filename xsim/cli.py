@@ -185,7 +185,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.retries < 0:
         raise XsimInputError(None, "--retries", f"must be at least 0, got {args.retries}")
     spec, points = load_sweep(args.sweep)
-    folder = _claim(args.out)
     scheduler = args.scheduler or os.environ.get("XSIM_SCHEDULER") or None
     progress = None
     if sys.stderr.isatty():
@@ -195,7 +194,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         def progress(items, label):
             return tqdm(items, desc=label, unit="point", leave=False, file=sys.stderr)
 
-    with folder:
+    with _claim(args.out):
         rows, counts = run_sweep(spec, points, args.out, workers=args.workers,
                                  scheduler=scheduler, retries=args.retries, progress=progress)
         written = write_sweep(spec, rows, args.out)

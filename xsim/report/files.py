@@ -4,8 +4,8 @@ Every file is written to a temporary name in its destination directory, flushed 
 renamed over the final name with ``os.replace`` (atomic on POSIX file systems). The temporary
 file is created exclusively (``O_CREAT | O_EXCL``: never through an existing file or symlink) and
 removed on every exit path Python controls, SIGTERM included (the CLI turns it into an
-exception). JSON is strict: a number without a finite value (an infinite lifetime, an SNR of
-identical results) is written as ``null``.
+exception). A run's JSON is strict: a number without a finite value (an infinite lifetime, an
+SNR of identical results) is written as ``null``.
 """
 
 from __future__ import annotations
@@ -41,8 +41,13 @@ def write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
-def write_json(path: str | Path, data: Any) -> Path:
-    return write_text(path, json_text(data) + "\n")
+def write_json(path: str | Path, data: Any, *, strict: bool = False) -> Path:
+    """``strict``: RFC 8259 JSON, non-finite numbers as null (every file of a run). Without it
+    they stay ``Infinity``/``NaN``, which only Python reads: the sweep's point cache needs them
+    back as numbers until it reads null as infinity."""
+    if strict:
+        return write_text(path, json_text(data) + "\n")
+    return write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n")
 
 
 def json_text(data: Any) -> str:

@@ -29,5 +29,6 @@ def write_outputs(result, out: str | Path, plots: bool = True) -> list[Path]:
         written += write_plots(result.tables, out, endurance_cycles=result.arch.cell.endurance_cycles,
                                timeline_title=title)
     files = [{"file": p.name, "bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in written]
-    written.append(write_json(out / "summary.json", {**result.summary, "files": files}))
+    written.append(write_json(out / "summary.json", {**result.summary, "files": files},
+                              strict=True))
     return written
