@@ -348,7 +348,7 @@ def explicit_layers(workload_doc: dict) -> dict:
     return doc
 
 
-def cases(count: int, seed: int, folder: Path, npz_share: float):
+def cases(count: int, seed: int, folder: Path, npz_share: float, run_share: float):
     """Yield (description, list of argv) for ``count`` cases."""
     rng = random.Random(seed)
     arch_doc = yaml.safe_load(ARCH.read_text())
@@ -380,17 +380,20 @@ def cases(count: int, seed: int, folder: Path, npz_share: float):
             runs = [["validate", str(path)], ["info", str(path)], ["map", str(path), str(WORKLOAD)]]
         elif target in ("workload", "layers"):
             runs = [["validate", str(path)], ["map", str(ARCH), str(path), "--json"]]
+            if rng.random() < run_share:
+                runs.append(["run", str(ARCH), str(path), "-o", str(out)])
         else:
             runs = [["validate", str(path)]]
         yield f"{target} {what}", runs
 
 
-def fuzz(count: int, seed: int, npz_share: float = 0.1, verbose: bool = False) -> dict:
+def fuzz(count: int, seed: int, npz_share: float = 0.1, run_share: float = 0.1,
+         verbose: bool = False) -> dict:
     tally = {"cases": 0, "runs": 0, "clean": 0, "rejected": 0, "crashes": 0, "hangs": 0}
     examples: list[str] = []
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="xsim-fuzz-") as tmp:
-        for what, runs in cases(count, seed, Path(tmp), npz_share):
+        for what, runs in cases(count, seed, Path(tmp), npz_share, run_share):
             tally["cases"] += 1
             worst = "clean"
             for argv in runs:
@@ -416,6 +419,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--npz-share", type=float, default=0.1,
                         help="share of cases that damage an array file (each runs xsim run)")
+    parser.add_argument("--run-share", type=float, default=0.1,
+                        help="share of workload cases that also run xsim run")
     parser.add_argument("--memory-gib", type=float, default=8.0,
                         help="address-space limit of this process, so that a case that would "
                         "exhaust memory fails with MemoryError (a crash) instead")
@@ -424,7 +429,7 @@ def main() -> int:
     args = parser.parse_args()
     limit = int(args.memory_gib * 1024**3)
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    tally = fuzz(args.cases, args.seed, args.npz_share, args.verbose)
+    tally = fuzz(args.cases, args.seed, args.npz_share, args.run_share, args.verbose)
     if args.json:
         print(json.dumps(tally))
     else:

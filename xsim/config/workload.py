@@ -72,6 +72,15 @@ class Tier2Spec(Frozen):
     bits: Annotated[int, Field(ge=1, le=16)] = 4
     scales_file: str | None = None
 
+    @model_validator(mode="after")
+    def _pow2_bits(self):
+        from xsim.functional.masks import POW2_MAX_BITS
+
+        if self.format == "pow2" and self.bits > POW2_MAX_BITS:
+            raise ValueError(f"pow2 scales take at most {POW2_MAX_BITS} bits (shift exponents "
+                             f"beyond float64's range otherwise), got {self.bits}")
+        return self
+
 
 class WeightChange(Frozen):
     """How task weights differ from the backbone's when no weights file is given.
