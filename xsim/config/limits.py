@@ -23,7 +23,7 @@ from xsim.config.errors import ConfigError
 MAX_DOCUMENT_BYTES = 1024 * 1024
 MAX_DEPTH = 32  # mappings and lists nested in one another
 MAX_ITEMS = 100_000  # entries of one list or mapping
-MAX_NODES = 1_000_000  # values in a whole document, YAML aliases expanded
+MAX_NODES = 200_000  # values in a whole document, YAML aliases expanded
 MAX_YAML_ALIASES = 256  # alias references (*name) in one YAML document
 MAX_STRING_CHARS = 4096
 MAX_ABS_INT = 2**53  # integers beyond this are not exact as floats, and no count is that large
@@ -120,13 +120,6 @@ def _reason(exc: BaseException) -> str:
     return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
 
 
-def _key(parts: list) -> str:
-    out = ""
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + shown_key(part)
-    return out
-
-
 def shown_key(key: Any) -> str:
     """A mapping key as it appears in a key path: plain when printable and short, else repr."""
     if isinstance(key, str) and key.isprintable() and key.isascii() and len(key) <= 40:
@@ -139,69 +132,82 @@ def check_tree(data: Any, path: str | None) -> None:
     can mean: a non-finite or huge number, an over-long string or one with NUL, control
     characters or lone surrogates, a key that is not a string."""
     nodes = 0
-    # An explicit stack, not recursion: a deep document must not exhaust Python's stack.
-    stack: list[tuple[Any, list]] = [(data, [])]
+    # An explicit stack, not recursion: a deep document must not exhaust Python's stack. Each
+    # entry's place is a (parent place, key) link, spelled out only for a message.
+    stack: list[tuple[Any, int, tuple | None]] = [(data, 0, None)]
     while stack:
-        value, where = stack.pop()
+        value, depth, where = stack.pop()
         nodes += 1
         if nodes > MAX_NODES:
             raise ConfigError(path, None, f"holds more than {MAX_NODES} values (MAX_NODES; "
                               "YAML aliases count each time they are used)")
-        if len(where) > MAX_DEPTH:
-            raise ConfigError(path, _key(where[:MAX_DEPTH]), f"nested deeper than {MAX_DEPTH} "
+        if depth > MAX_DEPTH:
+            raise ConfigError(path, _key(where, MAX_DEPTH), f"nested deeper than {MAX_DEPTH} "
                               "levels (MAX_DEPTH)")
-        if isinstance(value, Mapping):
+        if isinstance(value, (Mapping, list, tuple)):
             if len(value) > MAX_ITEMS:
-                raise ConfigError(path, _key(where) or None, f"has {len(value)} keys; at most "
+                raise ConfigError(path, _key(where), f"has {len(value)} entries; at most "
                                   f"{MAX_ITEMS} (MAX_ITEMS)")
-            for key, item in value.items():
-                if not isinstance(key, str):
-                    raise ConfigError(path, _key(where) or None, f"keys must be strings, got "
-                                      f"{shown(key)}")
-                _check_string(key, path, where, "a key")
-                stack.append((item, [*where, key]))
-        elif isinstance(value, (list, tuple)):
-            if len(value) > MAX_ITEMS:
-                raise ConfigError(path, _key(where) or None, f"has {len(value)} items; at most "
-                                  f"{MAX_ITEMS} (MAX_ITEMS)")
-            stack.extend((item, [*where, i]) for i, item in enumerate(value))
+            if isinstance(value, Mapping):
+                for key, item in value.items():
+                    if not isinstance(key, str):
+                        raise ConfigError(path, _key(where), f"keys must be strings, got "
+                                          f"{shown(key)}")
+                    _check_string(key, path, (where, key), "a key")
+                    stack.append((item, depth + 1, (where, key)))
+            else:
+                stack.extend((item, depth + 1, (where, i)) for i, item in enumerate(value))
         else:
             _check_scalar(value, path, where)
 
 
-def _check_scalar(value: Any, path: str | None, where: list) -> None:
-    key = _key(where) or None
+def _key(where: tuple | None, depth: int | None = None) -> str | None:
+    """The key path of a (parent, key) link: ``tasks[1].tier1``; None at the top."""
+    parts: list = []
+    while where is not None:
+        where, part = where
+        parts.append(part)
+    parts.reverse()
+    out = ""
+    for part in parts[:depth]:
+        out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + shown_key(part)
+    return out or None
+
+
+def _check_scalar(value: Any, path: str | None, where: tuple | None) -> None:
     if isinstance(value, bool) or value is None:
         return
     if isinstance(value, int):
         if abs(value) > MAX_ABS_INT:
-            raise ConfigError(path, key, f"integer out of range: at most {MAX_ABS_INT} in "
+            raise ConfigError(path, _key(where), f"integer out of range: at most {MAX_ABS_INT} in "
                               f"magnitude (MAX_ABS_INT), got {shown(value)}")
     elif isinstance(value, float):
         if not math.isfinite(value):
-            raise ConfigError(path, key, f"numbers must be finite, got {shown(value)}")
+            raise ConfigError(path, _key(where), f"numbers must be finite, got {shown(value)}")
         if value and not MIN_ABS_FLOAT <= abs(value) <= MAX_ABS_FLOAT:
-            raise ConfigError(path, key, f"number out of range: 0 or between {MIN_ABS_FLOAT:g} "
-                              f"and {MAX_ABS_FLOAT:g} in magnitude (MIN_ABS_FLOAT, "
-                              f"MAX_ABS_FLOAT), got {shown(value)}")
+            raise ConfigError(path, _key(where), f"number out of range: 0 or between "
+                              f"{MIN_ABS_FLOAT:g} and {MAX_ABS_FLOAT:g} in magnitude "
+                              f"(MIN_ABS_FLOAT, MAX_ABS_FLOAT), got {shown(value)}")
     elif isinstance(value, str):
         _check_string(value, path, where, "a string")
     else:
-        raise ConfigError(path, key, f"expected a string, number, boolean, list or mapping, got "
-                          f"{type(value).__name__} {shown(value)}")
+        raise ConfigError(path, _key(where), f"expected a string, number, boolean, list or "
+                          f"mapping, got {type(value).__name__} {shown(value)}")
 
 
-def _check_string(text: str, path: str | None, where: list, what: str) -> None:
-    key = _key(where) or None
+def _check_string(text: str, path: str | None, where: tuple | None, what: str) -> None:
     if len(text) > MAX_STRING_CHARS:
-        raise ConfigError(path, key, f"{what} of {len(text)} characters; at most "
+        raise ConfigError(path, _key(where), f"{what} of {len(text)} characters; at most "
                           f"{MAX_STRING_CHARS} (MAX_STRING_CHARS): {shown(text)}")
+    if text.isprintable():  # the common case; surrogates and control characters are not
+        return
     for c in text:
         if "\ud800" <= c <= "\udfff":
-            raise ConfigError(path, key, f"{what} holding a lone surrogate (not valid Unicode): "
-                              f"{shown(text)}")
+            raise ConfigError(path, _key(where), f"{what} holding a lone surrogate (not valid "
+                              f"Unicode): {shown(text)}")
         if not c.isprintable() and c not in "\t\n":
-            raise ConfigError(path, key, f"{what} holding a control character: {shown(text)}")
+            raise ConfigError(path, _key(where), f"{what} holding a control character: "
+                              f"{shown(text)}")
 
 
 def check_arch(arch: Any) -> None:
