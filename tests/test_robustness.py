@@ -22,6 +22,7 @@ from xsim.cli import main
 from xsim.config import ConfigError, limits
 from xsim.config.arrays import NpzArchive
 from xsim.report.outdir import LOCK_NAME, check_run, claim
+from xsim.report.writer import RUN_FILES
 
 ISAAC = str(ARCH / "isaac128.yaml")
 LENET = WORKLOADS / "lenet5_mta.json"
@@ -260,6 +261,7 @@ def test_run_folder_is_claimed_and_lists_its_files(lenet_run):
     summary = json.loads((out / "summary.json").read_text())
     listed = {f["file"] for f in summary["files"]}
     assert listed == names - {"summary.json", "notes.txt", LOCK_NAME}
+    assert listed < set(RUN_FILES)
     assert check_run(out) == []
     (out / "strategies.csv").write_text("edited")
     assert check_run(out) == ["strategies.csv: differs from the run that wrote summary.json"]
@@ -275,6 +277,22 @@ def test_summary_is_strict_json_with_null_for_infinite_lifetimes(lenet_run):
     rows = {r["strategy"]: r for r in summary["multi_task"]["strategies"]}
     assert rows["tier2_only"]["lifetime_periods"] is None
     assert rows["xma2"]["lifetime_periods"] > 0
+
+
+def test_every_table_of_a_functional_run_is_a_file_the_claim_clears():
+    from xsim.api import simulate
+
+    result = simulate(ISAAC, LENET, functional=True)
+    assert {f"{name}.csv" for name in result.tables} <= set(RUN_FILES)
+
+
+def test_json_on_stdout_is_strict(capsys):
+    def refuse(token):
+        raise ValueError(token)
+
+    for argv in (["info", ISAAC, "--json"], ["map", ISAAC, str(LENET), "--json"]):
+        assert main(argv) == 0
+        json.loads(capsys.readouterr().out, parse_constant=refuse)
 
 
 def test_a_second_run_into_a_locked_folder_is_refused(tmp_path, capsys):

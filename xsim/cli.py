@@ -178,7 +178,6 @@ def summary_text(result) -> str:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Exit 0 when every point finished, 1 when some failed (they are rows of sweep.csv)."""
-    import os
 
     from xsim.sweep import load_sweep, run_sweep, write_sweep
 
