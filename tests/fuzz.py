@@ -39,7 +39,7 @@ WORKLOAD = ROOT / "workloads" / "lenet5_mta.json"
 LEARN = ROOT / "workloads" / "learn_tiny.json"
 # A clean error line: bounded (the value shown is cut at 80 characters; file names and key paths
 # add to it) and printable.
-MAX_MESSAGE_CHARS = 1000
+MAX_MESSAGE_CHARS = 600
 CASE_SECONDS = 20.0
 
 
@@ -259,7 +259,7 @@ class NpzBase:
         base = arrays[key]
         kind = rng.choice(["nan", "inf", "negative", "huge", "complex", "string", "datetime",
                            "object", "shape", "empty", "scalar", "bool", "float16", "missing",
-                           "extra", "garbage", "truncated", "claims_2e9", "npy", "uint64"])
+                           "extra", "garbage", "truncated", "claims_2e9", "npy", "uint64", "odd_name"])
         path = self.folder / name
         if kind in ("garbage", "truncated", "claims_2e9", "npy"):
             np.savez(path, **arrays)
@@ -278,6 +278,8 @@ class NpzBase:
             del arrays[key]
         elif kind == "extra":
             arrays["unexpected"] = np.zeros(3)
+        elif kind == "odd_name":
+            arrays["\x1b[2J" + "k" * 5000] = np.zeros(3)
         else:
             arrays[key] = _hostile_array(base, kind, rng)
         np.savez(path, **arrays)

@@ -23,6 +23,7 @@ from xsim.config import ConfigError, limits
 from xsim.config.arrays import NpzArchive
 from xsim.report.outdir import LOCK_NAME, check_run, claim
 from xsim.report.writer import RUN_FILES
+from xsim.text import MAX_SHOWN_CHARS, shown
 
 ISAAC = str(ARCH / "isaac128.yaml")
 LENET = WORKLOADS / "lenet5_mta.json"
@@ -92,15 +93,15 @@ def test_offending_values_are_shortened_and_escaped(tmp_path, capsys):
     path.write_text(json.dumps(workload(tasks__1__tier1__policy="\x1b[31m" + "z" * 3000)))
     code, err = validate(capsys, path)
     assert code == 2 and "\x1b" not in err and "\\x1b" in err
-    assert len(err[err.index("control character: ") + 19:].strip()) <= limits.MAX_SHOWN_CHARS
+    assert len(err[err.index("control character: ") + 19:].strip()) <= MAX_SHOWN_CHARS
     path.write_text(json.dumps(workload(tasks__1__tier1__policy="z" * 3000)))
     code, err = validate(capsys, path)
-    shown = err[err.index("(got ") + 5:].strip()[:-1]
-    assert code == 2 and len(shown) <= limits.MAX_SHOWN_CHARS, shown
-    text = limits.shown("\ud800\x00" + "y" * 500)
+    got = err[err.index("(got ") + 5:].strip()[:-1]
+    assert code == 2 and len(got) <= MAX_SHOWN_CHARS, got
+    text = shown("\ud800\x00" + "y" * 500)
     assert text.startswith("'\\ud800\\x00yyy") and text.endswith("... (512 chars)")
-    assert len(text) == limits.MAX_SHOWN_CHARS and text.isascii()
-    assert limits.shown(10**5000) == "<an integer of 5001 digits>"
+    assert len(text) == MAX_SHOWN_CHARS and text.isascii()
+    assert shown(10**5000) == "<an integer of 5001 digits>"
 
 
 def test_yaml_alias_bombs_and_python_tags(tmp_path, capsys):

@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 from xsim.config import XsimInputError
-from xsim.config.limits import DEFAULT_MAX_WORK, safe_text
+from xsim.config.limits import DEFAULT_MAX_WORK
+from xsim.text import safe_text
 
 EXIT_INPUT = 2
 EXIT_PIPE = 128 + signal.SIGPIPE

@@ -21,7 +21,8 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from xsim.config.errors import ConfigError
-from xsim.config.limits import MAX_ARRAY_BYTES, MAX_ARRAYS, open_regular, shown
+from xsim.config.limits import MAX_ARRAY_BYTES, MAX_ARRAYS, open_regular, shown_key
+from xsim.text import shown
 
 KIND_NAMES = {"b": "boolean", "i": "integer", "u": "unsigned integer", "f": "real (float)"}
 INTEGER = "iu"
@@ -63,7 +64,8 @@ class NpzArchive:
                          for i in infos}
 
     def error(self, key: str | None, message: str) -> ArrayFileError:
-        return ArrayFileError(self.path, key, f"{message}{'; ' + self.named_by if self.named_by else ''}")
+        return ArrayFileError(self.path, None if key is None else shown_key(key),
+                              f"{message}{'; ' + self.named_by if self.named_by else ''}")
 
     @property
     def keys(self) -> list[str]:

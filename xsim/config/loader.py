@@ -24,12 +24,11 @@ from xsim.config.limits import (
     check_arch,
     check_tree,
     read_input,
-    safe_text,
-    shown,
     shown_key,
 )
 from xsim.config.workload import Workload
 from xsim.models import Network, build_model, network_from_spec
+from xsim.text import safe_text, shown
 
 
 def _key_path(loc: tuple) -> str:

@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from xsim.config.arch import Frozen, PositiveFloat, PositiveInt
-from xsim.config.limits import MAX_SCHEDULE_VISITS, shown
+from xsim.config.limits import MAX_SCHEDULE_VISITS
+from xsim.text import shown
 
 STRATEGIES = ("full_finetune", "tier1_only", "tier2_only", "xma2", "elementwise")
 SELECTION_POLICIES = ("random", "largest_change", "uniform_layers")

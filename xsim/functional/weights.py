@@ -22,6 +22,7 @@ import numpy as np
 
 from xsim.config.arrays import NpzArchive
 from xsim.models.graph import Network
+from xsim.text import shown
 
 Weights = dict[str, tuple[np.ndarray, np.ndarray | None]]
 
@@ -111,13 +112,13 @@ def _check_arrays(where: str, network: Network, arrays: Mapping[str, np.ndarray]
     for key, shape in expected.items():
         if key not in arrays:
             raise ValueError(
-                f"{where}: missing key {key!r} (expected shape {shape}, found none) "
+                f"{where}: missing key {shown(key)} (expected shape {shape}, found none) "
                 f"for network {network.name!r}"
             )
     for key, array in arrays.items():
         if key not in expected:
             raise ValueError(
-                f"{where}: unexpected key {key!r} (found shape {np.shape(array)}, expected no "
+                f"{where}: unexpected key {shown(key)} (found shape {shown(np.shape(array))}, expected no "
                 f"such array: network {network.name!r} has no parameter of that name)"
             )
         shape = expected[key]

@@ -38,10 +38,11 @@ import numpy as np
 
 from xsim.config import ConfigError, TaskSpec, Workload, resolve_path
 from xsim.config.arrays import INTEGER, REAL, NpzArchive
-from xsim.config.limits import MAX_TIER2_SCALE, shown
+from xsim.config.limits import MAX_TIER2_SCALE
 from xsim.functional.masks import quantise_scales
 from xsim.functional.quantise import quantise_weights
 from xsim.mapping import Mapping
+from xsim.text import shown
 
 SCALE_SIGMA = 0.25
 
