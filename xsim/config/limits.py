@@ -1,11 +1,13 @@
-"""Bounds on what xsim reads, and how it shows a value it refuses.
+"""Bounds on what xsim reads and on the work of one run, each a named constant here.
 
 Every input file goes through :func:`read_input` (a regular file, at most
 :data:`MAX_DOCUMENT_BYTES`) and every parsed document through :func:`check_tree` (nesting depth,
 collection sizes, string lengths and contents, integer magnitudes, finite numbers) before any
 schema sees it, so that no input makes ``xsim validate``, ``map`` or ``info`` run long, allocate
-much or print something a terminal would misread. The bounds are far above any real accelerator
-or scenario and far below what would exhaust a workstation; each is a named constant here.
+much or print something a terminal would misread (values in messages go through
+:func:`xsim.text.shown`). The bounds are far above any real accelerator or scenario and far below
+what would exhaust a workstation. :func:`check_arch` bounds an architecture's sizes,
+:func:`estimate_work` and :func:`check_work` a run's work before it starts.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ MAX_RATE_GHZ = 1e3  # fields named *_ghz or *_gsps
 MAX_ARRAY_BYTES = 2 * 1024**3  # one array, from its .npy header, before it is read
 MAX_ARRAYS = 10_000  # arrays in one .npz archive
 MAX_TIER2_SCALE = 2.0**16  # magnitude of a tier-2 column scale read from a file
-# Work of one `xsim run` (engine events + cell writes tracked + schedule steps), see estimate.
+# Work of one `xsim run` (engine events + cells costed + schedule steps), see estimate_work.
 DEFAULT_MAX_WORK = 10**10
 
 
