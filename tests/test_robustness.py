@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 import yaml
 from fuzz import _claiming_archive
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import ARCH, ROOT, WORKLOADS
 from xsim.cli import main
@@ -165,6 +167,29 @@ def test_validate_map_info_are_fast_on_hostile_inputs(tmp_path, capsys):
     assert main(["map", ISAAC, str(path)]) == 0
     capsys.readouterr()
     assert time.perf_counter() - start < 5
+
+
+JSON_LIKE = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=50),
+    lambda children: st.lists(children, max_size=6)
+    | st.dictionaries(st.text(max_size=8), children, max_size=6),
+    max_leaves=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(JSON_LIKE)
+def test_document_checks_accept_or_refuse_cleanly(data):
+    try:
+        limits.check_tree({"doc": data}, "f.json")
+    except ConfigError as exc:
+        assert str(exc).startswith("f.json") and str(exc).isascii()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(), st.integers(), st.floats(), st.binary(), JSON_LIKE))
+def test_shown_values_are_short_printable_ascii(value):
+    text = shown(value)
+    assert len(text) <= MAX_SHOWN_CHARS and text.isascii() and text.isprintable()
 
 
 # 2. Array files.
