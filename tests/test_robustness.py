@@ -411,3 +411,12 @@ def test_a_signal_inside_a_write_removes_its_temporary_file(tmp_path):
     with pytest.raises(Terminated):
         atomic_write(tmp_path / "table.csv", write)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_learning_epochs_are_bounded(tmp_path, capsys):
+    data = json.loads((WORKLOADS / "learn_tiny.json").read_text())
+    data["task_training"]["epochs"] = 10**9
+    path = tmp_path / "learn.json"
+    path.write_text(json.dumps(data))
+    code, err = validate(capsys, path)
+    assert code == 2 and "task_training.epochs" in err and "10000" in err
