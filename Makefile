@@ -7,7 +7,7 @@ ARCH     ?= arch/isaac128.yaml
 WORKLOAD ?= workloads/resnet50_mta.json
 OUT      ?= out
 
-.PHONY: install run test lint bench sweep learn-demo clean
+.PHONY: install run test lint fuzz bench sweep learn-demo clean
 
 install: $(STAMP)
 
@@ -30,6 +30,13 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check xsim kernels tests bench arch
+
+# The type-aware fuzzer of arch, workload, learning-spec and .npz inputs at 1,000 cases; prints
+# its tally (cases, clean, rejected, crashes, hangs) and fails on any crash or hang.
+FUZZ_CASES ?= 1000
+FUZZ_SEED  ?= 0
+fuzz: $(STAMP)
+	$(BIN)/python tests/fuzz.py --cases $(FUZZ_CASES) --seed $(FUZZ_SEED)
 
 bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from xsim.config import Arch, ConfigError, Workload, resolve_path
+from xsim.config.limits import DEFAULT_MAX_WORK, check_work, estimate_work
 from xsim.deployment import Deployment
 from xsim.energy import Hardware
 from xsim.mapping import Mapping
@@ -107,10 +108,11 @@ def _no_progress(items: Iterable, _label: str) -> Iterable:
 
 def simulate(arch: Arch | str | Path | Deployment, workload: Workload | str | Path | None = None,
              *, arch_overrides: dict | None = None, functional: bool = False, images: int = 1,
-             progress: Progress | None = None) -> SimulationResult:
+             progress: Progress | None = None, max_work: int = DEFAULT_MAX_WORK) -> SimulationResult:
     """Simulate ``workload`` on ``arch`` (or an already built :class:`Deployment`): inference on
     the engine, every adaptation strategy on the schedule, and (``functional``) bit-accurate
-    inference of ``images`` images per task under XMA2's masks."""
+    inference of ``images`` images per task under XMA2's masks. A run whose estimated work
+    exceeds ``max_work`` is refused before it starts (:func:`xsim.config.limits.estimate_work`)."""
     from xsim.engine import simulate_inference
     from xsim.mta.overlap import first_switches
     from xsim.mta.scenario import run_scenario
@@ -118,6 +120,8 @@ def simulate(arch: Arch | str | Path | Deployment, workload: Workload | str | Pa
 
     progress = progress or _no_progress
     dep = arch if isinstance(arch, Deployment) else prepare(arch, workload, arch_overrides)
+    check_work(estimate_work(dep.workload, dep.mapping, functional=functional, images=images),
+               max_work, dep.workload.source)
     # The pipelined batch gives throughput; strategies compare one image each, all alike.
     backbone = simulate_inference(dep, images=dep.workload.batch, record_timeline=False)
 

@@ -1,19 +1,38 @@
 """The ``xsim`` command line. The only module that prints and exits.
 
 Every error a user can cause (a bad file, a model that does not fit) is an
-:class:`~xsim.config.errors.XsimInputError`; it becomes one line on stderr and exit code 2.
+:class:`~xsim.config.errors.XsimInputError`; it becomes one line on stderr (escaped: safe to
+print) and exit code 2. A closed stdout (``xsim map ... | head -1``) ends quietly with exit code
+141, Ctrl-C with 130 and SIGTERM with 143 (128 + the signal's number), without a traceback; files
+being written when it happens are removed (:mod:`xsim.report.files`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
 from xsim.config import XsimInputError
+from xsim.config.limits import DEFAULT_MAX_WORK
+from xsim.text import safe_text
 
 EXIT_INPUT = 2
+EXIT_PIPE = 128 + signal.SIGPIPE
+EXIT_INTERRUPT = 128 + signal.SIGINT
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the program is so that every ``finally`` runs (BaseException:
+    nothing that catches Exception swallows it)."""
+
+
+def _on_sigterm(_signum, _frame):
+    raise Terminated
 
 
 def _table(rows: list[dict], columns: list[str] | None = None, floats: str = "{:.4g}") -> str:
@@ -30,23 +49,24 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from xsim.config.loader import read_document
 
     for name in args.files:
+        shown = safe_text(name)
         if Path(name).suffix.lower() == ".json" and "budgets" in read_document(name):
             spec = _learn_module().load_learn_spec(name)
-            print(f"ok: {name}: learning spec {spec.name} ({len(spec.data.tasks)} tasks, "
+            print(f"ok: {shown}: learning spec {spec.name} ({len(spec.data.tasks)} tasks, "
                   f"budgets {list(spec.budgets)})")
         elif Path(name).suffix.lower() == ".json":
             workload = load_workload(name)
             network = build_network(workload)
-            print(f"ok: {name}: workload {workload.name} ({network.name}, "
+            print(f"ok: {shown}: workload {workload.name} ({network.name}, "
                   f"{len(workload.tasks)} tasks, {len(workload.visits())} visits)")
         elif "grid" in read_document(name):
             from xsim.sweep import load_sweep
 
             spec, points = load_sweep(name)
-            print(f"ok: {name}: sweep {spec.name} ({len(points)} points)")
+            print(f"ok: {shown}: sweep {spec.name} ({len(points)} points)")
         else:
             arch = load_arch(name)
-            print(f"ok: {name}: arch {arch.name} ({arch.crossbars_per_chip} crossbars of "
+            print(f"ok: {shown}: arch {arch.name} ({arch.crossbars_per_chip} crossbars of "
                   f"{arch.crossbar.rows}x{arch.crossbar.columns})")
     return 0
 
@@ -59,7 +79,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     hw = hardware(arch, args.weight_bits, args.input_bits)
     data = hw.to_dict()
     if args.json:
-        print(json.dumps(data, indent=2))
+        print(strict_json(data))
         return 0
     chip = data["chip"]
     print(f"{arch.name}: {arch.description}")
@@ -89,7 +109,7 @@ def cmd_map(args: argparse.Namespace) -> int:
 
     mapping = prepare(args.arch, args.workload).mapping
     if args.json:
-        print(json.dumps({"layers": mapping.summary_rows(), "total": mapping.totals()}, indent=2))
+        print(strict_json({"layers": mapping.summary_rows(), "total": mapping.totals()}))
         return 0
     print(_table(mapping.summary_rows()))
     totals = mapping.totals()
@@ -114,29 +134,29 @@ def _progress_bar(enabled: bool):
     return wrap
 
 
-def _output_folder(path: str) -> None:
-    """Fail before any work when the output folder cannot be created or written."""
-    from xsim.config import XsimInputError
+def _claim(path: str, outputs=()):
+    """Create, lock and clear the output folder before any work (xsim.report.outdir)."""
+    from xsim.report.outdir import claim
 
-    try:
-        Path(path).mkdir(parents=True, exist_ok=True)
-        probe = Path(path) / ".xsim-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise XsimInputError(path, None, f"cannot write the output folder: {exc.strerror}") from None
+    return claim(path, outputs)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from xsim.api import simulate
-    from xsim.report.writer import write_outputs
+    from xsim.api import prepare, simulate
+    from xsim.config.limits import check_work, estimate_work
+    from xsim.report.writer import RUN_FILES, write_outputs
 
-    _output_folder(args.out)
-    result = simulate(args.arch, args.workload, functional=args.functional, images=args.images,
-                      progress=_progress_bar(sys.stderr.isatty()))
-    written = write_outputs(result, args.out)
+    # Bad inputs and runs too large are refused before the folder is touched.
+    dep = prepare(args.arch, args.workload)
+    check_work(estimate_work(dep.workload, dep.mapping, functional=args.functional,
+                             images=args.images), args.max_work, dep.workload.source)
+    with _claim(args.out, RUN_FILES):
+        result = simulate(dep, functional=args.functional,
+                          images=args.images, progress=_progress_bar(sys.stderr.isatty()),
+                          max_work=args.max_work)
+        written = write_outputs(result, args.out)
     print(summary_text(result))
-    print(f"\nwrote {len(written)} files to {args.out}/")
+    print(f"\nwrote {len(written)} files to {safe_text(args.out)}/")
     return 0
 
 
@@ -163,14 +183,12 @@ def summary_text(result) -> str:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Exit 0 when every point finished, 1 when some failed (they are rows of sweep.csv)."""
-    import os
 
     from xsim.sweep import load_sweep, run_sweep, write_sweep
 
     if args.retries < 0:
         raise XsimInputError(None, "--retries", f"must be at least 0, got {args.retries}")
     spec, points = load_sweep(args.sweep)
-    _output_folder(args.out)
     scheduler = args.scheduler or os.environ.get("XSIM_SCHEDULER") or None
     progress = None
     if sys.stderr.isatty():
@@ -180,9 +198,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         def progress(items, label):
             return tqdm(items, desc=label, unit="point", leave=False, file=sys.stderr)
 
-    rows, counts = run_sweep(spec, points, args.out, workers=args.workers, scheduler=scheduler,
-                             retries=args.retries, progress=progress)
-    written = write_sweep(spec, rows, args.out)
+    with _claim(args.out):
+        rows, counts = run_sweep(spec, points, args.out, workers=args.workers,
+                                 scheduler=scheduler, retries=args.retries, progress=progress)
+        written = write_sweep(spec, rows, args.out)
     where = f" on {scheduler}" if scheduler else ""
     print(f"sweep {spec.name}: {counts['points']} points ({counts['computed']} computed{where}, "
           f"{counts['reused']} reused from {args.out}/points, {counts['failed']} failed)")
@@ -210,9 +229,9 @@ def _learn_module():
 
 def cmd_learn(args: argparse.Namespace) -> int:
     learn = _learn_module()
-    _output_folder(args.out)
-    summary = learn.run_learn(args.arch, args.spec, args.out, progress=sys.stderr.isatty(),
-                              quick=args.quick)
+    with _claim(args.out):
+        summary = learn.run_learn(args.arch, args.spec, args.out, progress=sys.stderr.isatty(),
+                                  quick=args.quick)
     print(json.dumps(summary.get("target", summary), indent=2, default=str))
     print(f"wrote the learned masks, a workload for `xsim run` and the frontier to {args.out}/")
     return 0
@@ -249,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also run bit-accurate inference per task under XMA2's masks")
     p.add_argument("--images", type=int, default=1, metavar="N",
                    help="images per task for --functional (default 1)")
+    p.add_argument("--max-work", type=int, default=DEFAULT_MAX_WORK, metavar="N",
+                   help="refuse a run whose estimated work (engine events + cells costed + "
+                   f"thousands of functional MACs) exceeds N (default {DEFAULT_MAX_WORK:.0e})")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("sweep", help="run a grid of arch/workload variations (resumable)")
@@ -283,14 +305,65 @@ def main(argv: list[str] | None = None) -> int:
         value = getattr(args, name, None)
         if value is not None and not 2 <= value <= 16:
             parser.error(f"--{name.replace('_', '-')} must be between 2 and 16, got {value}")
+    if getattr(args, "max_work", 1) < 1:
+        parser.error(f"--max-work must be at least 1, got {args.max_work}")
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    previous = _install(signal.SIGTERM, _on_sigterm)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()
+        return code
     except XsimInputError as exc:
-        print(f"xsim: error: {exc}", file=sys.stderr)
+        print(f"xsim: error: {safe_text(str(exc))}", file=sys.stderr)
         return EXIT_INPUT
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        return EXIT_PIPE
     except KeyboardInterrupt:
+        _ignore_signals()
         print("xsim: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPT
+    except Terminated:
+        _ignore_signals()
+        print("xsim: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _ignore_signals() -> None:
+    """Once interrupted, a second Ctrl-C or SIGTERM while xsim exits must not end it with a
+    traceback or a signal status: the first one decides the exit code."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        _install(signum, signal.SIG_IGN)
+
+
+def _install(signum, handler):
+    """Install a signal handler where Python allows it (the main thread); the previous one."""
+    try:
+        return signal.signal(signum, handler)
+    except ValueError:
+        return None
+
+
+def _stdout_to_devnull() -> None:
+    """After a closed pipe: point stdout at /dev/null so the interpreter's final flush is quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass  # stdout is no real file (captured by a test): nothing will flush it at exit
+
+
+def strict_json(data) -> str:
+    """``data`` as strict JSON text (non-finite numbers as null, see xsim.report.files)."""
+    from xsim.report.files import json_text
+
+    return json_text(data)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,18 @@ from pydantic import BaseModel, ValidationError
 
 from xsim.config.arch import COMPONENT_CLASSES, Arch
 from xsim.config.errors import ConfigError
+from xsim.config.limits import (
+    MAX_ABS_INT,
+    MAX_DEPTH,
+    MAX_YAML_ALIASES,
+    check_arch,
+    check_tree,
+    read_input,
+    shown_key,
+)
 from xsim.config.workload import Workload
 from xsim.models import Network, build_model, network_from_spec
+from xsim.text import safe_text, shown
 
 
 def _key_path(loc: tuple) -> str:
@@ -31,7 +41,7 @@ def _key_path(loc: tuple) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += ("." if out else "") + str(part)
+            out += ("." if out else "") + shown_key(part)
     return out
 
 
@@ -51,7 +61,7 @@ def _describe(error: dict) -> str:
         message = message[len("Value error, ") :]
     value = error.get("input")
     if isinstance(value, (int, float, str, bool)) and kind != "value_error":
-        message += f" (got {value!r})"
+        message += f" (got {shown(value)})"
     return message
 
 
@@ -77,34 +87,85 @@ def validation_error(path: str | None, exc: ValidationError) -> ConfigError:
 
 
 def read_document(path: str | Path) -> Mapping[str, Any]:
-    """Parse a YAML or JSON file into a mapping; syntax errors name the line."""
+    """Parse a YAML or JSON file into a mapping; syntax errors name the line. The file and what
+    it holds are bounded first (:mod:`xsim.config.limits`): a regular file of bounded size,
+    strict JSON (no ``NaN``/``Infinity``), safe YAML with few aliases, bounded nesting."""
     path = Path(path)
+    raw = read_input(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(str(path), None, "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(path), None, f"cannot be read: {exc}") from None
-    if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(
-                str(path), None, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
-            ) from None
-    else:
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(exc, "problem", None) or str(exc)
-            raise ConfigError(str(path), None, f"invalid YAML{where}: {problem}") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), None, f"is not UTF-8 text (byte {exc.start})") from None
+    try:
+        data = _parse_json(text, path) if path.suffix.lower() == ".json" else _parse_yaml(text, path)
+    except RecursionError:
+        raise ConfigError(str(path), None, f"nested deeper than {MAX_DEPTH} levels "
+                          "(MAX_DEPTH)") from None
+    check_tree(data, str(path))
     if not isinstance(data, Mapping):
         raise ConfigError(
             str(path), None, f"expected a mapping of keys at the top, got {type(data).__name__}"
         )
     return data
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number (numbers must be finite)")
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > len(str(MAX_ABS_INT)):
+        raise ValueError(f"integer of {len(text.lstrip('-'))} digits is out of range (at most "
+                         f"{MAX_ABS_INT} in magnitude, MAX_ABS_INT)")
+    return int(text)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"key {shown(key)} appears twice in one object")
+        out[key] = value
+    return out
+
+
+def _parse_json(text: str, path: Path) -> Any:
+    try:
+        return json.loads(text, parse_constant=_refuse_constant, parse_int=_bounded_int,
+                          object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            str(path), None, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from None
+    except ValueError as exc:
+        raise ConfigError(str(path), None, f"invalid JSON: {exc}") from None
+
+
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _parse_yaml(text: str, path: Path) -> Any:
+    try:
+        # Aliases are counted before anything is built: a few anchors used many times over
+        # ("billion laughs") would otherwise expand into an unbounded document downstream.
+        aliases = sum(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text, Loader=_YAML_LOADER))
+        if aliases > MAX_YAML_ALIASES:
+            raise ConfigError(str(path), None, f"uses {aliases} YAML aliases; at most "
+                              f"{MAX_YAML_ALIASES} (MAX_YAML_ALIASES)")
+        return yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 (a safe loader)
+    except yaml.constructor.ConstructorError as exc:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(str(path), None, f"invalid YAML{where}: {safe_text(exc.problem or '')} "
+                          "(only plain YAML is read: no tags such as !!python/...)") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(str(path), None, f"invalid YAML{where}: {safe_text(problem)}") from None
+    except ValueError as exc:
+        # YAML's own scalars (e.g. an integer too long to convert) that yaml does not wrap.
+        raise ConfigError(str(path), None, f"invalid YAML: {safe_text(str(exc))}") from None
 
 
 # Top-level keys that only one kind of file has: a file of the other kind is named as such.
@@ -156,7 +217,10 @@ def load_arch(path: str | Path, overrides: Mapping[str, Any] | None = None) -> A
     data = read_document(path)
     if overrides:
         data = deep_update(data, overrides, str(path))
-    return build(Arch, data, str(path))
+        check_tree(data, str(path))
+    arch = build(Arch, data, str(path))
+    check_arch(arch)
+    return arch
 
 
 def load_workload(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Workload:
@@ -165,6 +229,7 @@ def load_workload(path: str | Path, overrides: Mapping[str, Any] | None = None) 
     data = read_document(path)
     if overrides:
         data = deep_update(data, overrides, str(path))
+        check_tree(data, str(path))
     return build(Workload, data, str(path))
 
 

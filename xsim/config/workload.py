@@ -13,7 +13,9 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from xsim.config.arch import Frozen, PositiveFloat, PositiveInt
+from xsim.config.limits import MAX_SCHEDULE_VISITS
 from xsim.strategies import SIMULATED
+from xsim.text import shown
 
 STRATEGIES = SIMULATED
 SELECTION_POLICIES = ("random", "largest_change", "uniform_layers")
@@ -117,7 +119,7 @@ class ScheduleSpec(Frozen):
     ``periods`` periods, or an explicit ``visits`` list of task names."""
 
     kind: Literal["round_robin", "explicit"] = "round_robin"
-    periods: PositiveInt = 1
+    periods: Annotated[int, Field(gt=0, le=MAX_SCHEDULE_VISITS)] = 1
     order: tuple[str, ...] | None = None
     visits: tuple[str, ...] | None = None
     switches_per_hour: PositiveFloat = 1.0
@@ -157,18 +159,23 @@ class Workload(Frozen):
         names = [t.name for t in self.tasks]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError(f"task names must be unique; repeated: {duplicates}")
+            raise ValueError(f"task names must be unique; repeated: {shown(duplicates)}")
         backbones = [t.name for t in self.tasks if t.backbone]
         if len(backbones) != 1:
-            raise ValueError(f"exactly one task must have \"backbone\": true, found {backbones}")
+            raise ValueError(f"exactly one task must have \"backbone\": true, found "
+                             f"{shown(backbones)}")
         for key in ("order", "visits"):
             for name in getattr(self.schedule, key) or ():
                 if name not in names:
-                    raise ValueError(
-                        f"schedule.{key} names unknown task {name!r}; tasks are {names}"
-                    )
+                    raise ValueError(f"schedule.{key} names unknown task {shown(name)}; "
+                                     f"tasks are {shown(names)}")
         if len(set(self.strategies)) != len(self.strategies):
             raise ValueError("strategies must not repeat")
+        order = self.schedule.order or [t for t in self.tasks if not t.backbone]
+        steps = len(self.schedule.visits or ()) or len(order) * self.schedule.periods
+        if steps > MAX_SCHEDULE_VISITS:
+            raise ValueError(f"the schedule has {steps} task visits; at most {MAX_SCHEDULE_VISITS} "
+                             "(MAX_SCHEDULE_VISITS): fewer periods or a shorter order")
         return self
 
     @property

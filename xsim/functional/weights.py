@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import os
 import tempfile
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from xsim import streams
+from xsim.config.arrays import NpzArchive
 from xsim.models.graph import Network
+from xsim.text import shown
 
 Weights = dict[str, tuple[np.ndarray, np.ndarray | None]]
 
@@ -97,19 +99,27 @@ def _expected(network: Network) -> dict[str, tuple[int, ...]]:
     return expected
 
 
+class _Header(NamedTuple):
+    """An array's shape and dtype, read from its .npy header: checked like the array itself."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+
 def _check_arrays(where: str, network: Network, arrays: Mapping[str, np.ndarray]) -> None:
-    """Raise ValueError for a missing, extra, misshapen, non-numeric or non-finite array."""
+    """Raise ValueError for a missing, extra, misshapen, non-numeric or non-finite array
+    (``arrays`` may hold :class:`_Header` entries: then every check but the values')."""
     expected = _expected(network)
     for key, shape in expected.items():
         if key not in arrays:
             raise ValueError(
-                f"{where}: missing key {key!r} (expected shape {shape}, found none) "
+                f"{where}: missing key {shown(key)} (expected shape {shape}, found none) "
                 f"for network {network.name!r}"
             )
     for key, array in arrays.items():
         if key not in expected:
             raise ValueError(
-                f"{where}: unexpected key {key!r} (found shape {np.shape(array)}, expected no "
+                f"{where}: unexpected key {shown(key)} (found shape {shown(np.shape(array))}, expected no "
                 f"such array: network {network.name!r} has no parameter of that name)"
             )
         shape = expected[key]
@@ -121,7 +131,7 @@ def _check_arrays(where: str, network: Network, arrays: Mapping[str, np.ndarray]
             raise ValueError(
                 f"{where}: key {key!r} (shape {shape}) has non-numeric dtype {array.dtype}"
             )
-        if not np.all(np.isfinite(array)):
+        if not isinstance(array, _Header) and not np.all(np.isfinite(array)):
             raise ValueError(f"{where}: key {key!r} (shape {shape}) holds NaN or infinite values")
 
 
@@ -155,25 +165,13 @@ def load_weights(path: str | os.PathLike[str], network: Network) -> Weights:
     non-numeric or non-finite arrays); a missing file raises FileNotFoundError.
     """
     path = Path(path)
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise ValueError(f"{path}: not a readable .npz weight archive ({exc})") from exc
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        # ValueError, not TypeError: the file's content is wrong, not the caller's argument.
-        raise ValueError(  # noqa: TRY004
-            f"{path}: a single .npy array, not an .npz archive of named weights"
-        )
-    arrays: dict[str, np.ndarray] = {}
-    with archive:
-        for key in archive.files:
-            try:
-                arrays[key] = archive[key]
-            except (ValueError, OSError, zipfile.BadZipFile) as exc:
-                # Object arrays (pickles) are refused as well as damaged members.
-                raise ValueError(f"{path}: key {key!r} cannot be read ({exc})") from exc
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    # Shapes and dtypes are checked from the .npy headers before any array is read.
+    with NpzArchive(path) as archive:
+        _check_arrays(str(path), network, {key: _Header(*archive.header(key))
+                                           for key in archive.keys})
+        arrays = {key: archive.read(key, what=f"key {key!r}") for key in archive.keys}
     _check_arrays(str(path), network, arrays)
     weights: Weights = {}
     for layer in network.weight_layers:

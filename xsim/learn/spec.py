@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from xsim.config.arch import Frozen, PositiveFloat, PositiveInt
+from xsim.config.limits import MAX_TRAINING_EPOCHS
 from xsim.config.loader import build, read_document
 from xsim.config.workload import BitCount, Ratio
 from xsim.strategies import strategy
@@ -53,7 +54,7 @@ class LearnModel(Frozen):
 class Training(Frozen):
     """Adam, ``lr`` for scores, scales, heads and normalisation, ``weight_lr`` for weights."""
 
-    epochs: PositiveInt
+    epochs: Annotated[int, Field(gt=0, le=MAX_TRAINING_EPOCHS)]
     batch: PositiveInt = 64
     lr: PositiveFloat = 1e-2
     weight_lr: PositiveFloat = 1e-3

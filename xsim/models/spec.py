@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from xsim.models.graph import ACTIVATIONS, Layer, Network, Shape
+from xsim.text import shown
 
 
 class LayerSpecError(ValueError):
@@ -28,11 +29,11 @@ class LayerSpecError(ValueError):
         self.layer = layer
         self.key = key
         self.message = message
-        where = f"network {network!r}: layer {index}"
+        where = f"network {shown(network)}: layer {index}"
         if layer is not None:
-            where += f" ({layer!r})"
+            where += f" ({shown(layer)})"
         if key is not None:
-            where += f", key {key!r}"
+            where += f", key {shown(key)}"
         super().__init__(f"{where}: {message}")
 
 
@@ -48,11 +49,11 @@ class _Invalid(Exception):
 def _int(value: Any, key: str, minimum: int) -> int:
     # bool is an int subclass but a kernel of True is a spec mistake, not a 1.
     if isinstance(value, bool):
-        raise _Invalid(key, f"expected an integer, got {value!r}")
+        raise _Invalid(key, f"expected an integer, got {shown(value)}")
     try:
         number = operator.index(value)
     except TypeError:
-        raise _Invalid(key, f"expected an integer, got {value!r}") from None
+        raise _Invalid(key, f"expected an integer, got {shown(value)}") from None
     if number < minimum:
         raise _Invalid(key, f"must be >= {minimum}, got {number}")
     return number
@@ -61,7 +62,7 @@ def _int(value: Any, key: str, minimum: int) -> int:
 def _pair(value: Any, key: str, minimum: int) -> tuple[int, int]:
     if isinstance(value, Sequence) and not isinstance(value, str):
         if len(value) != 2:
-            raise _Invalid(key, f"expected an integer or an (h, w) pair, got {list(value)!r}")
+            raise _Invalid(key, f"expected an integer or an (h, w) pair, got {shown(list(value))}")
         return (_int(value[0], key, minimum), _int(value[1], key, minimum))
     number = _int(value, key, minimum)
     return (number, number)
@@ -93,13 +94,14 @@ class GraphBuilder:
             or len(input_shape) != 3
         ):
             raise ValueError(
-                f"network {name!r}: input shape must be (channels, height, width), got {input_shape!r}"
+                f"network {shown(name)}: input shape must be (channels, height, width), got "
+                f"{shown(input_shape)}"
             )
         try:
             shape = tuple(_int(v, "input_shape", 1) for v in input_shape)
         except _Invalid as exc:
             raise ValueError(
-                f"network {name!r}: input shape {tuple(input_shape)!r}: {exc.message}"
+                f"network {shown(name)}: input shape {shown(tuple(input_shape))}: {exc.message}"
             ) from None
         self.input_shape: Shape = shape  # type: ignore[assignment]
         self._layers: list[Layer] = []
@@ -171,7 +173,7 @@ class GraphBuilder:
             if in_shape[1:] != (1, 1):
                 raise _Invalid(
                     "inputs",
-                    f"a linear layer reads (features, 1, 1), got {in_shape} from {src!r} "
+                    f"a linear layer reads (features, 1, 1), got {in_shape} from {shown(src)} "
                     "(insert a flatten layer)",
                 )
             n = _int(out_features, "out_features", 1)
@@ -214,7 +216,7 @@ class GraphBuilder:
                 if shape != shapes[0]:
                     raise _Invalid(
                         "inputs",
-                        f"cannot add {src!r} of shape {shape} to {srcs[0]!r} of shape {shapes[0]}",
+                        f"cannot add {shown(src)} of shape {shape} to {shown(srcs[0])} of shape {shapes[0]}",
                     )
             self._check_activation(activation)
         except _Invalid as exc:
@@ -231,7 +233,7 @@ class GraphBuilder:
 
     def build(self, num_classes: int = 0) -> Network:
         if not self._layers:
-            raise ValueError(f"network {self.name!r}: no layers")
+            raise ValueError(f"network {shown(self.name)}: no layers")
         return Network(self.name, self.input_shape, tuple(self._layers), num_classes)
 
     # -- helpers -----------------------------------------------------------------------------
@@ -270,25 +272,25 @@ class GraphBuilder:
         elif isinstance(inputs, Sequence) and all(isinstance(s, str) for s in inputs):
             srcs = tuple(inputs)
         else:
-            raise _Invalid("inputs", f"expected a layer name or a list of names, got {inputs!r}")
+            raise _Invalid("inputs", f"expected a layer name or a list of names, got {shown(inputs)}")
         if count is not None and len(srcs) != count:
-            raise _Invalid("inputs", f"expected {count} input, got {len(srcs)}: {list(srcs)!r}")
+            raise _Invalid("inputs", f"expected {count} input, got {len(srcs)}: {shown(list(srcs))}")
         if count is None and len(srcs) < 2:
-            raise _Invalid("inputs", f"expected at least 2 inputs, got {list(srcs)!r}")
+            raise _Invalid("inputs", f"expected at least 2 inputs, got {shown(list(srcs))}")
         for src in srcs:
             if src not in self._shapes:
-                raise _Invalid("inputs", f"unknown layer {src!r} (inputs must name earlier layers)")
+                raise _Invalid("inputs", f"unknown layer {shown(src)} (inputs must name earlier layers)")
         return srcs
 
     @staticmethod
     def _check_bias(bias: Any) -> None:
         if not isinstance(bias, bool):
-            raise _Invalid("bias", f"expected true or false, got {bias!r}")
+            raise _Invalid("bias", f"expected true or false, got {shown(bias)}")
 
     @staticmethod
     def _check_activation(activation: Any) -> None:
         if activation not in ACTIVATIONS:
-            raise _Invalid("activation", f"unknown activation {activation!r}; known: {ACTIVATIONS}")
+            raise _Invalid("activation", f"unknown activation {shown(activation)}; known: {ACTIVATIONS}")
 
     @staticmethod
     def _window(
@@ -305,7 +307,7 @@ class GraphBuilder:
 
     def _append(self, layer: Layer) -> str:
         if layer.name in self._shapes:
-            raise self.error(layer.name, "name", f"duplicate layer name {layer.name!r}")
+            raise self.error(layer.name, "name", f"duplicate layer name {shown(layer.name)}")
         self._layers.append(layer)
         self._shapes[layer.name] = layer.out_shape
         return layer.name
@@ -351,21 +353,21 @@ def network_from_spec(
     if isinstance(layers, (str, Mapping)) or not isinstance(layers, Sequence):
         # ValueError, not TypeError: this is malformed workload content the loader reports.
         raise ValueError(  # noqa: TRY004
-            f"network {name!r}: layers must be a list of layer dicts, got {type(layers).__name__}"
+            f"network {shown(name)}: layers must be a list of layer dicts, got {type(layers).__name__}"
         )
     if not layers:
-        raise ValueError(f"network {name!r}: no layers")
+        raise ValueError(f"network {shown(name)}: no layers")
     for index, spec in enumerate(layers):
         if not isinstance(spec, Mapping):
             raise builder.error(None, None, f"expected a dict, got {type(spec).__name__}")
         given = {k: v for k, v in spec.items() if v is not None}
         layer_name = given.get("name")
         if layer_name is not None and (not isinstance(layer_name, str) or not layer_name):
-            raise builder.error(None, "name", f"expected a non-empty string, got {layer_name!r}")
+            raise builder.error(None, "name", f"expected a non-empty string, got {shown(layer_name)}")
         kind = given.get("kind")
-        if kind not in _KIND_KEYS:
+        if not isinstance(kind, str) or kind not in _KIND_KEYS:
             raise builder.error(
-                layer_name, "kind", f"unknown kind {kind!r}; known: {', '.join(SPEC_KINDS)}"
+                layer_name, "kind", f"unknown kind {shown(kind)}; known: {', '.join(SPEC_KINDS)}"
             )
         if layer_name is None:
             layer_name = f"{kind}{index}"
@@ -380,7 +382,7 @@ def network_from_spec(
                 )
         for key in required:
             if key not in given:
-                raise builder.error(layer_name, key, f"a {kind} layer needs {key!r}")
+                raise builder.error(layer_name, key, f"a {kind} layer needs {shown(key)}")
         args = {k: v for k, v in given.items() if k not in ("name", "kind")}
         method = getattr(builder, kind)
         method(layer_name, **args)

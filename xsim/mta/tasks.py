@@ -38,10 +38,13 @@ import numpy as np
 
 from xsim import streams
 from xsim.config import ConfigError, TaskSpec, Workload, resolve_path
+from xsim.config.arrays import INTEGER, REAL, NpzArchive
+from xsim.config.limits import MAX_TIER2_SCALE
 from xsim.deployment import Deployment
 from xsim.functional.masks import quantise_scales
 from xsim.functional.quantise import quantise_weights
 from xsim.mapping import Mapping
+from xsim.text import shown
 
 SCALE_SIGMA = 0.25
 
@@ -106,20 +109,16 @@ def _synthetic_head(workload: Workload, task_index: int, k: int, classes: int, b
     return q.T
 
 
-def _read_npz(path: Path, key: str, source: str | None, where: str) -> np.ndarray:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            if key not in data.files:
-                raise ConfigError(str(path), key, f"missing array (file has {sorted(data.files)}); "
-                                  f"named by {source}: {where}")
-            return np.asarray(data[key])
-    except (OSError, ValueError) as exc:
-        raise ConfigError(str(path), None, f"cannot read as .npz ({exc}); named by {source}: "
-                          f"{where}") from None
+def _read_npz(path: Path, key: str, source: str | None, where: str, **checks) -> np.ndarray:
+    """Array ``key`` of the ``.npz`` at ``path``, checked (xsim.config.arrays) before use."""
+    with NpzArchive(path, f"named by {source}: {where}") as archive:
+        return archive.read(key, **checks)
 
 
 def _tier1_from_file(path: Path, candidates: np.ndarray, workload: Workload, where: str):
-    arr = _read_npz(path, "tier1", workload.source, where)
+    arr = _read_npz(path, "tier1", workload.source, where, kinds="b" + INTEGER,
+                    max_items=candidates.size,
+                    what="a tier-1 mask (PE indices or one boolean per candidate PE)")
     n_first = candidates.size
     if arr.dtype == np.bool_:
         if arr.shape != (n_first,):
@@ -128,7 +127,7 @@ def _tier1_from_file(path: Path, candidates: np.ndarray, workload: Workload, whe
         return frozenset(int(p) for p in candidates[arr])
     if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
         raise ConfigError(str(path), "tier1", "expected a 1-D array of PE indices or a boolean mask")
-    bad = sorted(set(arr.tolist()) - set(candidates.tolist()))
+    bad = np.unique(arr[~np.isin(arr, candidates)]).tolist()
     if bad:
         raise ConfigError(str(path), "tier1", f"PE indices {bad[:5]} are not tier-1 candidates "
                           f"(first-instance PEs of non-head layers, 0..{int(candidates.max())})")
@@ -212,22 +211,20 @@ def _file_weights(workload: Workload, task: TaskSpec, where: str, lm, limit: int
     grid, as ``xsim learn`` exports them), as the mapped (K, N) matrix."""
     path = resolve_path(workload, task.weights_file)
     key = f"{lm.layer.name}.task_weight"
-    codes = _read_npz(path, key, workload.source, f"{where}.weights_file")
-    if codes.shape != lm.layer.weight_shape or not np.issubdtype(codes.dtype, np.integer):
-        raise ConfigError(str(path), key, f"expected integer codes of shape {lm.layer.weight_shape}, "
-                          f"got {codes.dtype} {codes.shape}")
-    if np.abs(codes).max(initial=0) > limit:
-        raise ConfigError(str(path), key, f"codes must lie in [-{limit}, {limit}] "
-                          f"({limit.bit_length() + 1}-bit weights)")
+    codes = _read_npz(path, key, workload.source, f"{where}.weights_file (task {shown(task.name)})",
+                      kinds=INTEGER, shape=lm.layer.weight_shape, low=-limit, high=limit,
+                      what=f"integer codes of {limit.bit_length() + 1}-bit weights")
     return np.ascontiguousarray(weight_matrix(codes), dtype=np.int32)
 
 
 def _tier1(task: TaskSpec, where: str, workload: Workload, candidates, layer_of, scores, ti):
     if task.tier1.mask_file:
         path = resolve_path(workload, task.tier1.mask_file)
-        return _tier1_from_file(path, candidates, workload, f"{where}.tier1.mask_file")
+        return _tier1_from_file(path, candidates, workload,
+                                f"{where}.tier1.mask_file (task {shown(task.name)})")
     count = int(round(task.tier1.pe_budget * candidates.size))
-    return _select(task.tier1.policy, count, scores, candidates, layer_of, _rng(workload, "task.tier1", ti))
+    return _select(task.tier1.policy, count, scores, candidates, layer_of,
+                   _rng(workload, "task.tier1", ti))
 
 
 def _tier2(task: TaskSpec, where: str, deployment: Deployment, ti: int):
@@ -244,10 +241,13 @@ def _tier2(task: TaskSpec, where: str, deployment: Deployment, ti: int):
 def _tier2_values(task: TaskSpec, where: str, workload: Workload, mapping: Mapping, ti: int):
     if task.tier2.scales_file:
         path = resolve_path(workload, task.tier2.scales_file)
-        scales = _read_npz(path, "tier2", workload.source, f"{where}.tier2.scales_file")
-        if scales.shape != (mapping.tier2_columns,):
-            raise ConfigError(str(path), "tier2", f"expected {mapping.tier2_columns} scales "
-                              f"(one per first-instance PE weight column), got shape {scales.shape}")
+        # Magnitudes for pow2 and fixed scales; a float scale may also flip a column's sign.
+        low = -MAX_TIER2_SCALE if task.tier2.format == "float" else 0.0
+        scales = _read_npz(path, "tier2", workload.source,
+                           f"{where}.tier2.scales_file (task {shown(task.name)})", kinds=REAL,
+                           shape=(mapping.tier2_columns,), low=low, high=MAX_TIER2_SCALE,
+                           what="tier-2 scales (one per first-instance PE weight column)")
         return quantise_scales(scales.astype(np.float64), task.tier2.format, task.tier2.bits)
-    ideal = np.exp(_rng(workload, "task.tier2_scales", ti).normal(0.0, SCALE_SIGMA, mapping.tier2_columns))
+    ideal = np.exp(_rng(workload, "task.tier2_scales", ti).normal(0.0, SCALE_SIGMA,
+                                                                 mapping.tier2_columns))
     return quantise_scales(ideal, task.tier2.format, task.tier2.bits)

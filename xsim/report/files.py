@@ -1,12 +1,18 @@
 """Atomic output files: a killed run never leaves a file that looks complete.
 
 Every file is written to a temporary name in its destination directory, flushed and synced, then
-renamed over the final name with ``os.replace`` (atomic on POSIX file systems).
+renamed over the final name with ``os.replace`` (atomic on POSIX file systems). The temporary
+file is created exclusively (``O_CREAT | O_EXCL``: never through an existing file or symlink) and
+removed on every exit path Python controls, SIGTERM included (the CLI turns it into an
+exception). A run's JSON is strict: a number without a finite value (an infinite lifetime, an
+SNR of identical results) is written as ``null``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
@@ -35,8 +41,38 @@ def write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
-def write_json(path: str | Path, data: Any) -> Path:
+def write_json(path: str | Path, data: Any, *, strict: bool = False) -> Path:
+    """``strict``: RFC 8259 JSON, non-finite numbers as null (every file of a run). Without it
+    they stay ``Infinity``/``NaN``, which only Python reads: the sweep's point cache needs them
+    back as numbers until it reads null as infinity."""
+    if strict:
+        return write_text(path, json_text(data) + "\n")
     return write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n")
+
+
+def json_text(data: Any) -> str:
+    """``data`` as strict JSON (RFC 8259): NaN and infinities become null."""
+    return json.dumps(_finite(data), indent=2, sort_keys=False, default=_jsonable, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        return _finite(value.tolist())  # numpy scalars and arrays
+    return value
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_csv(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path:

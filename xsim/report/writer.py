@@ -1,13 +1,21 @@
 """Write a :class:`~xsim.api.SimulationResult` under an output folder: tidy CSV tables, PNG
-plots and ``summary.json``, each written atomically. ``summary.json`` is written last, so its
-presence marks a complete run."""
+plots and ``summary.json``, each written atomically. ``summary.json`` is written last and lists
+every other file of the run with its size and SHA-256, so its presence and those checksums mark
+a complete run (:func:`xsim.report.outdir.check_run`). :data:`RUN_FILES` names every file a run
+may write; :func:`xsim.report.outdir.claim` clears them before a run starts."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from xsim.report.files import write_csv, write_json
+from xsim.report.files import sha256_file, write_csv, write_json
 from xsim.report.plots import write_plots
+
+TABLES = ("strategies", "strategy_totals", "switches", "energy_breakdown", "endurance", "layers",
+          "components", "actions", "first_switch", "timeline", "functional_tasks",
+          "functional_layers")
+PLOTS = ("energy_breakdown.png", "reprogram_vs_scale.png", "timeline.png", "endurance.png")
+RUN_FILES = ("summary.json", *(f"{t}.csv" for t in TABLES), *PLOTS)
 
 
 def write_outputs(result, out: str | Path, plots: bool = True) -> list[Path]:
@@ -20,5 +28,7 @@ def write_outputs(result, out: str | Path, plots: bool = True) -> list[Path]:
                  "(PE rewrites) and the new task's first inference")
         written += write_plots(result.tables, out, endurance_cycles=result.arch.cell.endurance_cycles,
                                timeline_title=title)
-    written.append(write_json(out / "summary.json", result.summary))
+    files = [{"file": p.name, "bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in written]
+    written.append(write_json(out / "summary.json", {**result.summary, "files": files},
+                              strict=True))
     return written

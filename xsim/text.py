@@ -1,0 +1,41 @@
+"""Showing user-given text and values safely: shortened, escaped, printable anywhere.
+
+Depends on nothing else in xsim, so that every module that builds a message can use it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+# How much of an offending value a message shows.
+MAX_SHOWN_CHARS = 80
+
+
+def shown(value: Any, limit: int = MAX_SHOWN_CHARS) -> str:
+    """``repr(value)``, shortened to ``limit`` characters and safe to print anywhere: lone
+    surrogates, NUL and other control characters are escaped, nothing but ASCII comes out."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**40:
+        text = f"<an integer of {_digits(value)} digits>"
+    else:
+        try:
+            text = repr(value)
+        except Exception:  # noqa: BLE001 (a repr that fails is still a value to name)
+            text = f"<{type(value).__name__}>"
+    text = text.encode("ascii", "backslashreplace").decode("ascii")
+    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+    if len(text) > limit:
+        suffix = f"... ({len(text)} chars)"
+        text = text[: limit - len(suffix)] + suffix
+    return text
+
+
+def safe_text(text: str) -> str:
+    """``text`` with lone surrogates and control characters (but tabs) escaped: safe to print."""
+    out = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return "".join(c if c.isprintable() or c == "\t" else c.encode("unicode_escape").decode()
+                   for c in out)
+
+
+def _digits(value: int) -> int:
+    return max(1, math.ceil(abs(value).bit_length() * math.log10(2)))
