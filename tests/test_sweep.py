@@ -48,7 +48,8 @@ def test_bad_sweep_files(tmp_path, grid, expected):
 def test_resume_reuses_finished_points_only(tmp_path, capsys):
     spec, points = load_sweep(SWEEP)
     rows, counts = run_sweep(spec, points[:2], tmp_path, workers=2)
-    assert counts == {"points": 2, "computed": 2, "reused": 0, "failed": 0}
+    assert counts == {"points": 2, "computed": 2, "reused": 0, "rejected_cache_files": 0,
+                      "failed": 0}
     # A killed write leaves only a .part file; a corrupt or failed cache entry is recomputed.
     cache = tmp_path / "points"
     (cache / f".{points[2].key()}.json.abc.part").write_text('{"status": "ok", "rows": []}')
@@ -64,7 +65,7 @@ def test_resume_reuses_finished_points_only(tmp_path, capsys):
 
 
 def _worker_info(out, points):
-    return [json.loads((out / "points" / f"{p.key()}.json").read_text())["worker"] for p in points]
+    return [json.loads((out / "points" / f"{p.key()}.json").read_text())["result"]["worker"] for p in points]
 
 
 def test_kernels_warm_once_per_worker_process(tmp_path):
@@ -145,3 +146,90 @@ def test_scheduler_without_dask_is_an_input_error(tmp_path, monkeypatch, capsys)
 def test_importing_the_sweep_does_not_import_dask():
     code = "import sys, xsim.sweep, xsim.cli; sys.exit('distributed' in sys.modules or 'dask' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
+def _one_point_sweep(tmp_path, workload: Path) -> Path:
+    path = tmp_path / "one.yaml"
+    path.write_text(yaml.safe_dump({"name": "one", "arch": str(ROOT / "arch" / "isaac128.yaml"),
+                                    "workload": str(workload),
+                                    "grid": {"workload.seed": [0]}}))
+    return path
+
+
+def test_cache_key_covers_the_files_a_point_reads(tmp_path):
+    """Changing the .npz a task names changes the point's key: a rerun recomputes it."""
+    import numpy as np
+
+    data = json.loads((ROOT / "workloads" / "lenet5_mta.json").read_text())
+    data["tasks"][1]["tier1"]["mask_file"] = "mask.npz"
+    workload = tmp_path / "w.json"
+    workload.write_text(json.dumps(data))
+    np.savez(tmp_path / "mask.npz", tier1=np.array([0, 1]))
+    _, points = load_sweep(_one_point_sweep(tmp_path, workload))
+    before = points[0].key()
+    np.savez(tmp_path / "mask.npz", tier1=np.array([0, 2]))
+    _, points = load_sweep(_one_point_sweep(tmp_path, workload))
+    assert points[0].key() != before
+    assert points[0].referenced_files()[0][0] == "mask.npz"
+
+
+def test_cached_points_are_verified_before_reuse(tmp_path, capsys):
+    spec, points = load_sweep(SWEEP)
+    run_sweep(spec, points[:2], tmp_path, workers=1)
+    cache = tmp_path / "points"
+    first, second = (cache / f"{p.key()}.json" for p in points[:2])
+    edited = json.loads(first.read_text())
+    edited["result"]["rows"][0]["value"] = 12345.0  # an edited figure: the checksum fails
+    first.write_text(json.dumps(edited))
+    second.write_text((cache / f"{points[0].key()}.json").read_text())  # another point's file
+    rows, counts = run_sweep(spec, points[:2], tmp_path, workers=1)
+    assert counts["computed"] == 2 and counts["rejected_cache_files"] == 2
+    assert 12345.0 not in [r["value"] for r in rows]
+    (cache / f"{points[0].key()}.json").write_bytes(b"\x00garbage")
+    assert main(["sweep", str(SWEEP), "-o", str(tmp_path), "--workers", "1"]) == 0
+    assert "were recomputed" in capsys.readouterr().out
+
+
+def test_grid_size_is_bounded(tmp_path):
+    from xsim.config.limits import MAX_SWEEP_POINTS
+
+    path = tmp_path / "big.yaml"
+    values = list(range(int(MAX_SWEEP_POINTS**0.5) + 1))
+    path.write_text(yaml.safe_dump({"name": "big", "arch": str(ROOT / "arch" / "isaac128.yaml"),
+                                    "workload": str(ROOT / "workloads" / "lenet5_mta.json"),
+                                    "grid": {"workload.seed": values, "arch.read_cycle_ns": values}}))
+    with pytest.raises(ConfigError, match="MAX_SWEEP_POINTS"):
+        load_sweep(path)
+
+
+def test_labelled_grid_values(tmp_path):
+    path = tmp_path / "l.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "l", "arch": str(ROOT / "arch" / "isaac128.yaml"),
+        "workload": str(ROOT / "workloads" / "lenet5_mta.json"),
+        "grid": {"arch.cell": [{"label": "nvsim", "value": {"preset": "nvsim_rram", "bits": 2}}]}}))
+    _, points = load_sweep(path)
+    assert dict(points[0].coords) == {"arch.cell": "nvsim"}
+    assert dict(points[0].arch_overrides)["cell"] == {"preset": "nvsim_rram", "bits": 2}
+
+
+def test_a_terminated_sweep_leaves_no_workers(tmp_path):
+    import signal
+    import time
+
+    import psutil
+
+    proc = subprocess.Popen([sys.executable, "-m", "xsim.cli", "sweep", str(SWEEP), "-o",
+                             str(tmp_path), "--workers", "2"], stderr=subprocess.PIPE, text=True)
+    parent = psutil.Process(proc.pid)
+    deadline = time.time() + 120
+    children: list = []
+    while time.time() < deadline and len(children) < 2:
+        children = [c for c in parent.children(recursive=True) if "spawn" in " ".join(c.cmdline())]
+        time.sleep(0.1)
+    assert children, "the sweep started no worker"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "Traceback" not in err
+    gone, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, alive

@@ -60,7 +60,8 @@ def test_sweep_on_a_cluster_survives_a_killed_worker(cluster, sweep, tmp_path):
     rows, counts = run_sweep(spec, points, tmp_path / "dask", scheduler=local_cluster.scheduler_address,
                              progress=_kill_a_busy_worker_after_the_first_result(client, killed))
     assert killed and killed[0] in pids
-    assert counts == {"points": 12, "computed": 12, "reused": 0, "failed": 4}
+    assert counts == {"points": 12, "computed": 12, "reused": 0, "rejected_cache_files": 0,
+                      "failed": 4}
 
     local, local_counts = run_sweep(spec, points, tmp_path / "local", workers=3)
     assert local_counts == counts and rows == local
@@ -71,12 +72,13 @@ def test_sweep_on_a_cluster_survives_a_killed_worker(cluster, sweep, tmp_path):
     # Every point ran in a worker process that had loaded the kernels once, as it joined (the
     # restarted worker too), and compiled nothing itself.
     cached = [(tmp_path / "dask" / "points" / f"{p.key()}.json").read_text() for p in points]
-    workers = [json.loads(text).get("worker") for text in cached]
+    workers = [json.loads(text)["result"].get("worker") for text in cached]
     assert {(w["warmups"], w["compiled"]) for w in workers if w} == {(1, 0)}
 
     # A second run through the scheduler reuses everything finished and retries only the failed.
     _, again = run_sweep(spec, points, tmp_path / "dask", scheduler=local_cluster.scheduler_address)
-    assert again == {"points": 12, "computed": 4, "reused": 8, "failed": 4}
+    assert again == {"points": 12, "computed": 4, "reused": 8, "rejected_cache_files": 0,
+                     "failed": 4}
 
 
 def test_cli_takes_the_scheduler_from_the_environment(cluster, tmp_path, monkeypatch, capsys):

@@ -205,6 +205,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     where = f" on {scheduler}" if scheduler else ""
     print(f"sweep {spec.name}: {counts['points']} points ({counts['computed']} computed{where}, "
           f"{counts['reused']} reused from {args.out}/points, {counts['failed']} failed)")
+    if counts["rejected_cache_files"]:
+        print(f"note: {counts['rejected_cache_files']} cached point file(s) did not match their "
+              "point (another point's, edited or damaged) and were recomputed")
     print(f"wrote {len(written)} files to {args.out}/")
     if counts["failed"]:
         print(f"xsim: {counts['failed']} of {counts['points']} points failed: see the "

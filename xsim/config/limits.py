@@ -36,6 +36,7 @@ MIN_ABS_FLOAT = 1e-15
 MAX_ABS_FLOAT = 1e18
 # Derived sizes of a scenario and an accelerator.
 MAX_SCHEDULE_VISITS = 1_000_000  # task visits of a schedule (periods x tasks per period)
+MAX_SWEEP_POINTS = 10_000  # points of one sweep grid (the product of its dimensions' lengths)
 MAX_CROSSBAR_DIM = 8192  # rows or columns of one crossbar
 MAX_CROSSBARS_PER_CHIP = 2**22  # ISAAC-CE has 16,128; isaac64 64,512
 MAX_PES_PER_CHIP = 2**18  # ISAAC-CE has 2,016

@@ -27,8 +27,9 @@ def run_points(todo: list[tuple[Point, str]], compute: Callable[[Point], dict], 
         lost: list[tuple[Point, str, BaseException]] = []
         # Spawned, not forked: a process that has run numba's parallel kernels (OpenMP threads)
         # or torch cannot be forked safely; its children die at their first parallel region.
-        with ProcessPoolExecutor(max_workers=workers, initializer=warm_kernels,
-                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=warm_kernels,
+                                   mp_context=multiprocessing.get_context("spawn"))
+        try:
             running: dict = {}
             while True:
                 if not lost and alone and not running:
@@ -53,6 +54,12 @@ def run_points(todo: list[tuple[Point, str]], compute: Callable[[Point], dict], 
                             yield key, failed(error, tries[key])
                         else:
                             queue.append((point, key))
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM, the consumer gone): the workers must not outlive
+            # the sweep, finishing points nobody will read.
+            _kill(pool)
+            raise
+        pool.shutdown(wait=True)
         if len(lost) > 1:
             alone.extend((point, key) for point, key, _ in lost)
         elif lost:
@@ -62,3 +69,11 @@ def run_points(todo: list[tuple[Point, str]], compute: Callable[[Point], dict], 
                 yield key, failed(error, tries[key])
             else:
                 alone.append((point, key))
+
+
+def _kill(pool: ProcessPoolExecutor) -> None:
+    """Terminate every worker of ``pool`` now and drop its queued points."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        if process.is_alive():
+            process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)

@@ -44,9 +44,11 @@ def run_sweep(spec: SweepSpec, points: list[Point], out: str | Path, *, workers:
     cache = out / "points"
     keys = [p.key() for p in points]
     results: dict[str, dict] = {}
+    rejected = 0
     todo: list[tuple[Point, str]] = []
     for point, key in zip(points, keys):
-        hit = load_cached(cache / f"{key}.json")
+        hit, stale = load_cached(cache / f"{key}.json", key)
+        rejected += stale and hit is None
         if hit is not None:
             results[key] = hit
         elif key not in results and all(k != key for _, k in todo):
@@ -70,7 +72,7 @@ def run_sweep(spec: SweepSpec, points: list[Point], out: str | Path, *, workers:
         finished = _Stream(stream, len(todo))
         for key, result in (progress(finished, "sweep points") if progress else finished):
             results[key] = result
-            store(cache / f"{key}.json", result)
+            store(cache / f"{key}.json", key, result)
     rows = []
     for point, key in zip(points, keys):
         result = results[key]
@@ -81,7 +83,7 @@ def run_sweep(spec: SweepSpec, points: list[Point], out: str | Path, *, workers:
                          "item": result["error"], "value": result["attempts"], "unit": "tries"})
     n_failed = sum(1 for key in keys if results[key]["status"] != "ok")
     return rows, {"points": len(points), "computed": len(todo), "reused": len(points) - len(todo),
-                  "failed": n_failed}
+                  "rejected_cache_files": rejected, "failed": n_failed}
 
 
 def write_sweep(spec: SweepSpec, rows: list[dict], out: str | Path) -> list[Path]:

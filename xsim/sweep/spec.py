@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from pydantic import Field
 
 from xsim.config.arch import Frozen
 from xsim.config.errors import ConfigError, XsimInputError
+from xsim.config.limits import MAX_SWEEP_POINTS
 from xsim.config.loader import build, read_document
 
 DEFAULT_RETRIES = 2
@@ -49,13 +51,60 @@ class Point:
     workload_doc: Mapping[str, Any] = field(repr=False, hash=False)
 
     def key(self) -> str:
-        """Hash of everything the result depends on: documents, overrides, xsim's version."""
+        """Hash of everything the result depends on: documents, overrides, the contents of every
+        file the workload names (weights, masks, scales), xsim's version."""
         from xsim import __version__
 
         data = [self.arch_doc, self.workload_doc, self.arch_overrides, self.workload_overrides,
-                __version__]
+                self.referenced_files(), __version__]
         text = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+    def referenced_files(self) -> list[tuple[str, str]]:
+        """(path as written, SHA-256 of its contents or 'missing') of every file the point's
+        workload names, overrides applied."""
+        from xsim.config.loader import deep_update
+
+        doc = deep_update(self.workload_doc, dict(self.workload_overrides), self.workload)
+        base = Path(self.workload).parent
+        out = []
+        for name in _named_files(doc):
+            target = base / name
+            try:
+                digest = hashlib.sha256(target.read_bytes()).hexdigest() if target.is_file() \
+                    else "missing"
+            except OSError:
+                digest = "unreadable"
+            out.append((name, digest))
+        return out
+
+
+def _named_files(doc: Any) -> list[str]:
+    """Paths a workload document names: the model's weights, each task's weights, mask and
+    scales files."""
+    names: list[str] = []
+    if not isinstance(doc, Mapping):
+        return names
+    model = doc.get("model")
+    weights = model.get("weights") if isinstance(model, Mapping) else None
+    if isinstance(weights, Mapping) and isinstance(weights.get("path"), str):
+        names.append(weights["path"])
+    for task in doc.get("tasks") or ():
+        if not isinstance(task, Mapping):
+            continue
+        for section, key in ((task, "weights_file"), (task.get("tier1"), "mask_file"),
+                             (task.get("tier2"), "scales_file")):
+            if isinstance(section, Mapping) and isinstance(section.get(key), str):
+                names.append(section[key])
+    return names
+
+
+def _labelled(value: Any) -> tuple[Any, Any]:
+    """A grid value and its label: ``{label: ..., value: ...}`` names a value (a whole arch
+    section, say) in the table and plots; any other value is its own label."""
+    if isinstance(value, Mapping) and set(value) == {"label", "value"}:
+        return value["label"], value["value"]
+    return value, value
 
 
 def load_sweep(path: str | Path) -> tuple[SweepSpec, list[Point]]:
@@ -72,10 +121,16 @@ def load_sweep(path: str | Path) -> tuple[SweepSpec, list[Point]]:
         if name not in ("arch", "workload") and not name.startswith(("arch.", "workload.")):
             raise ConfigError(str(path), f"grid.{name}", "expected 'arch', 'workload', "
                               "'arch.<key>' or 'workload.<key>'")
+    count = math.prod(len(values) for _, values in dims)
+    if count > MAX_SWEEP_POINTS:
+        raise ConfigError(str(path), "grid", f"{count} points; at most {MAX_SWEEP_POINTS} "
+                          "(MAX_SWEEP_POINTS): split the sweep")
     documents: dict[str, Mapping[str, Any]] = {}
     points = []
     for combo in itertools.product(*(values for _, values in dims)):
         a, w, ao, wo = arch, workload, [], []
+        labels = [_labelled(v)[0] for v in combo]
+        combo = [_labelled(v)[1] for v in combo]
         for (name, _), value in zip(dims, combo):
             if name == "arch":
                 a = str((base / str(value)).resolve())
@@ -90,6 +145,6 @@ def load_sweep(path: str | Path) -> tuple[SweepSpec, list[Point]]:
                 raise ConfigError(str(path), key, f"no such file: {f}")
             if f not in documents:
                 documents[f] = read_document(f)
-        coords = tuple((name, value) for (name, _), value in zip(dims, combo))
+        coords = tuple((name, label) for (name, _), label in zip(dims, labels))
         points.append(Point(a, w, tuple(ao), tuple(wo), coords, documents[a], documents[w]))
     return spec, points
