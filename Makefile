@@ -7,7 +7,7 @@ ARCH     ?= arch/isaac128.yaml
 WORKLOAD ?= workloads/resnet50_mta.json
 OUT      ?= out
 
-.PHONY: install run test lint fuzz bench sweep learn-demo clean
+.PHONY: install run test lint fuzz bench sweep sweep-write learn-demo clean
 
 install: $(STAMP)
 
@@ -24,6 +24,10 @@ run: $(STAMP)
 # The crossbar-size sweep (64/128/256/512) of the ResNet-50 scenario; finished points are reused.
 sweep: $(STAMP)
 	$(BIN)/xsim sweep sweeps/crossbar_size.yaml -o $(OUT)/sweep
+
+# The write-model sweep: cell presets x schemes x write-power budgets on the ResNet-50 scenario.
+sweep-write: $(STAMP)
+	$(BIN)/xsim sweep sweeps/write_model.yaml -o $(OUT)/sweep_write
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

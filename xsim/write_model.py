@@ -108,6 +108,20 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
 )}
 
 
+CONTROLLER_ASSUMPTIONS = (
+    "reprogramming.write_power_budget_mw",  # no simulator or paper publishes a chip write budget
+    "reprogramming.write_drivers",          # NeuroSim drives every column; ISAAC/PUMA give none
+)
+
+
+def assumptions(arch) -> dict:
+    """Which write parameters no source gives: the preset's own and the controller's."""
+    preset = PRESETS.get(arch.cell.preset) if arch.cell.preset else None
+    return {"preset": arch.cell.preset, "preset_source": preset.source if preset else None,
+            "assumed": [f"cell.{k}" for k in (preset.assumptions if preset else ())]
+            + list(CONTROLLER_ASSUMPTIONS)}
+
+
 @dataclass(frozen=True)
 class CellTables:
     """One cell's write over every (old level, new level) pair."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from xsim.mta.scenario import MtaResult
 from xsim.strategies import strategy as strategy_of
+from xsim.write_model import assumptions
 
 
 def mta_tables(mta: MtaResult) -> tuple[dict[str, list[dict]], dict]:
@@ -139,6 +140,7 @@ def run_summary(result) -> dict[str, Any]:
         "inference": {k: v for k, v in result.backbone.to_dict().items()
                       if k not in ("layers", "components", "counts")},
         "multi_task": {**mta_summary, "first_switch": first_switch_rows(result.first_switch)},
+        "write_model": {**dep.hardware.write, **assumptions(dep.arch)},
     }
     if result.functional_tasks is not None:
         summary["functional"] = list(result.functional_tasks)
