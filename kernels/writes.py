@@ -57,19 +57,18 @@ class WriteCost(NamedTuple):
 
 
 @njit(**JIT)
-def _group(p, in_group, group_max):
-    if p > group_max:
-        group_max = p
-    return in_group + 1, group_max
-
-
-@njit(**JIT)
 def _write_cost(old, new, w_r0, w_r1, w_c0, w_c1, rows, columns, compare, pulse_tab, energy_tab,
-                line_tab, phase_tab, scheme, pulse_ps, verify_ps, compare_ps, array_ps, drivers, wordline_pj,
-                time_ps, pulses, cells, energy, line_energy, verifies, wl_pulses, counts, weight):
+                line_tab, phase_tab, scheme, pulse_ps, verify_ps, compare_ps, array_ps, drivers,
+                wordline_pj, time_ps, pulses, cells, energy, line_energy, verifies, wl_pulses,
+                counts, weight):
+    levels = pulse_tab.shape[0]
     row_blocks = time_ps.shape[0]
     col_blocks = time_ps.shape[1]
     step_ps = pulse_ps + verify_ps if scheme == 1 else pulse_ps
+    # Write-driver groups in one pass over a row: row_parallel keeps a SET group (slot 0) and a
+    # RESET group (slot 1), taken in column order each; the other schemes use slot 0 for all.
+    in_group = np.zeros(2, np.int64)
+    group_max = np.zeros(2, np.int64)
     for xb in range(row_blocks * col_blocks):
         rb = xb // col_blocks
         cb = xb % col_blocks
@@ -87,38 +86,38 @@ def _write_cost(old, new, w_r0, w_r1, w_c0, w_c1, rows, columns, compare, pulse_
         for r in range(r0, r1):
             if compare:
                 t += compare_ps
-            # Phases: row_parallel writes SET cells (+1) then RESET cells (-1); the other schemes
-            # take every cell in one pass (phase 0 means "any").
-            for ph in range(2 if scheme == 0 else 1):
-                phase = 0 if scheme != 0 else (1 if ph == 0 else -1)
-                in_group = 0
-                group_max = 0
-                for c in range(c0, c1):
-                    a = old[r, c]
-                    b = new[r, c]
-                    if compare and a == b:
-                        continue
-                    if phase != 0 and phase_tab[a, b] != phase:
-                        continue
-                    p = pulse_tab[a, b]
-                    if p == 0:
-                        continue
-                    counts[r, c] += weight
-                    p_total += p
-                    c_total += 1
-                    e_total += energy_tab[a, b]
-                    l_total += line_tab[a, b]
-                    if scheme == 1:
-                        v_total += p
-                    in_group, group_max = _group(p, in_group, group_max)
-                    if in_group == drivers:
-                        t += group_max * step_ps
-                        wl_total += group_max
-                        in_group = 0
-                        group_max = 0
-                if in_group:
-                    t += group_max * step_ps
-                    wl_total += group_max
+            in_group[:] = 0
+            group_max[:] = 0
+            for c in range(c0, c1):
+                a = old[r, c]
+                b = new[r, c]
+                if compare and a == b:
+                    continue
+                if a >= levels or b >= levels:
+                    raise ValueError("a cell level is outside the write tables")
+                p = pulse_tab[a, b]
+                if p == 0:
+                    continue
+                slot = 1 if scheme == 0 and phase_tab[a, b] < 0 else 0
+                counts[r, c] += weight
+                p_total += p
+                c_total += 1
+                e_total += energy_tab[a, b]
+                l_total += line_tab[a, b]
+                if scheme == 1:
+                    v_total += p
+                in_group[slot] += 1
+                if p > group_max[slot]:
+                    group_max[slot] = p
+                if in_group[slot] == drivers:
+                    t += group_max[slot] * step_ps
+                    wl_total += group_max[slot]
+                    in_group[slot] = 0
+                    group_max[slot] = 0
+            for slot in range(2):
+                if in_group[slot]:
+                    t += group_max[slot] * step_ps
+                    wl_total += group_max[slot]
         if scheme == 2:
             t = (r1 - r0) * compare_ps if compare else 0
             if c_total:
@@ -161,8 +160,6 @@ def write_cost(old: np.ndarray, new: np.ndarray, *, rows: int, columns: int, com
     levels = pulses.shape[0]
     if any(t.shape != (levels, levels) for t in (pulses, energy_pj, line_pj, phase)):
         raise ValueError("pulses, energy_pj, line_pj and phase must be square tables of one shape")
-    if max(int(old.max(initial=0)), int(new.max(initial=0))) >= levels:
-        raise ValueError(f"cell levels must be below {levels}")
     r0, r1, c0, c1 = window if window is not None else (0, old.shape[0], 0, old.shape[1])
     if not (0 <= r0 < r1 <= old.shape[0] and 0 <= c0 < c1 <= old.shape[1]):
         raise ValueError(f"window {window} is outside the levels' shape {old.shape}")

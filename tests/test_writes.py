@@ -212,3 +212,13 @@ def test_unknown_preset_is_a_clear_error():
 
     with pytest.raises(ConfigError, match="cell.preset: unknown cell preset 'magic'"):
         load_arch(ARCH / "isaac128.yaml", {"cell.preset": "magic"})
+
+
+def test_a_level_outside_the_tables_is_refused():
+    t = cell_tables(load_arch(ARCH / "isaac128.yaml"))
+    old = np.zeros((2, 2), np.uint8)
+    new = np.full((2, 2), 7, np.uint8)
+    with pytest.raises(ValueError, match="outside the write tables"):
+        write_cost(old, new, rows=2, columns=2, compare=True, pulses=t.pulses,
+                   energy_pj=t.energy_pj, line_pj=t.line_pj, phase=t.phase,
+                   scheme="row_parallel", pulse_ps=1, verify_ps=1, compare_ps=1, drivers=1)
