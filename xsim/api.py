@@ -9,8 +9,9 @@ typed results. Each stage lives in its own module; this one only wires them toge
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,9 @@ class SimulationResult:
     timeline: tuple[dict, ...]
     functional_tasks: tuple[dict, ...] | None = None
     functional_layers: tuple[dict, ...] | None = None
+    timings: dict[str, float] = field(default_factory=dict, compare=False)
+    """wall seconds per stage (deployment, engine, writes, functional); never in summary.json,
+    which must not change between reruns"""
 
     @property
     def arch(self) -> Arch:
@@ -119,11 +123,17 @@ def simulate(arch: Arch | str | Path | Deployment, workload: Workload | str | Pa
     from xsim.mta.tasks import build_tasks
 
     progress = progress or _no_progress
-    dep = arch if isinstance(arch, Deployment) else prepare(arch, workload, arch_overrides)
+    clock = _Stopwatch()
+    if isinstance(arch, Deployment):
+        dep = arch
+    else:
+        dep = prepare(arch, workload, arch_overrides)
+        clock.lap("deployment")
     check_work(estimate_work(dep.workload, dep.mapping, functional=functional, images=images),
                max_work, dep.workload.source)
     # The pipelined batch gives throughput; strategies compare one image each, all alike.
     backbone = simulate_inference(dep, images=dep.workload.batch, record_timeline=False)
+    clock.lap("engine")
 
     def inference(scaled: frozenset[int]) -> dict:
         result = simulate_inference(dep, images=1, scaled_pes=scaled, record_timeline=False)
@@ -139,7 +149,9 @@ def simulate(arch: Arch | str | Path | Deployment, workload: Workload | str | Pa
     tasks = build_tasks(dep, weights)
     mta = run_scenario(dep, tasks, inference,
                        progress=lambda layers: progress(layers, "reprogramming"))
+    clock.lap("writes and strategies")
     first, timeline = first_switches(dep, mta, tasks)
+    clock.lap("engine")
     per_task = per_layer = None
     if functional:
         from xsim.functional.masks import task_masks_from_tasks
@@ -151,4 +163,19 @@ def simulate(arch: Arch | str | Path | Deployment, workload: Workload | str | Pa
             calibration_images=CALIBRATION_IMAGES,
             masks_by_task=dict(progress(masks.items(), "bit-accurate inference")))
         per_task, per_layer = tuple(per_task), tuple(per_layer)
-    return SimulationResult(dep, backbone, mta, tuple(first), tuple(timeline), per_task, per_layer)
+        clock.lap("functional")
+    return SimulationResult(dep, backbone, mta, tuple(first), tuple(timeline), per_task, per_layer,
+                            clock.laps)
+
+
+class _Stopwatch:
+    """Wall time per named stage, summed over the laps of one name."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = self.laps.get(name, 0.0) + now - self._last
+        self._last = now

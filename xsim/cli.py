@@ -142,21 +142,32 @@ def _claim(path: str, outputs=()):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import time
+
     from xsim.api import prepare, simulate
     from xsim.config.limits import check_work, estimate_work
     from xsim.report.writer import RUN_FILES, write_outputs
 
+    started = time.perf_counter()
     # Bad inputs and runs too large are refused before the folder is touched.
     dep = prepare(args.arch, args.workload)
+    deployed = time.perf_counter()
     check_work(estimate_work(dep.workload, dep.mapping, functional=args.functional,
                              images=args.images), args.max_work, dep.workload.source)
     with _claim(args.out, RUN_FILES):
         result = simulate(dep, functional=args.functional,
                           images=args.images, progress=_progress_bar(sys.stderr.isatty()),
                           max_work=args.max_work)
+        simulated = time.perf_counter()
         written = write_outputs(result, args.out)
     print(summary_text(result))
     print(f"\nwrote {len(written)} files to {safe_text(args.out)}/")
+    if args.profile:
+        laps = {"deployment": deployed - started, **result.timings,
+                "report (tables, plots, files)": time.perf_counter() - simulated}
+        total = time.perf_counter() - started
+        print("\nwall time per stage (s): " + ", ".join(f"{k} {v:.2f}" for k, v in laps.items())
+              + f"; total {total:.2f} (the interpreter's start and imports come before this)")
     return 0
 
 
@@ -274,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-work", type=int, default=DEFAULT_MAX_WORK, metavar="N",
                    help="refuse a run whose estimated work (engine events + cells costed + "
                    f"thousands of functional MACs) exceeds N (default {DEFAULT_MAX_WORK:.0e})")
+    p.add_argument("--profile", action="store_true",
+                   help="print the wall time of each stage (deployment, engine, writes and "
+                   "strategies, functional, report)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("sweep", help="run a grid of arch/workload variations (resumable)")
