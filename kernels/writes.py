@@ -56,7 +56,7 @@ class WriteCost(NamedTuple):
     wordline_pulses: np.ndarray
 
 
-@njit(**JIT)
+@njit(**PARALLEL_JIT)
 def _write_cost(old, new, w_r0, w_r1, w_c0, w_c1, rows, columns, compare, pulse_tab, energy_tab,
                 line_tab, phase_tab, scheme, pulse_ps, verify_ps, compare_ps, array_ps, drivers,
                 wordline_pj, time_ps, pulses, cells, energy, line_energy, verifies, wl_pulses,
@@ -65,11 +65,12 @@ def _write_cost(old, new, w_r0, w_r1, w_c0, w_c1, rows, columns, compare, pulse_
     row_blocks = time_ps.shape[0]
     col_blocks = time_ps.shape[1]
     step_ps = pulse_ps + verify_ps if scheme == 1 else pulse_ps
-    # Write-driver groups in one pass over a row: row_parallel keeps a SET group (slot 0) and a
-    # RESET group (slot 1), taken in column order each; the other schemes use slot 0 for all.
-    in_group = np.zeros(2, np.int64)
-    group_max = np.zeros(2, np.int64)
-    for xb in range(row_blocks * col_blocks):
+    # Crossbars in parallel: each owns its own cells of ``counts`` and its own outputs.
+    for xb in prange(row_blocks * col_blocks):
+        # Write-driver groups in one pass over a row: row_parallel keeps a SET group (slot 0)
+        # and a RESET group (slot 1), taken in column order each; other schemes use slot 0.
+        in_group = np.zeros(2, np.int64)
+        group_max = np.zeros(2, np.int64)
         rb = xb // col_blocks
         cb = xb % col_blocks
         r0 = w_r0 + rb * rows
