@@ -74,7 +74,7 @@ def main() -> None:
     weights = synthetic_weights(network, workload.model.weights.seed)
 
     start = time.perf_counter()
-    model = CrossbarNetwork(arch, mapping, weights, synthetic_inputs(network, 2, workload.seed + 1))
+    model = CrossbarNetwork(mapping, weights, synthetic_inputs(network, 2, workload.seed + 1))
     setup_s = time.perf_counter() - start
     print(f"ResNet-50, 3x224x224 images, {mapping.weight_bits}-bit weights/inputs, "
           f"{arch.crossbar.rows}x{arch.crossbar.columns} crossbars, {arch.cell.bits}-bit cells, "

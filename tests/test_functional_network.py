@@ -7,6 +7,7 @@ import pytest
 
 from conftest import ARCH
 from xsim.config import load_arch
+from xsim.deployment import Deployment
 from xsim.functional import (
     CrossbarNetwork,
     TaskMasks,
@@ -32,7 +33,7 @@ def _setup(overrides, zoo="mlp", seed=0, **kw):
     net = ZOO[zoo](**kw)
     mapping = map_network(arch, net, weight_bits=8, input_bits=8)
     weights = synthetic_weights(net, seed)
-    model = CrossbarNetwork(arch, mapping, weights, synthetic_inputs(net, 16, seed + 1))
+    model = CrossbarNetwork(mapping, weights, synthetic_inputs(net, 16, seed + 1))
     return arch, mapping, weights, model
 
 
@@ -182,8 +183,8 @@ def test_npz_weights_run_and_mismatch_errors(tmp_path, isaac128):
     loaded = load_weights(tmp_path / "w.npz", net)
     cal = synthetic_inputs(net, 2, 0)
     x = synthetic_inputs(net, 2, 1)
-    a = CrossbarNetwork(isaac128, mapping, weights, cal).run(x)
-    b = CrossbarNetwork(isaac128, mapping, loaded, cal).run(x)
+    a = CrossbarNetwork(mapping, weights, cal).run(x)
+    b = CrossbarNetwork(mapping, loaded, cal).run(x)
     assert np.array_equal(a, b)
     bad = dict(weights)
     bad["fc1"] = (weights["fc1"][0][:, :10], weights["fc1"][1])
@@ -191,9 +192,9 @@ def test_npz_weights_run_and_mismatch_errors(tmp_path, isaac128):
     with pytest.raises(ValueError, match=r"fc1\.weight.*shape"):
         load_weights(tmp_path / "bad.npz", net)
     with pytest.raises(ValueError, match="fc1"):
-        CrossbarNetwork(isaac128, mapping, bad, cal)
+        CrossbarNetwork(mapping, bad, cal)
     with pytest.raises(ValueError, match="input"):
-        CrossbarNetwork(isaac128, mapping, weights, cal).run(np.zeros((1, 3, 8, 8)))
+        CrossbarNetwork(mapping, weights, cal).run(np.zeros((1, 3, 8, 8)))
 
 
 def test_functional_metrics_rows_are_deterministic():
@@ -203,7 +204,8 @@ def test_functional_metrics_rows_are_deterministic():
     w = synthetic_weights(net, 9)["fc1"][0]
     masks = TaskMasks(tier1={lm.pes[0]}, tier2=np.ones(mapping.tier2_columns),
                       task_weights={"fc1": quantise_weights(w, 8)[0]})
-    run = lambda: functional_metrics(arch, net, mapping, weights, images=2, seed=3,  # noqa: E731
+    dep = Deployment.of_mapping(mapping)
+    run = lambda: functional_metrics(dep, weights, images=2, seed=3,  # noqa: E731
                                      masks_by_task={"backbone": None, "task": masks},
                                      labels=np.array([1, 2]))
     tasks, layers = run()
@@ -215,7 +217,7 @@ def test_functional_metrics_rows_are_deterministic():
     assert len(layers) == 2 * len(mapping.layers)
     assert [r["tier1_pes"] for r in layers if r["task"] == "task" and r["layer"] == "fc1"] == [1]
     with pytest.raises(ValueError, match="positive"):
-        functional_metrics(arch, net, mapping, weights, images=0, seed=3, masks_by_task={})
+        functional_metrics(dep, weights, images=0, seed=3, masks_by_task={})
 
 
 def test_task_masks_from_a_task_set(lenet5_workload, isaac128):
@@ -233,7 +235,7 @@ def test_task_masks_from_a_task_set(lenet5_workload, isaac128):
     assert masks.tier1 == tasks.tier1[name] | set(head.pes)
     assert np.array_equal(masks.tier2[:-head.N], tasks.tier2[name][:-head.N])
     assert np.all(masks.tier2[-head.N:] == 1.0)
-    model = CrossbarNetwork(isaac128, mapping, synthetic_weights(net, 3), synthetic_inputs(net, 4, 0))
+    model = CrossbarNetwork(mapping, synthetic_weights(net, 3), synthetic_inputs(net, 4, 0))
     eff = model.effective_weights(masks)[tasks.head_layer][0]
     classes = tasks.head_weights(name).shape[1]
     scale = model.layers[tasks.head_layer].scale[:classes]

@@ -255,7 +255,7 @@ def test_export_is_what_xsim_run_reads(learned):
         _, data = build_tasks(load_learn_spec(TINY).data)
         task = next(t for t in data if t.name == spec.name)
         n = summary["test_images"]
-        net = CrossbarNetwork(arch, mapping, task_weights, task.x_train[:16])
+        net = CrossbarNetwork(mapping, task_weights, task.x_train[:16])
         accuracy = float((net.run(task.x_test[:n], masks).argmax(1) == task.y_test[:n]).mean())
         row = rows[(spec.name, "xma2", 0.1)]
         assert accuracy == pytest.approx(row["crossbar_accuracy"])

@@ -159,7 +159,7 @@ def simulate(arch: Arch | str | Path | Deployment, workload: Workload | str | Pa
 
         masks = {task.name: task_masks_from_tasks(tasks, task.name) for task in dep.workload.tasks}
         per_task, per_layer = functional_metrics(
-            dep.arch, dep.network, dep.mapping, weights, images=images, seed=dep.workload.seed,
+            dep, weights, images=images, seed=dep.workload.seed,
             calibration_images=CALIBRATION_IMAGES,
             masks_by_task=dict(progress(masks.items(), "bit-accurate inference")))
         per_task, per_layer = tuple(per_task), tuple(per_layer)

@@ -23,12 +23,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from xsim.config.arch import Arch
+from xsim.deployment import Deployment
 from xsim.functional.masks import TaskMasks
 from xsim.functional.network import CrossbarNetwork
 from xsim.functional.reference import forward_float, synthetic_inputs
-from xsim.mapping import Mapping as XMapping
-from xsim.models.graph import Network
 
 # Calibration images are drawn from their own stream: seed + this offset.
 CALIBRATION_SEED_OFFSET = 1_000_003
@@ -72,9 +70,7 @@ def error_figures(y: np.ndarray, ref: np.ndarray) -> dict[str, float]:
 
 
 def functional_metrics(
-    arch: Arch,
-    network: Network,
-    mapping: XMapping,
+    deployment: Deployment,
     weights: Mapping[str, tuple[np.ndarray, np.ndarray | None]],
     *,
     images: int,
@@ -99,8 +95,7 @@ def functional_metrics(
     rel_error, snr_db, top1_agreement[, accuracy], tier1_pes`` and ``task, layer, kind, images,
     rel_error, snr_db, tier1_pes``.  Deterministic for a seed.
     """
-    if network is not mapping.network and network != mapping.network:
-        raise ValueError(f"network {network.name!r} is not the mapped network {mapping.network.name!r}")
+    network, mapping = deployment.network, deployment.mapping
     if isinstance(images, bool) or not isinstance(images, (int, np.integer)) or images < 1:
         raise ValueError(f"images must be a positive integer, got {images!r}")
     if inputs is None:
@@ -116,7 +111,7 @@ def functional_metrics(
                              f"of {labels.dtype}")
     if network_model is None:
         calibration = synthetic_inputs(network, calibration_images, seed + CALIBRATION_SEED_OFFSET)
-        network_model = CrossbarNetwork(arch, mapping, weights, calibration)
+        network_model = CrossbarNetwork(mapping, weights, calibration)
     elif network_model.mapping is not mapping:
         raise ValueError("network_model was built for another mapping")
     out_name = network.output.name

@@ -120,17 +120,17 @@ class CrossbarNetwork:
     ``weights`` are float weights (layer → (weight, bias)) of ``mapping.network``; ``calibration``
     is a batch (B, C, H, W) of sample inputs for the activation scales.  Weights are quantised to
     ``mapping.weight_bits`` (per output channel unless ``per_channel`` is False), inputs to
-    ``mapping.input_bits``.  Kernel settings come from ``arch`` (:meth:`KernelSettings.from_arch`);
+    ``mapping.input_bits``.  Kernel settings come from the mapping's arch
+(:meth:`KernelSettings.from_arch`);
     ``adc_mode``, ``adc_range``, ``noise_sigma`` and ``seed`` pass to the kernels.
     """
 
-    def __init__(self, arch: Arch, mapping: XMapping,
+    def __init__(self, mapping: XMapping,
                  weights: Mapping[str, tuple[np.ndarray, np.ndarray | None]],
                  calibration: np.ndarray, *, per_channel: bool = True, percentile: float = 100.0,
                  adc_mode: str = "clip", adc_range: float | None = None, noise_sigma: float = 0.0,
                  seed: int = 0) -> None:
-        if mapping.arch != arch:
-            raise ValueError(f"mapping was made for arch {mapping.arch.name!r}, not {arch.name!r}")
+        arch = mapping.arch
         self.network = mapping.network
         self.mapping = mapping
         self.weights: Weights = dict(weights)

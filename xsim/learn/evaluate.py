@@ -45,9 +45,9 @@ def task_masks(mapping: Mapping, result: TaskResult) -> TaskMasks:
 def crossbar_accuracy(deployment: Deployment, backbone: Backbone, result: TaskResult,
                       calibration: np.ndarray, x: np.ndarray, y: np.ndarray) -> float:
     """Accuracy of the task on (x, y) through the bit-accurate crossbar model."""
-    arch, mapping = deployment.arch, deployment.mapping
+    mapping = deployment.mapping
     weights = task_float_weights(backbone, result, deployment.head_layer)
-    network = CrossbarNetwork(arch, mapping, weights, calibration)
+    network = CrossbarNetwork(mapping, weights, calibration)
     logits = network.run(x, task_masks(mapping, result))
     return float((np.argmax(logits, axis=1) == y).mean())
 
