@@ -15,7 +15,7 @@ install: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,dask,learn]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,dask,learn,onnx]'
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -71,6 +71,40 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _out_dir(value: str, option: str = "-o") -> str:
+    """An output folder given on the command line: an empty one would be the current folder."""
+    if not value or not value.strip():
+        raise XsimInputError(None, option, "needs a folder name (an empty one would write into "
+                             "the current folder)")
+    return value
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from xsim.functional.weights import save_weights
+    from xsim.importers.onnx import _safe_name, import_onnx, workload_document
+    from xsim.report.files import write_json
+
+    out = Path(_out_dir(args.out))
+    name = _safe_name(args.name) if args.name else None
+    if args.name is not None and not name:
+        raise XsimInputError(None, "--name", f"needs letters or digits, got {args.name!r}")
+    model = import_onnx(args.model, name=name)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise XsimInputError(str(out), None, f"cannot create the folder: {exc.strerror}") from None
+    weights = out / f"{model.name}.npz"
+    workload = out / f"{model.name}.json"
+    save_weights(weights, model.weights)
+    write_json(workload, workload_document(model, weights.name), strict=True)
+    net = model.network
+    print(f"imported {safe_text(args.model)}: {net.name}, {len(net.layers)} layers "
+          f"({len(net.weight_layers)} with weights, {net.params} parameters), input "
+          f"{net.input_shape}")
+    print(f"wrote {safe_text(str(workload))} and {safe_text(str(weights))}")
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from xsim.config import load_arch
     from xsim.energy import hardware
@@ -246,6 +280,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check arch (.yaml) and workload (.json) files")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("import", help="import an ONNX model as a workload and its weights "
+                       "(extra 'onnx')")
+    p.add_argument("model", metavar="MODEL", help="an .onnx file")
+    p.add_argument("-o", "--out", required=True, metavar="DIR",
+                   help="folder for NAME.json (the workload) and NAME.npz (its weights)")
+    p.add_argument("--name", default=None, help="the network's name (default: the file's stem)")
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("info", help="per-action energy table, power, area and peak of an arch")
     p.add_argument("arch", metavar="ARCH")

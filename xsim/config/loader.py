@@ -240,9 +240,12 @@ def resolve_path(workload: Workload, relative: str) -> Path:
 
 
 def build_network(workload: Workload) -> Network:
-    """The workload's model as a layer graph; an unknown zoo name or a bad layer list is a
-    ConfigError on ``model.zoo`` / ``model.layers``."""
+    """The workload's model as a layer graph; an unknown zoo name, a bad layer list or an ONNX
+    file xsim cannot import is a ConfigError on ``model.zoo`` / ``model.layers`` /
+    ``model.onnx``."""
     spec = workload.model
+    if spec.onnx is not None:
+        return onnx_model(workload).network
     try:
         if spec.zoo is not None:
             return build_model(spec.zoo, input_shape=spec.input_shape,
@@ -252,3 +255,13 @@ def build_network(workload: Workload) -> Network:
         key = "model.zoo" if spec.zoo is not None else "model.layers"
         message = exc.args[0] if exc.args else str(exc)
         raise ConfigError(workload.source, key, str(message)) from None
+
+
+def onnx_model(workload: Workload):
+    """The :class:`~xsim.importers.onnx.ImportedModel` of a workload's ``model.onnx``."""
+    from xsim.importers.onnx import import_onnx
+
+    try:
+        return import_onnx(resolve_path(workload, workload.model.onnx), name=workload.model.name)
+    except ConfigError as exc:
+        raise ConfigError(workload.source, "model.onnx", str(exc)) from None

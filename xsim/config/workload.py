@@ -34,23 +34,45 @@ class NpzWeights(Frozen):
     path: str
 
 
+class OnnxWeights(Frozen):
+    """The weights inside the model's ONNX file (the default for a ``model.onnx``)."""
+
+    kind: Literal["onnx"]
+
+
 class ModelSpec(Frozen):
-    """``zoo`` names a zoo network; ``layers`` lists an explicit one (see xsim.models.zoo)."""
+    """``zoo`` names a zoo network; ``layers`` lists an explicit one (see xsim.models.zoo);
+    ``onnx`` names an ONNX file (graph and weights, see xsim.importers.onnx)."""
 
     zoo: str | None = None
+    onnx: str | None = None
     name: str | None = None
     layers: tuple[dict[str, Any], ...] | None = None
     input_shape: tuple[PositiveInt, PositiveInt, PositiveInt] | None = None
     num_classes: PositiveInt | None = None
-    weights: SyntheticWeights | NpzWeights = Field(default_factory=SyntheticWeights,
-                                                   discriminator="kind")
+    weights: SyntheticWeights | NpzWeights | OnnxWeights = Field(
+        default_factory=SyntheticWeights, discriminator="kind")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _onnx_weights_by_default(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("onnx") is not None and "weights" not in data:
+            return {**data, "weights": {"kind": "onnx"}}
+        return data
 
     @model_validator(mode="after")
     def _one_source(self):
-        if (self.zoo is None) == (self.layers is None):
-            raise ValueError("give exactly one of 'zoo' (a zoo model name) or 'layers' (a list)")
+        sources = [k for k in ("zoo", "layers", "onnx") if getattr(self, k) is not None]
+        if len(sources) != 1:
+            raise ValueError("give exactly one of 'zoo' (a zoo model name), 'layers' (a list) or "
+                             f"'onnx' (an .onnx file); got {', '.join(sources) or 'none'}")
         if self.layers is not None and (self.input_shape is None or self.name is None):
             raise ValueError("an explicit 'layers' model also needs 'name' and 'input_shape'")
+        if self.onnx is not None and self.input_shape is not None:
+            raise ValueError("input_shape: an 'onnx' model takes its input shape from the file")
+        if self.weights.kind == "onnx" and self.onnx is None:
+            raise ValueError("weights: kind 'onnx' reads the weights of the model's 'onnx' "
+                             "file; this model names none")
         return self
 
 
