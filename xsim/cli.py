@@ -44,31 +44,81 @@ def _table(rows: list[dict], columns: list[str] | None = None, floats: str = "{:
     return frame.to_string(index=False, float_format=lambda x: floats.format(x))
 
 
+def _file_kind(document) -> str:
+    """What an input file is, by its keys (whatever its suffix): learn, sweep, workload, arch."""
+    if "budgets" in document:
+        return "learn"
+    if "grid" in document:
+        return "sweep"
+    if "tasks" in document or "model" in document:
+        return "workload"
+    return "arch"
+
+
+def _warn(path: str, document) -> None:
+    from xsim.config.plausible import implausible
+
+    for key, message in implausible(document):
+        print(f"xsim: warning: {safe_text(path)}: {key}: {message}", file=sys.stderr)
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
+    """Each file alone; an arch with a workload also as ``run`` checks them before simulating."""
     from xsim.config import build_network, load_arch, load_workload
     from xsim.config.loader import read_document
 
+    archs, workloads = [], []
     for name in args.files:
         shown = safe_text(name)
-        if Path(name).suffix.lower() == ".json" and "budgets" in read_document(name):
+        document = read_document(name)
+        kind = _file_kind(document)
+        if kind == "learn":
             spec = _learn_module().load_learn_spec(name)
             print(f"ok: {shown}: learning spec {spec.name} ({len(spec.data.tasks)} tasks, "
                   f"budgets {list(spec.budgets)})")
-        elif Path(name).suffix.lower() == ".json":
+        elif kind == "workload":
             workload = load_workload(name)
             network = build_network(workload)
+            workloads.append(workload)
             print(f"ok: {shown}: workload {workload.name} ({network.name}, "
                   f"{len(workload.tasks)} tasks, {len(workload.visits())} visits)")
-        elif "grid" in read_document(name):
+        elif kind == "sweep":
             from xsim.sweep import load_sweep
 
             spec, points = load_sweep(name)
             print(f"ok: {shown}: sweep {spec.name} ({len(points)} points)")
         else:
             arch = load_arch(name)
+            archs.append(arch)
             print(f"ok: {shown}: arch {arch.name} ({arch.crossbars_per_chip} crossbars of "
                   f"{arch.crossbar.rows}x{arch.crossbar.columns})")
+        _warn(name, document)
+    if len(archs) == 1 and len(workloads) == 1:
+        _validate_run(archs[0], workloads[0])
+    elif archs and workloads:
+        print("xsim: note: give one arch and one workload to check them together as run does",
+              file=sys.stderr)
     return 0
+
+
+def _validate_run(arch, workload) -> None:
+    """What ``xsim run`` checks before it simulates: the fit and every check across the two
+    files, the weights file and every task's weights, mask and scale files (shapes, dtypes,
+    values), and the work limit."""
+    from xsim.api import model_weights, prepare
+    from xsim.config.limits import check_work, estimate_work
+    from xsim.mta.tasks import build_tasks
+
+    dep = prepare(arch, workload)
+    weights = model_weights(dep.workload, dep.network)
+    build_tasks(dep, weights)
+    work = estimate_work(dep.workload, dep.mapping, functional=False, images=1)
+    check_work(work, DEFAULT_MAX_WORK, dep.workload.source)
+    m = dep.mapping
+    print(f"ok: {safe_text(str(workload.source))} on {safe_text(str(arch.source))}: "
+          f"{dep.network.name} fits in {m.pe_count} of {arch.pes_per_chip} PEs "
+          f"({m.tiles} tiles), heads and task files checked, estimated work "
+          f"{work['total']:.2g}")
 
 
 def _out_dir(value: str, option: str = "-o") -> str:
@@ -102,6 +152,13 @@ def cmd_import(args: argparse.Namespace) -> int:
           f"({len(net.weight_layers)} with weights, {net.params} parameters), input "
           f"{net.input_shape}")
     print(f"wrote {safe_text(str(workload))} and {safe_text(str(weights))}")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from xsim.config.reference import json_schema
+
+    print(strict_json(json_schema(args.kind)))
     return 0
 
 
@@ -277,7 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
         "and of multi-task adaptation with 2-tier masks (XMA2).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("validate", help="check arch (.yaml) and workload (.json) files")
+    p = sub.add_parser("validate", help="check input files; an arch with a workload as run "
+                       "checks them")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.set_defaults(func=cmd_validate)
 
@@ -288,6 +346,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for NAME.json (the workload) and NAME.npz (its weights)")
     p.add_argument("--name", default=None, help="the network's name (default: the file's stem)")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of an input file kind "
+                       "(docs/reference.md documents every key)")
+    p.add_argument("kind", choices=("arch", "workload", "sweep", "learn"))
+    p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("info", help="per-action energy table, power, area and peak of an arch")
     p.add_argument("arch", metavar="ARCH")

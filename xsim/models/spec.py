@@ -336,7 +336,7 @@ class GraphBuilder:
 
 
 # Keys each kind accepts beyond "name", "kind" and "inputs"; the first group is required.
-_KIND_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+KIND_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "conv": (
         ("out_channels", "kernel"),
         ("stride", "padding", "dilation", "groups", "bias", "activation"),
@@ -349,7 +349,27 @@ _KIND_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "flatten": ((), ()),
 }
 
-SPEC_KINDS = tuple(_KIND_KEYS)
+SPEC_KINDS = tuple(KIND_KEYS)
+
+# What each kind computes and its optional keys' defaults, for the input file reference.
+KIND_DOCS: dict[str, tuple[str, dict[str, str]]] = {
+    "conv": ("2-d convolution on the crossbars; K = (in_channels/groups)·kh·kw rows, out_channels "
+             "columns; the activation runs in the tile's digital units",
+             {"stride": "1", "padding": "0", "dilation": "1", "groups": "1", "bias": "true",
+              "activation": "none; relu or relu6"}),
+    "linear": ("fully connected layer on the crossbars; reads (features, 1, 1)",
+               {"bias": "true", "activation": "none; relu or relu6"}),
+    "maxpool": ("max pooling in the digital units, padded with -inf",
+                {"stride": "= kernel", "padding": "0"}),
+    "avgpool": ("average pooling, padded zeros counted; without kernel a global average pool",
+                {"kernel": "the input's height and width", "stride": "= kernel",
+                 "padding": "0"}),
+    "add": ("element-wise sum of two or more inputs of equal shape (a residual add)",
+            {"activation": "none; relu or relu6"}),
+    "concat": ("the inputs' channels side by side (equal height and width)",
+               {"activation": "none; relu or relu6"}),
+    "flatten": ("(C, H, W) to (C·H·W, 1, 1) in C, H, W order", {}),
+}
 
 
 def network_from_spec(
@@ -390,13 +410,13 @@ def network_from_spec(
         if layer_name is not None and (not isinstance(layer_name, str) or not layer_name):
             raise builder.error(None, "name", f"expected a non-empty string, got {shown(layer_name)}")
         kind = given.get("kind")
-        if not isinstance(kind, str) or kind not in _KIND_KEYS:
+        if not isinstance(kind, str) or kind not in KIND_KEYS:
             raise builder.error(
                 layer_name, "kind", f"unknown kind {shown(kind)}; known: {', '.join(SPEC_KINDS)}"
             )
         if layer_name is None:
             layer_name = f"{kind}{index}"
-        required, optional = _KIND_KEYS[kind]
+        required, optional = KIND_KEYS[kind]
         allowed = {"name", "kind", "inputs", *required, *optional}
         for key in given:
             if key not in allowed:
