@@ -238,6 +238,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from xsim.report.writer import RUN_FILES, write_outputs
 
     # Bad inputs and runs too large are refused before the folder is touched.
+    _out_dir(args.out)
     dep = prepare(args.arch, args.workload)
     check_work(estimate_work(dep.workload, dep.mapping, functional=args.functional,
                              images=args.images), args.max_work, dep.workload.source)
@@ -279,6 +280,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     if args.retries < 0:
         raise XsimInputError(None, "--retries", f"must be at least 0, got {args.retries}")
+    _out_dir(args.out)
     spec, points = load_sweep(args.sweep)
     scheduler = args.scheduler or os.environ.get("XSIM_SCHEDULER") or None
     progress = None
@@ -319,6 +321,7 @@ def _learn_module():
 
 
 def cmd_learn(args: argparse.Namespace) -> int:
+    _out_dir(args.out)
     learn = _learn_module()
     with _claim(args.out):
         summary = learn.run_learn(args.arch, args.spec, args.out, progress=sys.stderr.isatty(),
@@ -328,10 +331,20 @@ def cmd_learn(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from xsim.report.provenance import git_commit, version
+
+    git = git_commit()
+    if git is None:
+        return version()
+    return f"{version()} (commit {git['commit'][:12]}{', modified' if git['modified'] else ''})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xsim", description="Cycle-level simulator of ReRAM-crossbar DNN accelerators "
         "and of multi-task adaptation with 2-tier masks (XMA2).")
+    parser.add_argument("--version", action="version", version=f"xsim {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("validate", help="check input files; an arch with a workload as run "
