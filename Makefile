@@ -15,7 +15,7 @@ install: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,dask,learn]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,dask,learn,onnx]'
 	@# Compile numba's kernels into their on-disk cache now, so the first `make run` pays no JIT.
 	$(BIN)/xsim run arch/isaac128.yaml workloads/lenet5_mta.json -o $(VENV)/warmup --functional > /dev/null
 	touch $(STAMP)

@@ -91,12 +91,17 @@ def prepare(arch: Arch | str | Path, workload: Workload | str | Path,
 
 
 def model_weights(workload: Workload, network: Network) -> dict:
-    """The backbone's float weights: synthetic (seeded) or from the workload's ``.npz``."""
+    """The backbone's float weights: synthetic (seeded), from the workload's ``.npz`` or from its
+    ONNX model."""
     from xsim.functional.weights import load_weights, synthetic_weights
 
     spec = workload.model.weights
     if spec.kind == "synthetic":
         return synthetic_weights(network, spec.seed)
+    if spec.kind == "onnx":
+        from xsim.config.loader import onnx_model
+
+        return onnx_model(workload).weights
     path = resolve_path(workload, spec.path)
     try:
         return load_weights(path, network)

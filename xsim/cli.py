@@ -44,30 +44,121 @@ def _table(rows: list[dict], columns: list[str] | None = None, floats: str = "{:
     return frame.to_string(index=False, float_format=lambda x: floats.format(x))
 
 
+def _file_kind(document) -> str:
+    """What an input file is, by its keys (whatever its suffix): learn, sweep, workload, arch."""
+    if "budgets" in document:
+        return "learn"
+    if "grid" in document:
+        return "sweep"
+    if "tasks" in document or "model" in document:
+        return "workload"
+    return "arch"
+
+
+def _warn(path: str, document) -> None:
+    from xsim.config.plausible import implausible
+
+    for key, message in implausible(document):
+        print(f"xsim: warning: {safe_text(path)}: {key}: {message}", file=sys.stderr)
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
+    """Each file alone; an arch with a workload also as ``run`` checks them before simulating."""
     from xsim.config import build_network, load_arch, load_workload
     from xsim.config.loader import read_document
 
+    archs, workloads = [], []
     for name in args.files:
         shown = safe_text(name)
-        if Path(name).suffix.lower() == ".json" and "budgets" in read_document(name):
+        document = read_document(name)
+        kind = _file_kind(document)
+        if kind == "learn":
             spec = _learn_module().load_learn_spec(name)
             print(f"ok: {shown}: learning spec {spec.name} ({len(spec.data.tasks)} tasks, "
                   f"budgets {list(spec.budgets)})")
-        elif Path(name).suffix.lower() == ".json":
+        elif kind == "workload":
             workload = load_workload(name)
             network = build_network(workload)
+            workloads.append(workload)
             print(f"ok: {shown}: workload {workload.name} ({network.name}, "
                   f"{len(workload.tasks)} tasks, {len(workload.visits())} visits)")
-        elif "grid" in read_document(name):
+        elif kind == "sweep":
             from xsim.sweep import load_sweep
 
             spec, points = load_sweep(name)
             print(f"ok: {shown}: sweep {spec.name} ({len(points)} points)")
         else:
             arch = load_arch(name)
+            archs.append(arch)
             print(f"ok: {shown}: arch {arch.name} ({arch.crossbars_per_chip} crossbars of "
                   f"{arch.crossbar.rows}x{arch.crossbar.columns})")
+        _warn(name, document)
+    if len(archs) == 1 and len(workloads) == 1:
+        _validate_run(archs[0], workloads[0])
+    elif archs and workloads:
+        print("xsim: note: give one arch and one workload to check them together as run does",
+              file=sys.stderr)
+    return 0
+
+
+def _validate_run(arch, workload) -> None:
+    """What ``xsim run`` checks before it simulates: the fit and every check across the two
+    files, the weights file and every task's weights, mask and scale files (shapes, dtypes,
+    values), and the work limit."""
+    from xsim.api import model_weights, prepare
+    from xsim.config.limits import check_work, estimate_work
+    from xsim.mta.tasks import build_tasks
+
+    dep = prepare(arch, workload)
+    weights = model_weights(dep.workload, dep.network)
+    build_tasks(dep, weights)
+    work = estimate_work(dep.workload, dep.mapping, functional=False, images=1)
+    check_work(work, DEFAULT_MAX_WORK, dep.workload.source)
+    m = dep.mapping
+    print(f"ok: {safe_text(str(workload.source))} on {safe_text(str(arch.source))}: "
+          f"{dep.network.name} fits in {m.pe_count} of {arch.pes_per_chip} PEs "
+          f"({m.tiles} tiles), heads and task files checked, estimated work "
+          f"{work['total']:.2g}")
+
+
+def _out_dir(value: str, option: str = "-o") -> str:
+    """An output folder given on the command line: an empty one would be the current folder."""
+    if not value or not value.strip():
+        raise XsimInputError(None, option, "needs a folder name (an empty one would write into "
+                             "the current folder)")
+    return value
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from xsim.functional.weights import save_weights
+    from xsim.importers.onnx import _safe_name, import_onnx, workload_document
+    from xsim.report.files import write_json
+
+    out = Path(_out_dir(args.out))
+    name = _safe_name(args.name) if args.name else None
+    if args.name is not None and not name:
+        raise XsimInputError(None, "--name", f"needs letters or digits, got {args.name!r}")
+    model = import_onnx(args.model, name=name)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise XsimInputError(str(out), None, f"cannot create the folder: {exc.strerror}") from None
+    weights = out / f"{model.name}.npz"
+    workload = out / f"{model.name}.json"
+    save_weights(weights, model.weights)
+    write_json(workload, workload_document(model, weights.name), strict=True)
+    net = model.network
+    print(f"imported {safe_text(args.model)}: {net.name}, {len(net.layers)} layers "
+          f"({len(net.weight_layers)} with weights, {net.params} parameters), input "
+          f"{net.input_shape}")
+    print(f"wrote {safe_text(str(workload))} and {safe_text(str(weights))}")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from xsim.config.reference import json_schema
+
+    print(strict_json(json_schema(args.kind)))
     return 0
 
 
@@ -150,6 +241,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     # Bad inputs and runs too large are refused before the folder is touched.
+    _out_dir(args.out)
     dep = prepare(args.arch, args.workload)
     deployed = time.perf_counter()
     check_work(estimate_work(dep.workload, dep.mapping, functional=args.functional,
@@ -199,6 +291,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     if args.retries < 0:
         raise XsimInputError(None, "--retries", f"must be at least 0, got {args.retries}")
+    _out_dir(args.out)
     spec, points = load_sweep(args.sweep)
     scheduler = args.scheduler or os.environ.get("XSIM_SCHEDULER") or None
     progress = None
@@ -242,6 +335,7 @@ def _learn_module():
 
 
 def cmd_learn(args: argparse.Namespace) -> int:
+    _out_dir(args.out)
     learn = _learn_module()
     with _claim(args.out):
         summary = learn.run_learn(args.arch, args.spec, args.out, progress=sys.stderr.isatty(),
@@ -251,15 +345,39 @@ def cmd_learn(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from xsim.report.provenance import git_commit, version
+
+    git = git_commit()
+    if git is None:
+        return version()
+    return f"{version()} (commit {git['commit'][:12]}{', modified' if git['modified'] else ''})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xsim", description="Cycle-level simulator of ReRAM-crossbar DNN accelerators "
         "and of multi-task adaptation with 2-tier masks (XMA2).")
+    parser.add_argument("--version", action="version", version=f"xsim {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("validate", help="check arch (.yaml) and workload (.json) files")
+    p = sub.add_parser("validate", help="check input files; an arch with a workload as run "
+                       "checks them")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("import", help="import an ONNX model as a workload and its weights "
+                       "(extra 'onnx')")
+    p.add_argument("model", metavar="MODEL", help="an .onnx file")
+    p.add_argument("-o", "--out", required=True, metavar="DIR",
+                   help="folder for NAME.json (the workload) and NAME.npz (its weights)")
+    p.add_argument("--name", default=None, help="the network's name (default: the file's stem)")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of an input file kind "
+                       "(docs/reference.md documents every key)")
+    p.add_argument("kind", choices=("arch", "workload", "sweep", "learn"))
+    p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("info", help="per-action energy table, power, area and peak of an arch")
     p.add_argument("arch", metavar="ARCH")

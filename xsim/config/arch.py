@@ -74,8 +74,9 @@ is filled by exactly one component; the engine counts actions under the role's n
 class Frozen(BaseModel):
     """Base of every config object: immutable, unknown keys rejected, ints not silently truncated."""
 
+    # Attribute docstrings are the keys' meanings in the schema and docs/reference.md.
     model_config = ConfigDict(frozen=True, extra="forbid", strict=False, validate_default=True,
-                              populate_by_name=True)
+                              populate_by_name=True, use_attribute_docstrings=True)
 
 
 class Component(Frozen):
@@ -83,13 +84,21 @@ class Component(Frozen):
     leakage and area; one set of units serves ``shared_by`` instances of the level."""
 
     level: Level
+    """the hierarchy level one set of units sits at (chip, tile, pe, group, crossbar)."""
     count: PositiveInt = 1
+    """units per instance of the level."""
     shared_by: PositiveInt = 1
+    """instances of the level one set of units serves."""
     power_mw: NonNegativeFloat = 0.0
+    """busy power of one unit at its peak rate."""
     leakage_mw: NonNegativeFloat = 0.0
+    """idle (leakage) power of one unit; at most power_mw."""
     area_mm2: NonNegativeFloat
+    """area of one unit."""
     roles: tuple[str, ...] | None = None
+    """engine roles this entry fills besides its name (see ROLES)."""
     part: Literal["base", "tier2"] = "base"
+    """base: the published chip; tier2: XMA2's addition, rolled up apart."""
 
     @model_validator(mode="after")
     def _leakage_within_power(self):
@@ -104,68 +113,89 @@ class CrossbarArray(Component):
     """The ReRAM array itself (its geometry is the top-level ``crossbar`` section)."""
 
     class_: Literal["crossbar"] = Field(alias="class")
+    """What the block is: its actions and the roles it can fill."""
 
 
 class Dac(Component):
     class_: Literal["dac"] = Field(alias="class")
+    """What the block is: its actions and the roles it can fill."""
     bits: Annotated[int, Field(ge=1, le=8)]
+    """input bits a DAC drives per cycle."""
 
 
 class SampleHold(Component):
     class_: Literal["sample_hold"] = Field(alias="class")
+    """What the block is: its actions and the roles it can fill."""
 
 
 class Adc(Component):
     class_: Literal["adc"] = Field(alias="class")
+    """What the block is: its actions and the roles it can fill."""
     bits: Annotated[int, Field(ge=1, le=16)]
+    """ADC resolution."""
     sample_rate_gsps: PositiveFloat
+    """conversion rate."""
 
 
 class ShiftAdd(Component):
     """Shift-and-add of the ADCs' outputs in its level's scope (one add per conversion)."""
 
     class_: Literal["shift_add"] = Field(alias="class")
+    """What the block is: its actions and the roles it can fill."""
 
 
 class Buffer(Component):
     """A register file, eDRAM or bus: busy power at ``width_bits`` per digital clock cycle."""
 
     class_: Literal["buffer"] = Field(alias="class")
+    """What the block is: its actions and the roles it can fill."""
     size_kb: NonNegativeFloat = 0.0
+    """capacity."""
     width_bits: PositiveInt
+    """bits moved per digital clock cycle."""
 
 
 class Digital(Component):
     """A digital unit doing one operation per digital clock (sigmoid, max-pool, vector unit)."""
 
     class_: Literal["digital"] = Field(alias="class")
+    """What the block is: its actions and the roles it can fill."""
 
 
 class ScaleUnit(Component):
     """Tier-2 column scaling after a PE's shift-and-add: a ``shifter`` or a ``multiplier``."""
 
     class_: Literal["scale_unit"] = Field(alias="class")
+    """What the block is: its actions and the roles it can fill."""
     kind: Literal["shifter", "multiplier"]
+    """shifter applies pow2 scales; multiplier applies any scale."""
 
 
 class Router(Component):
     class_: Literal["router"] = Field(alias="class")
+    """What the block is: its actions and the roles it can fill."""
     ports: PositiveInt
+    """flits a router moves per router clock."""
     flit_bits: PositiveInt
+    """bits of one flit."""
     clock_ghz: PositiveFloat
+    """router clock."""
 
 
 class Link(Component):
     """Off-chip links (ISAAC: HyperTransport)."""
 
     class_: Literal["link"] = Field(alias="class")
+    """What the block is: its actions and the roles it can fill."""
     bandwidth_gb_per_s: PositiveFloat
+    """off-chip bandwidth of one link."""
 
 
 class Static(Component):
     """A block with no modelled action (instruction memory, control): area, leakage, power only."""
 
     class_: Literal["static"] = Field(alias="class")
+    """What the block is: its actions and the roles it can fill."""
 
 
 AnyComponent = Annotated[
@@ -180,18 +210,27 @@ class Hierarchy(Frozen):
     """Instances of each level per instance of the level above."""
 
     tiles_per_chip: PositiveInt
+    """tiles on the chip."""
     pes_per_tile: PositiveInt
+    """PEs (ISAAC's IMAs, PUMA's cores) per tile."""
     groups_per_pe: PositiveInt = 1
+    """crossbar groups (PUMA's MVMUs) per PE."""
     crossbars_per_group: PositiveInt
+    """crossbars per group."""
 
 
 class CrossbarGeometry(Frozen):
     """One ReRAM crossbar: ``rows`` × ``columns`` cells plus offset-encoding unit columns."""
 
     rows: PositiveInt
+    """wordlines (inputs) of one crossbar."""
     columns: PositiveInt
+    """bitlines (outputs) of one crossbar."""
     unit_columns: NonNegativeInt = 0
+    """extra columns per crossbar for offset encoding's unit column."""
     encoding: Literal["offset", "differential"]
+    """signed weights: offset (one array, offset removed digitally) or differential (two
+    columns per weight slice)."""
 
 
 class Verify(Frozen):
@@ -200,9 +239,13 @@ class Verify(Frozen):
     fraction of one level step) of its target, at most ``max_pulses`` pulses."""
 
     read_ns: PositiveFloat
+    """one verify read after a program pulse."""
     read_energy_pj: NonNegativeFloat
+    """energy of one verify read of one cell."""
     tolerance: Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False)] = 0.0
+    """relative conductance error accepted by verify."""
     max_pulses: PositiveInt = 1000
+    """program pulses before a cell write gives up."""
 
 
 class CellWrite(Frozen):
@@ -212,14 +255,23 @@ class CellWrite(Frozen):
     ``array`` scheme instead charges a whole-array write (PUMAsim's figure)."""
 
     scheme: Literal["row_parallel", "write_verify", "array"]
+    """how cells are written: row_parallel, write_verify or array."""
     set_voltage_v: PositiveFloat
+    """SET pulse voltage."""
     reset_voltage_v: PositiveFloat
+    """RESET pulse voltage."""
     pulse_ns: PositiveFloat
+    """width of one program pulse."""
     pulse_levels: PositiveInt
+    """conductance levels one pulse moves a cell at most."""
     line_capacitance_ff_per_cell: NonNegativeFloat = 0.0
+    """word/bit-line capacitance charged per cell on the line at each pulse."""
     verify: Verify
+    """the verify read of write-verify."""
     array_write_ns: PositiveFloat | None = None
+    """time to write a whole array (scheme array)."""
     array_write_power_mw: PositiveFloat | None = None
+    """power while writing a whole array (scheme array)."""
 
     @model_validator(mode="after")
     def _array_figures(self):
@@ -235,13 +287,21 @@ class Cell(Frozen):
     :data:`xsim.write_model.PRESETS` whose figures fill every key the file leaves out."""
 
     preset: str | None = None
+    """a device preset of xsim.write_model.PRESETS filling the keys left out."""
     bits: Annotated[int, Field(ge=1, le=8)]
+    """bits stored per cell."""
     r_on_kohm: PositiveFloat
+    """low-resistance state."""
     r_off_kohm: PositiveFloat
+    """high-resistance state."""
     read_voltage_v: PositiveFloat
+    """read voltage on a wordline."""
     read_pulse_ns: PositiveFloat
+    """width of one read pulse."""
     write: CellWrite
+    """how a cell is programmed."""
     endurance_cycles: PositiveFloat
+    """writes a cell survives."""
 
     @model_validator(mode="before")
     @classmethod
@@ -285,26 +345,36 @@ class Reprogramming(Frozen):
     :func:`xsim.write_model.crossbars_in_parallel`)."""
 
     write_drivers: PositiveInt
+    """cells the write circuitry programs at once."""
     write_power_budget_mw: PositiveFloat
+    """power the chip may spend on writing."""
     compare_before_write: bool
+    """read a row first and write only the cells that change."""
 
 
 class Tier2(Frozen):
     """XMA2's tier-2 scale format in hardware (its units are the ``part: tier2`` components)."""
 
     scale_bits: Annotated[int, Field(ge=1, le=16)]
+    """bits of one stored tier-2 column scale."""
     registers_per_pe: PositiveInt
+    """tier-2 scale registers per PE."""
 
 
 class Precision(Frozen):
     weight_bits: Annotated[int, Field(ge=2, le=16)]
+    """default weight precision (a workload may set its own)."""
     input_bits: Annotated[int, Field(ge=2, le=16)]
+    """default input (activation) precision."""
 
 
 class Chip(Frozen):
     digital_clock_ghz: PositiveFloat
+    """clock of the digital units, eDRAM and buses."""
     technology_nm: PositiveFloat
+    """process node the figures are for."""
     power_gating: bool = True
+    """tiles without a mapped PE are off and draw no leakage."""
     """tiles with no mapped PE are powered off: they draw no leakage"""
 
 
@@ -312,16 +382,27 @@ class Arch(Frozen):
     """A whole accelerator. ``source`` is the file it came from (for messages), not a setting."""
 
     name: str
+    """the architecture's name in reports."""
     description: str = ""
+    """free text."""
     precision: Precision
+    """default precision."""
     read_cycle_ns: PositiveFloat
+    """one crossbar read cycle."""
     hierarchy: Hierarchy
+    """tiles, PEs, groups, crossbars."""
     crossbar: CrossbarGeometry
+    """geometry of one crossbar."""
     cell: Cell
+    """the ReRAM cell."""
     chip: Chip
+    """chip-wide settings."""
     components: dict[str, AnyComponent] = Field(min_length=1)
+    """the component registry: one entry per hardware block, by name."""
     reprogramming: Reprogramming
+    """the write path."""
     tier2: Tier2
+    """XMA2's tier-2 scale storage."""
     source: str | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")

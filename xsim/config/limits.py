@@ -47,6 +47,7 @@ MAX_RATE_GHZ = 1e3  # fields named *_ghz or *_gsps
 # Array files (.npz): weights, masks, scales.
 MAX_ARRAY_BYTES = 2 * 1024**3  # one array, from its .npy header, before it is read
 MAX_ARRAYS = 10_000  # arrays in one .npz archive
+MAX_ONNX_BYTES = 2 * 1024**3  # one .onnx model file (protobuf's own limit), weights inside it
 MAX_TIER2_SCALE = 2.0**16  # magnitude of a tier-2 column scale read from a file
 MAX_TRAINING_EPOCHS = 10_000  # epochs of one training phase of `xsim learn`
 # Work of one `xsim run` (engine events + cells costed + schedule steps), see estimate_work.

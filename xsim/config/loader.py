@@ -7,6 +7,7 @@ Every problem becomes a :class:`~xsim.config.errors.ConfigError` naming the file
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 import re
 from collections.abc import Mapping
@@ -27,7 +28,7 @@ from xsim.config.limits import (
     read_input,
     shown_key,
 )
-from xsim.config.workload import Workload
+from xsim.config.workload import WEIGHT_KINDS, Workload
 from xsim.models import Network, build_model, network_from_spec
 from xsim.text import safe_text, shown
 
@@ -52,10 +53,14 @@ def _describe(error: dict) -> str:
     if kind == "extra_forbidden":
         return "unknown key (check its spelling against the documented format)"
     if kind == "union_tag_not_found":
-        return "required key is missing"
+        tag = _tag(error)
+        allowed = _TAG_VALUES.get(tag)
+        return ("required key is missing" + (f"; it says which {_TAG_WHAT[tag]} this is, one "
+                f"of {', '.join(allowed)}" if allowed else ""))
     if kind == "union_tag_invalid":
         tags = error["ctx"]["expected_tags"].replace("'", "")
-        return f"expected one of {tags} (got {error['ctx']['tag']!r})"
+        what = _TAG_WHAT.get(_tag(error), "kind")
+        return f"unknown {what} {shown(error['ctx']['tag'])}; it must be one of {tags}"
     message = error["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
@@ -65,17 +70,35 @@ def _describe(error: dict) -> str:
     return message
 
 
+def _tag(error: dict) -> str:
+    """The key a tagged union is told apart by (``class`` of a component, ``kind`` of weights)."""
+    # A field with an alias is named both ways ("'class_' | 'class'"): the file uses the last.
+    tag = str(error.get("ctx", {}).get("discriminator", "class"))
+    return tag.split("|")[-1].strip(" '")
+
+
+_TAG_VALUES = {"class": COMPONENT_CLASSES, "kind": WEIGHT_KINDS}
+_TAG_WHAT = {"class": "component class", "kind": "kind of weights"}
+
+
 _NAMED = re.compile(r"^(?P<key>[a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)*): (?P<message>.*)$", re.S)
 
 
 def validation_error(path: str | None, exc: ValidationError) -> ConfigError:
     """The first validation problem, as a ConfigError; the others are counted in the message."""
     errors = exc.errors(include_url=False)
-    first = errors[0]
+    # A misspelt key shows as an unknown key and a missing one: name the typo first.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     key = _key_path(tuple(p for p in first["loc"] if not str(p).startswith("function-")))
     message = _describe(first)
+    if first["type"] == "extra_forbidden":
+        missing = [str(e["loc"][-1]) for e in errors
+                   if e["type"] == "missing" and e["loc"][:-1] == first["loc"][:-1]]
+        close = difflib.get_close_matches(str(first["loc"][-1]), missing, n=1)
+        if close:
+            message = f"unknown key; did you mean {shown(close[0])}?"
     if first["type"] in ("union_tag_not_found", "union_tag_invalid"):
-        key += ".class"
+        key += f".{_tag(first)}"
     # A check across keys names the key it is about at the start of its message.
     named = _NAMED.match(message)
     if named and (not key or "." not in named["key"]):
@@ -240,9 +263,12 @@ def resolve_path(workload: Workload, relative: str) -> Path:
 
 
 def build_network(workload: Workload) -> Network:
-    """The workload's model as a layer graph; an unknown zoo name or a bad layer list is a
-    ConfigError on ``model.zoo`` / ``model.layers``."""
+    """The workload's model as a layer graph; an unknown zoo name, a bad layer list or an ONNX
+    file xsim cannot import is a ConfigError on ``model.zoo`` / ``model.layers`` /
+    ``model.onnx``."""
     spec = workload.model
+    if spec.onnx is not None:
+        return onnx_model(workload).network
     try:
         if spec.zoo is not None:
             return build_model(spec.zoo, input_shape=spec.input_shape,
@@ -252,3 +278,13 @@ def build_network(workload: Workload) -> Network:
         key = "model.zoo" if spec.zoo is not None else "model.layers"
         message = exc.args[0] if exc.args else str(exc)
         raise ConfigError(workload.source, key, str(message)) from None
+
+
+def onnx_model(workload: Workload):
+    """The :class:`~xsim.importers.onnx.ImportedModel` of a workload's ``model.onnx``."""
+    from xsim.importers.onnx import import_onnx
+
+    try:
+        return import_onnx(resolve_path(workload, workload.model.onnx), name=workload.model.name)
+    except ConfigError as exc:
+        raise ConfigError(workload.source, "model.onnx", str(exc)) from None

@@ -26,45 +26,88 @@ BitCount = Annotated[int, Field(ge=2, le=16)]
 
 class SyntheticWeights(Frozen):
     kind: Literal["synthetic"] = "synthetic"
+    """synthetic: seeded He-normal weights."""
     seed: Annotated[int, Field(ge=0)] = 0
+    """seed of the weights."""
 
 
 class NpzWeights(Frozen):
     kind: Literal["npz"]
+    """npz: weights from a file."""
     path: str
+    """.npz file beside the workload, keys <layer>.weight and <layer>.bias."""
+
+
+class OnnxWeights(Frozen):
+    """The weights inside the model's ONNX file (the default for a ``model.onnx``)."""
+
+    kind: Literal["onnx"]
+    """onnx: the weights inside model.onnx."""
+
+
+WEIGHT_KINDS = ("synthetic", "npz", "onnx")
+"""The ``kind`` values of ``model.weights``."""
 
 
 class ModelSpec(Frozen):
-    """``zoo`` names a zoo network; ``layers`` lists an explicit one (see xsim.models.zoo)."""
+    """``zoo`` names a zoo network; ``layers`` lists an explicit one (see xsim.models.zoo);
+    ``onnx`` names an ONNX file (graph and weights, see xsim.importers.onnx)."""
 
     zoo: str | None = None
+    """a zoo network: lenet5, mlp, resnet20, resnet50, ...."""
+    onnx: str | None = None
+    """an .onnx file beside the workload (graph and weights)."""
     name: str | None = None
+    """the network's name (needed with layers)."""
     layers: tuple[dict[str, Any], ...] | None = None
+    """an explicit layer list (see the layer kinds below)."""
     input_shape: tuple[PositiveInt, PositiveInt, PositiveInt] | None = None
+    """(channels, height, width) of one image (needed with layers)."""
     num_classes: PositiveInt | None = None
-    weights: SyntheticWeights | NpzWeights = Field(default_factory=SyntheticWeights,
-                                                   discriminator="kind")
+    """classes of a zoo network's head."""
+    weights: SyntheticWeights | NpzWeights | OnnxWeights = Field(
+        default_factory=SyntheticWeights, discriminator="kind")
+    """Where the backbone's weights come from: kind synthetic, npz or onnx."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _onnx_weights_by_default(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("onnx") is not None and "weights" not in data:
+            return {**data, "weights": {"kind": "onnx"}}
+        return data
 
     @model_validator(mode="after")
     def _one_source(self):
-        if (self.zoo is None) == (self.layers is None):
-            raise ValueError("give exactly one of 'zoo' (a zoo model name) or 'layers' (a list)")
+        sources = [k for k in ("zoo", "layers", "onnx") if getattr(self, k) is not None]
+        if len(sources) != 1:
+            raise ValueError("give exactly one of 'zoo' (a zoo model name), 'layers' (a list) or "
+                             f"'onnx' (an .onnx file); got {', '.join(sources) or 'none'}")
         if self.layers is not None and (self.input_shape is None or self.name is None):
             raise ValueError("an explicit 'layers' model also needs 'name' and 'input_shape'")
+        if self.onnx is not None and self.input_shape is not None:
+            raise ValueError("input_shape: an 'onnx' model takes its input shape from the file")
+        if self.weights.kind == "onnx" and self.onnx is None:
+            raise ValueError("weights: kind 'onnx' reads the weights of the model's 'onnx' "
+                             "file; this model names none")
         return self
 
 
 class WorkloadPrecision(Frozen):
     weight_bits: BitCount | None = None
+    """weight precision (default: the arch's)."""
     input_bits: BitCount | None = None
+    """input precision (default: the arch's)."""
 
 
 class Tier1Spec(Frozen):
     """Tier-1 PE mask: a ``pe_budget`` fraction of the PEs chosen by ``policy``, or a mask file."""
 
     pe_budget: Ratio = 0.0
+    """fraction of the tier-1 candidate PEs a switch rewrites."""
     policy: Literal["random", "largest_change", "uniform_layers"] = "random"
+    """how the PEs are chosen: random, largest_change, uniform_layers."""
     mask_file: str | None = None
+    """.npz with the PE mask (overrides pe_budget and policy)."""
 
 
 POW2_MAX_BITS = 10
@@ -75,8 +118,11 @@ class Tier2Spec(Frozen):
     """Tier-2 column scales: ``pow2`` shift levels (0 = column off), ``fixed`` k-bit, or ``float``."""
 
     format: Literal["pow2", "fixed", "float"] = "pow2"
+    """scale format: pow2 (shift levels), fixed (k-bit) or float (ideal)."""
     bits: Annotated[int, Field(ge=1, le=16)] = 4
+    """bits of one scale."""
     scales_file: str | None = None
+    """.npz with the column scales."""
 
     @model_validator(mode="after")
     def _width_fits_the_format(self):
@@ -95,23 +141,35 @@ class WeightChange(Frozen):
     """
 
     fraction: Ratio = 0.5
+    """probability that a weight of a rewritten PE changes."""
     sigma_lsb: PositiveFloat = 4.0
+    """standard deviation of a change."""
     masked_fraction: Ratio = 0.1
+    """fraction of weights an element-wise mask switches off."""
 
 
 class HeadSpec(Frozen):
     num_classes: PositiveInt
+    """classes of this task's classifier (at most the head layer's outputs)."""
 
 
 class TaskSpec(Frozen):
     name: Annotated[str, Field(min_length=1)]
+    """the task's name."""
     backbone: bool = False
+    """the task the crossbars hold at first (exactly one)."""
     head: HeadSpec
+    """its classifier."""
     inferences_per_visit: PositiveInt = 1
+    """images inferred each time the schedule visits the task."""
     tier1: Tier1Spec = Field(default_factory=Tier1Spec)
+    """tier-1 PE mask."""
     tier2: Tier2Spec = Field(default_factory=Tier2Spec)
+    """tier-2 column scales."""
     weight_change: WeightChange = Field(default_factory=WeightChange)
+    """synthetic task weights when no weights_file is given."""
     weights_file: str | None = None
+    """.npz of task weights, keys <layer>.task_weight (integer codes)."""
 
 
 class ScheduleSpec(Frozen):
@@ -119,10 +177,15 @@ class ScheduleSpec(Frozen):
     ``periods`` periods, or an explicit ``visits`` list of task names."""
 
     kind: Literal["round_robin", "explicit"] = "round_robin"
+    """round_robin over order, or explicit visits."""
     periods: Annotated[int, Field(gt=0, le=MAX_SCHEDULE_VISITS)] = 1
+    """round-robin periods."""
     order: tuple[str, ...] | None = None
+    """task order of a period (default every new task)."""
     visits: tuple[str, ...] | None = None
+    """the task of every visit (explicit)."""
     switches_per_hour: PositiveFloat = 1.0
+    """task switches per hour, for lifetimes in hours."""
 
     @model_validator(mode="after")
     def _shape(self):
@@ -138,20 +201,32 @@ class MappingSpec(Frozen):
     every task's head in spare PEs of its own, so a switch does not rewrite the classifier."""
 
     replication: bool = False
+    """give spare PEs to the slowest layers (ISAAC)."""
     resident_heads: bool = True
+    """each task's head in spare PEs of its own."""
 
 
 class Workload(Frozen):
     name: str
+    """the workload's name in reports."""
     description: str = ""
+    """free text."""
     seed: Annotated[int, Field(ge=0)] = 0
+    """seed of every random stream of the run."""
     model: ModelSpec
+    """the network."""
     precision: WorkloadPrecision = Field(default_factory=WorkloadPrecision)
+    """precision (default: the arch's)."""
     batch: PositiveInt = 1
+    """images in flight in the pipelined run."""
     mapping: MappingSpec = Field(default_factory=MappingSpec)
+    """mapping options."""
     tasks: tuple[TaskSpec, ...] = Field(min_length=1)
+    """the backbone task and the new tasks."""
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
+    """the order of task visits."""
     strategies: tuple[Literal[STRATEGIES], ...] = Field(default=STRATEGIES, min_length=1)
+    """adaptation strategies to compare."""
     source: str | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")

@@ -44,8 +44,9 @@ with ``r_b`` used rows and ``w_c`` weights (so ``c = w_c·cpw + u`` used columns
 - off-chip: ``offchip.byte`` = the image (``C·H·W·in_b``) in and the logits out.
 
 A digital layer counts per output row: ``edram.byte`` for every input element it reads (each once),
-one ``maxpool.op`` (maxpool) or ``tile_shift_add.op`` (avgpool, residual add) per output element,
-one ``sigmoid.op`` per output element when it has an activation, and the delivery of its row.
+one ``maxpool.op`` (maxpool) or ``tile_shift_add.op`` (avgpool, residual add) per output element
+(none for a concatenation, which only places its inputs side by side), one ``sigmoid.op`` per
+output element when it has an activation, and the delivery of its row.
 
 Timing model, per item (one MVM, or one row of a digital layer / of the input), as a chain of
 stages. A *server* stage holds a shared bandwidth server for ``bytes / rate`` (rounded up to whole
@@ -216,9 +217,9 @@ def _add(counts: Counts, component: str, action: str, n: int) -> None:
 def _needs(consumer: Layer, rows: int, producer_rows: int, through_flatten: bool) -> tuple[int, ...]:
     if through_flatten or consumer.kind == "linear":
         return (producer_rows - 1,) * rows
-    if consumer.kind == "add":
+    if consumer.kind in ("add", "concat"):
         return tuple(range(rows))
-    kh, sh, ph = consumer.kernel[0], consumer.stride[0], consumer.padding[0]
+    kh, sh, ph = consumer.window[0], consumer.stride[0], consumer.padding[0]
     return tuple(max(0, min(producer_rows - 1, r * sh - ph + kh - 1)) for r in range(rows))
 
 
@@ -336,8 +337,11 @@ class _Builder:
                 read_bytes += max(0, new_rows) * shape[0] * shape[2] * geo.in_bytes
             _add(counts, "edram", "byte", read_bytes)
             ops = c * w
-            _add(counts, unit, "op", ops)
-            stages = [Stage((unit, home), geo.ops_ps(ops, units))]
+            stages = []
+            # A concatenation only places its inputs side by side in eDRAM: no unit computes.
+            if layer.kind != "concat":
+                _add(counts, unit, "op", ops)
+                stages.append(Stage((unit, home), geo.ops_ps(ops, units)))
             if layer.activation:
                 _add(counts, "sigmoid", "op", ops)
                 stages.append(Stage(("sigmoid", home), geo.ops_ps(ops, sigmoids)))

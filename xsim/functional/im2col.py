@@ -21,7 +21,8 @@ from xsim.models.graph import Layer
 
 
 def windows(x: np.ndarray, layer: Layer, pad_value: float = 0.0) -> np.ndarray:
-    """Read-only strided view (..., C, Ho, Wo, kh, kw) of the windows of ``layer`` over ``x``.
+    """Read-only strided view (..., C, Ho, Wo, kh, kw) of the windows of ``layer`` over ``x``
+    (the taps of a dilated kernel).
 
     ``x`` is (..., C, H, W) matching the layer's input shape; leading axes (a batch) pass
     through.  The spatial border is padded with ``pad_value`` (0 for convolution and average
@@ -35,12 +36,14 @@ def windows(x: np.ndarray, layer: Layer, pad_value: float = 0.0) -> np.ndarray:
     if ph or pw:
         pad = [(0, 0)] * (x.ndim - 2) + [(ph, ph), (pw, pw)]
         x = np.pad(x, pad, mode="constant", constant_values=pad_value)
-    view = sliding_window_view(x, layer.kernel, axis=(-2, -1))
+    view = sliding_window_view(x, layer.window, axis=(-2, -1))
     sh, sw = layer.stride
+    dh, dw = layer.dilation
     ho, wo = layer.out_shape[1:]
     # Strided slicing of the window view keeps it a view; the bound drops windows past the
-    # last full stride, as floor-mode output sizes do.
-    return view[..., : (ho - 1) * sh + 1 : sh, : (wo - 1) * sw + 1 : sw, :, :]
+    # last full stride, as floor-mode output sizes do, and a dilated kernel keeps every
+    # dilation-th tap of its extent.
+    return view[..., : (ho - 1) * sh + 1 : sh, : (wo - 1) * sw + 1 : sw, ::dh, ::dw]
 
 
 def _check_conv(layer: Layer, x: np.ndarray) -> None:

@@ -97,13 +97,14 @@ def nonnegative_tensors(network: Network) -> frozenset[str]:
     """Names of the tensors (``"input"`` and layer outputs) that are never negative.
 
     A layer's output is non-negative when it ends in ReLU/ReLU6, or when it is a pooling or
-    flatten of a non-negative tensor; the network input is taken as signed.
+    flatten of a non-negative tensor or a concatenation of non-negative tensors; the network
+    input is taken as signed.
     """
     nonneg: set[str] = set()
     for layer in network.layers:
         if layer.activation in ("relu", "relu6") or (
             layer.kind in _SIGN_PRESERVING and layer.inputs[0] in nonneg
-        ):
+        ) or (layer.kind == "concat" and all(name in nonneg for name in layer.inputs)):
             nonneg.add(layer.name)
     return frozenset(nonneg)
 

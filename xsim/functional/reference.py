@@ -3,9 +3,9 @@
 Runs a :class:`~xsim.models.graph.Network` layer by layer on a batch in NumPy, with PyTorch's
 inference semantics: convolution as im2col patches times the weight matrix (the product the
 crossbars compute), folded batch norm as the conv bias, max pooling padded with -inf, average
-pooling counting padded zeros in the divisor (``count_include_pad=True``), residual adds and
-flatten in (C, H, W) order, then the layer's ReLU or ReLU6.  The bit-accurate crossbar path is
-checked against this.
+pooling counting padded zeros in the divisor (``count_include_pad=True``), residual adds,
+concatenation along channels and flatten in (C, H, W) order, then the layer's ReLU or ReLU6.
+The bit-accurate crossbar path is checked against this.
 """
 
 from __future__ import annotations
@@ -128,6 +128,8 @@ def run_graph(network: Network, batch: np.ndarray,
             y = src.copy()
             for other in layer.inputs[1:]:
                 y += outputs[other]
+        elif layer.kind == "concat":
+            y = np.concatenate([outputs[name] for name in layer.inputs], axis=1)
         elif layer.kind == "flatten":
             y = src.reshape(src.shape[0], -1, 1, 1)
         else:

@@ -202,8 +202,11 @@ def save_weights(
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
-        # mkstemp creates the file private (0600); keep an overwritten file's mode instead.
-        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
+        # mkstemp creates the file private (0600); keep an overwritten file's mode, else
+        # follow the umask as any new file does.
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

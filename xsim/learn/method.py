@@ -189,6 +189,8 @@ def run_graph(network: Network, x: torch.Tensor, weight_layer) -> torch.Tensor:
             y = src
             for other in layer.inputs[1:]:
                 y = y + outputs[other]
+        elif layer.kind == "concat":
+            y = torch.cat([outputs[name] for name in layer.inputs], dim=1)
         elif layer.kind == "flatten":
             y = src.reshape(src.shape[0], -1, 1, 1)
         else:
@@ -206,7 +208,8 @@ def apply_matrix(layer: Layer, x: torch.Tensor, matrix: torch.Tensor) -> torch.T
     if layer.kind == "linear":
         return (x.reshape(x.shape[0], -1) @ matrix)[:, :, None, None]
     weight = matrix.T.reshape(layer.weight_shape)
-    return F.conv2d(x, weight, stride=layer.stride, padding=layer.padding, groups=layer.groups)
+    return F.conv2d(x, weight, stride=layer.stride, padding=layer.padding,
+                    dilation=layer.dilation, groups=layer.groups)
 
 
 # -- backbone ------------------------------------------------------------------------------------

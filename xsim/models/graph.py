@@ -4,8 +4,10 @@ A :class:`Network` is a topologically ordered tuple of :class:`Layer` nodes. Bat
 into the preceding convolution (its scale into the weights, its shift into the bias), so a ``conv``
 or ``linear`` layer carries an optional bias and an optional activation applied in the tile's
 digital units. Only ``conv`` and ``linear`` layers hold weights and are mapped onto crossbars;
-``maxpool``, ``avgpool``, ``add`` (residual, with an optional activation after it) and ``flatten``
-run in the digital units.
+``maxpool``, ``avgpool``, ``add`` (residual, with an optional activation after it), ``concat``
+(along channels) and ``flatten`` run in the digital units. A dilated convolution reads its window
+with gaps (``dilation`` (h, w)); its weight matrix, and so its mapping, is that of the undilated
+kernel.
 
 Shapes are (channels, height, width) for feature maps; a linear layer's input and output are
 (features, 1, 1). A conv layer's weight matrix on the crossbars has K = (in_channels/groups)·kh·kw
@@ -17,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 WEIGHT_KINDS = ("conv", "linear")
-KINDS = ("input", "conv", "linear", "maxpool", "avgpool", "add", "flatten")
+KINDS = ("input", "conv", "linear", "maxpool", "avgpool", "add", "concat", "flatten")
 ACTIVATIONS = (None, "relu", "relu6")
 
 Shape = tuple[int, int, int]
@@ -29,7 +31,8 @@ class Layer:
 
     ``inputs`` names the producing layers (the first layer's input is the node named ``"input"``).
     For ``conv``/``maxpool``/``avgpool``: ``kernel``, ``stride``, ``padding`` are (h, w) pairs;
-    ``groups`` is the convolution group count (depthwise: groups == in_channels == out_channels).
+    ``groups`` is the convolution group count (depthwise: groups == in_channels == out_channels);
+    ``dilation`` spaces a conv's kernel taps (1: adjacent).
     A global average pool is an ``avgpool`` whose kernel equals its input's spatial size.
     """
 
@@ -44,6 +47,7 @@ class Layer:
     groups: int = 1
     bias: bool = False
     activation: str | None = None
+    dilation: tuple[int, int] = (1, 1)
 
     @property
     def has_weights(self) -> bool:
@@ -81,6 +85,11 @@ class Layer:
             return 0
         k, n = self.matrix_shape
         return k * n + (n if self.bias else 0)
+
+    @property
+    def window(self) -> tuple[int, int]:
+        """(h, w) extent of the kernel on the input: ``dilation·(kernel - 1) + 1``."""
+        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation, strict=True))  # type: ignore[return-value]
 
     @property
     def output_pixels(self) -> int:

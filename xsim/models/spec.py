@@ -1,8 +1,8 @@
 """Building layer graphs: shape inference and validation.
 
 :class:`GraphBuilder` appends layers one at a time, computes each output shape from its input
-shapes with PyTorch's arithmetic (``floor((size + 2·padding - kernel) / stride) + 1``, no ceil
-mode, no dilation) and rejects inconsistent layers at the point they are added.  The zoo builders
+shapes with PyTorch's arithmetic (``floor((size + 2·padding - dilation·(kernel - 1) - 1) / stride)
++ 1``, no ceil mode) and rejects inconsistent layers at the point they are added.  The zoo builders
 use it directly; :func:`network_from_spec` drives it from an explicit list of layer dicts, the form
 a workload file gives.  Every error is a :class:`LayerSpecError` naming the network, the layer's
 index and name and, where one is to blame, the offending key.
@@ -74,6 +74,7 @@ def _window_out(
     stride: tuple[int, int],
     padding: tuple[int, int],
 ) -> tuple[int, int]:
+    """Output size for a window of extent ``kernel`` (a dilated kernel's extent)."""
     return tuple(  # type: ignore[return-value]
         (n + 2 * p - k) // s + 1 for n, k, s, p in zip(size, kernel, stride, padding, strict=True)
     )
@@ -131,6 +132,7 @@ class GraphBuilder:
         stride: int | Sequence[int] = 1,
         padding: int | Sequence[int] = 0,
         groups: int = 1,
+        dilation: int | Sequence[int] = 1,
         bias: bool = True,
         activation: str | None = None,
         inputs: str | Sequence[str] | None = None,
@@ -142,6 +144,7 @@ class GraphBuilder:
             k = _pair(kernel, "kernel", 1)
             s = _pair(stride, "stride", 1)
             p = _pair(padding, "padding", 0)
+            d = _pair(dilation, "dilation", 1)
             g = _int(groups, "groups", 1)
             if in_shape[0] % g:
                 raise _Invalid(
@@ -151,11 +154,12 @@ class GraphBuilder:
                 raise _Invalid("groups", f"out_channels {cout} not divisible by groups {g}")
             self._check_bias(bias)
             self._check_activation(activation)
-            hw = self._window(in_shape, k, s, p)
+            extent = (d[0] * (k[0] - 1) + 1, d[1] * (k[1] - 1) + 1)
+            hw = self._window(in_shape, extent, s, p)
         except _Invalid as exc:
             raise self.error(name, exc.key, exc.message) from None
         return self._append(
-            Layer(name, "conv", (src,), in_shape, (cout, *hw), k, s, p, g, bias, activation)
+            Layer(name, "conv", (src,), in_shape, (cout, *hw), k, s, p, g, bias, activation, d)
         )
 
     def linear(
@@ -222,6 +226,24 @@ class GraphBuilder:
         except _Invalid as exc:
             raise self.error(name, exc.key, exc.message) from None
         return self._append(Layer(name, "add", srcs, shapes[0], shapes[0], activation=activation))
+
+    def concat(self, name: str, inputs: Sequence[str], *, activation: str | None = None) -> str:
+        """Channels of two or more feature maps of equal height and width, in input order."""
+        try:
+            srcs = self._inputs(inputs, count=None)
+            shapes = [self._shapes[s] for s in srcs]
+            for src, shape in zip(srcs[1:], shapes[1:], strict=True):
+                if shape[1:] != shapes[0][1:]:
+                    raise _Invalid(
+                        "inputs",
+                        f"cannot concatenate {shown(src)} of shape {shape} with {shown(srcs[0])} "
+                        f"of shape {shapes[0]}: height and width must agree",
+                    )
+            self._check_activation(activation)
+        except _Invalid as exc:
+            raise self.error(name, exc.key, exc.message) from None
+        out = (sum(shape[0] for shape in shapes), *shapes[0][1:])
+        return self._append(Layer(name, "concat", srcs, shapes[0], out, activation=activation))
 
     def flatten(self, name: str, *, inputs: str | Sequence[str] | None = None) -> str:
         try:
@@ -314,19 +336,40 @@ class GraphBuilder:
 
 
 # Keys each kind accepts beyond "name", "kind" and "inputs"; the first group is required.
-_KIND_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+KIND_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "conv": (
         ("out_channels", "kernel"),
-        ("stride", "padding", "groups", "bias", "activation"),
+        ("stride", "padding", "dilation", "groups", "bias", "activation"),
     ),
     "linear": (("out_features",), ("bias", "activation")),
     "maxpool": (("kernel",), ("stride", "padding")),
     "avgpool": ((), ("kernel", "stride", "padding")),
     "add": (("inputs",), ("activation",)),
+    "concat": (("inputs",), ("activation",)),
     "flatten": ((), ()),
 }
 
-SPEC_KINDS = tuple(_KIND_KEYS)
+SPEC_KINDS = tuple(KIND_KEYS)
+
+# What each kind computes and its optional keys' defaults, for the input file reference.
+KIND_DOCS: dict[str, tuple[str, dict[str, str]]] = {
+    "conv": ("2-d convolution on the crossbars; K = (in_channels/groups)·kh·kw rows, out_channels "
+             "columns; the activation runs in the tile's digital units",
+             {"stride": "1", "padding": "0", "dilation": "1", "groups": "1", "bias": "true",
+              "activation": "none; relu or relu6"}),
+    "linear": ("fully connected layer on the crossbars; reads (features, 1, 1)",
+               {"bias": "true", "activation": "none; relu or relu6"}),
+    "maxpool": ("max pooling in the digital units, padded with -inf",
+                {"stride": "= kernel", "padding": "0"}),
+    "avgpool": ("average pooling, padded zeros counted; without kernel a global average pool",
+                {"kernel": "the input's height and width", "stride": "= kernel",
+                 "padding": "0"}),
+    "add": ("element-wise sum of two or more inputs of equal shape (a residual add)",
+            {"activation": "none; relu or relu6"}),
+    "concat": ("the inputs' channels side by side (equal height and width)",
+               {"activation": "none; relu or relu6"}),
+    "flatten": ("(C, H, W) to (C·H·W, 1, 1) in C, H, W order", {}),
+}
 
 
 def network_from_spec(
@@ -337,13 +380,15 @@ def network_from_spec(
     Each dict has ``kind`` (one of :data:`SPEC_KINDS`) and optionally ``name`` (default
     ``"<kind><index>"``) and ``inputs`` (a name or list of names; default the previous layer).
     Per kind: ``conv`` needs ``out_channels`` and ``kernel`` and takes ``stride`` (1), ``padding``
-    (0), ``groups`` (1), ``bias`` (true) and ``activation`` (none); ``linear`` needs
+    (0), ``dilation`` (1), ``groups`` (1), ``bias`` (true) and ``activation`` (none); ``linear`` needs
     ``out_features`` and takes ``bias`` and ``activation``; ``maxpool`` needs ``kernel`` and takes
     ``stride`` (= kernel) and ``padding``; ``avgpool`` takes the same, without a ``kernel`` it pools
     globally; ``add`` needs two or more ``inputs`` of equal shape and takes ``activation``;
-    ``flatten`` takes nothing.  Kernel, stride and padding are an integer or an (h, w) pair.  A
-    ``None`` value means the key is absent.  ``num_classes`` is the output's feature count when the
-    network ends in a (features, 1, 1) shape, else 0.
+    ``concat`` needs two or more ``inputs`` of equal height and width (their channels in order)
+    and takes ``activation``; ``flatten`` takes nothing.  Kernel, stride, padding and dilation
+    are an integer or an (h, w) pair.  A ``None`` value means the key is absent.
+    ``num_classes`` is the output's feature count when the network ends in a (features, 1, 1)
+    shape, else 0.
 
     Raises :class:`LayerSpecError` (a ValueError) naming the layer and key for an unknown kind or
     key, a key the kind does not take, a missing required key, a bad value, channels not divisible
@@ -365,13 +410,13 @@ def network_from_spec(
         if layer_name is not None and (not isinstance(layer_name, str) or not layer_name):
             raise builder.error(None, "name", f"expected a non-empty string, got {shown(layer_name)}")
         kind = given.get("kind")
-        if not isinstance(kind, str) or kind not in _KIND_KEYS:
+        if not isinstance(kind, str) or kind not in KIND_KEYS:
             raise builder.error(
                 layer_name, "kind", f"unknown kind {shown(kind)}; known: {', '.join(SPEC_KINDS)}"
             )
         if layer_name is None:
             layer_name = f"{kind}{index}"
-        required, optional = _KIND_KEYS[kind]
+        required, optional = KIND_KEYS[kind]
         allowed = {"name", "kind", "inputs", *required, *optional}
         for key in given:
             if key not in allowed:

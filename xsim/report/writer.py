@@ -10,6 +10,7 @@ from pathlib import Path
 
 from xsim.report.files import sha256_file, write_csv, write_json
 from xsim.report.plots import write_plots
+from xsim.report.provenance import provenance
 
 TABLES = ("strategies", "strategy_totals", "switches", "energy_breakdown", "endurance", "layers",
           "components", "actions", "first_switch", "timeline", "functional_tasks",
@@ -29,6 +30,6 @@ def write_outputs(result, out: str | Path, plots: bool = True) -> list[Path]:
         written += write_plots(result.tables, out, endurance_cycles=result.arch.cell.endurance_cycles,
                                timeline_title=title)
     files = [{"file": p.name, "bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in written]
-    written.append(write_json(out / "summary.json", {**result.summary, "files": files},
-                              strict=True))
+    summary = {**result.summary, "provenance": provenance(result), "files": files}
+    written.append(write_json(out / "summary.json", summary, strict=True))
     return written

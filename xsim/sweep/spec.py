@@ -26,10 +26,17 @@ class SchedulerError(XsimInputError):
 
 
 class SweepSpec(Frozen):
+    """A grid of arch and workload variations, each point one ``xsim run``."""
+
     name: str
+    """The sweep's name in reports."""
     arch: str
+    """The base arch file, beside the sweep file."""
     workload: str
+    """The base workload file, beside the sweep file."""
     grid: dict[str, list[Any]] = Field(min_length=1)
+    """Dimension → values: arch or workload (files), arch.<dotted key> or workload.<dotted key>
+    (overrides; numeric parts index lists)."""
     source: str | None = Field(default=None, exclude=True)
 
 

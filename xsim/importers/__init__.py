@@ -1,0 +1,1 @@
+"""Importers: networks from other tools' files as xsim layer graphs and weights."""

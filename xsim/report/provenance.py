@@ -1,0 +1,95 @@
+"""Provenance of a run: what made it, from what, where — recorded in ``summary.json``.
+
+xsim's version; the git commit of the checkout it runs from (and whether the checkout had
+uncommitted changes), when it runs from one; the SHA-256 of every input file (the arch, the
+workload and every file the workload names: weights, an ONNX model, task weights, masks,
+scales); the seeds; and the host (CPU model, cores, Python, NumPy, the kernels' vector width).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from xsim.report.files import sha256_file
+
+_PACKAGE = Path(__file__).resolve().parent.parent
+
+
+def version() -> str:
+    from xsim import __version__
+
+    return __version__
+
+
+def git_commit() -> dict[str, Any] | None:
+    """The checkout xsim runs from: its commit and whether files differ from it; None outside
+    a git checkout (an installed wheel) or without git."""
+    root = _PACKAGE.parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "xsim",
+                                 "kernels"], capture_output=True, text=True, timeout=10,
+                                check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "modified": bool(status.strip())}
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def input_files(arch, workload) -> list[dict[str, Any]]:
+    """Every input file of a run with its role and SHA-256 (files that exist)."""
+    from xsim.config import resolve_path
+
+    named: list[tuple[str, str | None]] = [("arch", arch.source), ("workload", workload.source)]
+    model = workload.model
+    if model.onnx:
+        named.append(("model.onnx", str(resolve_path(workload, model.onnx))))
+    if model.weights.kind == "npz":
+        named.append(("model.weights.path", str(resolve_path(workload, model.weights.path))))
+    for i, task in enumerate(workload.tasks):
+        for key, value in (("weights_file", task.weights_file),
+                           ("tier1.mask_file", task.tier1.mask_file),
+                           ("tier2.scales_file", task.tier2.scales_file)):
+            if value:
+                named.append((f"tasks[{i}].{key}", str(resolve_path(workload, value))))
+    out = []
+    for role, path in named:
+        if path and os.path.isfile(path):
+            out.append({"role": role, "path": str(path), "sha256": sha256_file(path)})
+    return out
+
+
+def provenance(result) -> dict[str, Any]:
+    import numpy as np
+
+    from xsim import kernels
+
+    workload = result.workload
+    weights = workload.model.weights
+    return {
+        "xsim_version": version(),
+        "git": git_commit(),
+        "inputs": input_files(result.arch, workload),
+        "seeds": {"workload": workload.seed,
+                  "synthetic_weights": weights.seed if weights.kind == "synthetic" else None},
+        "host": {"cpu": cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),
+                 "python": platform.python_version(), "numpy": np.__version__,
+                 "vector_width_bits": kernels.vector_width()},
+    }
