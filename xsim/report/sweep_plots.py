@@ -49,23 +49,36 @@ def write_sweep_plots(rows: list[dict], out: Path, *, x: str, title: str) -> lis
     written.append(save_figure(out / "sweep_energy.png", fig))
     plt.close(fig)
 
-    sw = frame[(frame["kind"] == "strategy_task") & (frame["item"] == "switch_energy_uj")]
-    mean = sw.groupby([column, "strategy"])["value"].mean().unstack("strategy").reindex(points)
-    cells = frame[(frame["kind"] == "strategy_task") & (frame["item"] == "cells_written")]
-    mean_cells = cells.groupby([column, "strategy"])["value"].mean().unstack("strategy").reindex(points)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for strategy in [s for s in STRATEGY_ORDER if s in mean] + [s for s in mean if s not in STRATEGY_ORDER]:
-        for ax, data in ((axes[0], mean), (axes[1], mean_cells)):
-            values = data[strategy].to_numpy(dtype=float)
+    def mean_of(item):
+        rows = frame[(frame["kind"] == "strategy_task") & (frame["item"] == item)]
+        return rows.groupby([column, "strategy"])["value"].mean().unstack("strategy").reindex(points)
+
+    panels = (("switch_energy_uj", "switch energy (µJ per switch)"),
+              ("switch_latency_us", "switch latency (µs per switch)"),
+              ("cells_written", "cells written per switch"))
+    data = {item: mean_of(item) for item, _ in panels}
+    fig, axes = plt.subplots(1, 3, figsize=(16, 5))
+    energy = data["switch_energy_uj"]
+    for strategy in ([s for s in STRATEGY_ORDER if s in energy]
+                     + [s for s in energy if s not in STRATEGY_ORDER]):
+        for ax, (item, _) in zip(axes, panels):
+            if strategy not in data[item]:
+                continue
+            values = data[item][strategy].to_numpy(dtype=float)
             ax.plot(labels, np.where(values > 0, values, np.nan), marker="o", label=strategy)
-    axes[0].set_ylabel("switch energy (µJ per switch, mean over tasks)")
-    axes[1].set_ylabel("cells written per switch (mean over tasks)")
-    for ax in axes:
+    others = [c for c in frame.columns if c.startswith(("arch.", "workload.")) and c != column]
+    for ax, (_, ylabel) in zip(axes, panels):
         ax.set_yscale("log")
+        ax.set_ylabel(ylabel)
         ax.set_xlabel(xlabel)
+        ax.tick_params(axis="x", labelrotation=30)
+        for tick in ax.get_xticklabels():
+            tick.set_horizontalalignment("right")
         ax.legend(fontsize=8)
-    fig.suptitle(f"{title}: cost of a task switch (tier2_only writes no cell: its energy is the "
-                 "scale load; tier1_only writes the same cells as xma2)")
+    averaged = "tasks" + "".join(f", {o}" for o in others)
+    fig.suptitle(f"{title}: cost of a task switch, mean over {averaged} (tier2_only writes no "
+                 "cell: its cost is the scale load; tier1_only writes the same cells as xma2)",
+                 fontsize=10)
     fig.tight_layout()
     written.append(save_figure(out / "sweep_switch.png", fig))
     plt.close(fig)
