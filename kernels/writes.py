@@ -56,7 +56,7 @@ class WriteCost(NamedTuple):
     wordline_pulses: np.ndarray
 
 
-@njit(**PARALLEL_JIT)
+@njit(**JIT)
 def _write_cost(old, new, w_r0, w_r1, w_c0, w_c1, rows, columns, compare, pulse_tab, energy_tab,
                 line_tab, phase_tab, scheme, pulse_ps, verify_ps, compare_ps, array_ps, drivers,
                 wordline_pj, time_ps, pulses, cells, energy, line_energy, verifies, wl_pulses,
@@ -65,8 +65,9 @@ def _write_cost(old, new, w_r0, w_r1, w_c0, w_c1, rows, columns, compare, pulse_
     row_blocks = time_ps.shape[0]
     col_blocks = time_ps.shape[1]
     step_ps = pulse_ps + verify_ps if scheme == 1 else pulse_ps
-    # Crossbars in parallel: each owns its own cells of ``counts`` and its own outputs.
-    for xb in prange(row_blocks * col_blocks):
+    # Serial: a call costs one PE's window (about a millisecond), too little to pay for a
+    # parallel region's fork and join, which also spins against other work on a busy host.
+    for xb in range(row_blocks * col_blocks):
         # Write-driver groups in one pass over a row: row_parallel keeps a SET group (slot 0)
         # and a RESET group (slot 1), taken in column order each; other schemes use slot 0.
         in_group = np.zeros(2, np.int64)
