@@ -92,11 +92,18 @@ def write_csv(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path:
 
 
 def save_figure(path: str | Path, figure) -> Path:
-    """Save a matplotlib figure as PNG without timestamps in its metadata (reproducible bytes)."""
-    return atomic_write(
-        path, lambda f: figure.savefig(f, format="png", dpi=120, bbox_inches="tight",
-                                       metadata={"Software": None})
-    )
+    """Save a matplotlib figure as PNG or SVG (by the suffix) with reproducible bytes: no
+    timestamps or software versions in the metadata, fixed SVG element ids."""
+    import matplotlib
+
+    kind = Path(path).suffix.lstrip(".").lower()
+    metadata = {"Software": None} if kind == "png" else {"Date": None, "Creator": None}
+
+    def save(f):
+        with matplotlib.rc_context({"svg.hashsalt": "xsim", "svg.fonttype": "none"}):
+            figure.savefig(f, format=kind, dpi=120, bbox_inches="tight", metadata=metadata)
+
+    return atomic_write(path, save)
 
 
 def _jsonable(value: Any) -> Any:

@@ -1,4 +1,5 @@
-"""PNG plots of a run: energy breakdown, reprogramming versus scaling, timeline, endurance.
+"""Plots of a run (PNG and SVG): energy breakdown, reprogramming versus scaling, timeline,
+endurance.
 
 Each function takes the tidy tables the run produced (lists of dicts) and returns a matplotlib
 figure; :func:`write_plots` saves them atomically. The Agg backend is used so plots work without
@@ -18,6 +19,9 @@ import pandas as pd  # noqa: E402
 
 from xsim.config.arch import ROLES  # noqa: E402
 from xsim.report.files import save_figure  # noqa: E402
+
+PLOT_NAMES = ("energy_breakdown", "reprogram_vs_scale", "timeline", "endurance")
+PLOT_FORMATS = ("png", "svg")
 from xsim.strategies import ALL  # noqa: E402
 
 # Components grouped for the stacked bars: the analogue datapath, data movement, digital units,
@@ -50,66 +54,95 @@ def _strategies(frame: pd.DataFrame) -> list[str]:
     return [s for s in STRATEGY_ORDER if s in present] + [s for s in present if s not in STRATEGY_ORDER]
 
 
-def energy_breakdown(breakdown: list[dict]):
-    """Schedule energy per strategy and task, stacked by component group; switch phase hatched."""
+SWITCH_ITEMS = ("write pulses", "word/bit lines", "verify/compare reads", "tier-2 scale load")
+
+
+def _label_bars(ax, xs, values, fmt="{:.3g}", suffix="") -> None:
+    """Every bar's value above it, a zero written as 0, so no bar can vanish unseen."""
+    for x, v in zip(xs, values):
+        ax.annotate("0" if v == 0 else fmt.format(v) + suffix, (x, v), ha="center", va="bottom",
+                    fontsize=8, xytext=(0, 2), textcoords="offset points")
+
+
+def _switch_frame(breakdown: list[dict], switches: list[dict]) -> tuple[pd.DataFrame, list[str]]:
+    """Per strategy and switch item: mean energy of one switch (µJ) over the schedule's switches."""
     frame = pd.DataFrame(breakdown)
+    frame = frame[frame["phase"] == "switch"].copy()
     frame["group"] = frame["component"].map(_group)
-    strategies = _strategies(frame)
-    tasks = list(dict.fromkeys(frame["task"]))
-    fig, axes = plt.subplots(1, len(strategies), figsize=(3.2 * len(strategies), 4.8), sharey=True,
-                             squeeze=False)
-    for ax, strategy in zip(axes[0], strategies):
-        sub = frame[frame["strategy"] == strategy]
-        bottom = np.zeros(len(tasks))
-        for phase, hatch in (("inference", None), ("switch", "//")):
-            table = (sub[sub["phase"] == phase].pivot_table(index="task", columns="group",
-                                                             values="energy_uj", aggfunc="sum")
-                     .reindex(tasks).fillna(0.0))
-            for group in GROUPS:
-                if group not in table or not table[group].any():
-                    continue
-                values = table[group].to_numpy() * 1e-3
-                ax.bar(tasks, values, bottom=bottom, color=COLOURS[group], hatch=hatch,
-                       edgecolor="white", linewidth=0.3, label=f"{group}")
-                bottom += values
-        ax.set_title(strategy)
-        ax.tick_params(axis="x", rotation=60)
-    axes[0][0].set_ylabel("energy over the schedule (mJ)")
-    handles, labels = [], []
-    for ax in axes[0]:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False,
-               bbox_to_anchor=(0.5, -0.12))
-    fig.suptitle("Energy per strategy and task (hatched: task switches; plain: inference)")
+    count = pd.DataFrame(switches).groupby("strategy")["occurrences"].sum()
+    order = _strategies(pd.DataFrame(switches))
+    table = frame.pivot_table(index="strategy", columns="group", values="energy_uj",
+                              aggfunc="sum").reindex(order).fillna(0.0)
+    return table.div(count.reindex(order), axis=0).fillna(0.0), order
+
+
+def energy_breakdown(breakdown: list[dict], switches: list[dict]):
+    """The schedule's energy per strategy: what its switches pay for (left, µJ per switch) and
+    its inference energy per image by component group (right), each on its own linear axis."""
+    table, order = _switch_frame(breakdown, switches)
+    frame = pd.DataFrame(breakdown)
+    inference = frame[frame["phase"] == "inference"].copy()
+    inference["group"] = inference["component"].map(_group)
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5))
+    ax = axes[0]
+    bottom = np.zeros(len(order))
+    for item in SWITCH_ITEMS:
+        if item in table and table[item].any():
+            values = table[item].to_numpy()
+            ax.bar(order, values, bottom=bottom, color=COLOURS[item], label=item)
+            bottom += values
+    _label_bars(ax, range(len(order)), bottom, suffix=" µJ")
+    ax.set_ylabel("energy of one task switch (µJ, mean over the schedule)")
+    ax.set_title("What a switch pays for")
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    per = (inference.pivot_table(index="strategy", columns="group", values="energy_uj",
+                                 aggfunc="sum").reindex(order).fillna(0.0))
+    per = per.div(per.sum(axis=1).replace(0.0, np.nan), axis=0).fillna(0.0)
+    bottom = np.zeros(len(order))
+    for group in GROUPS:
+        if group in per and per[group].any():
+            values = per[group].to_numpy() * 100
+            ax.bar(order, values, bottom=bottom, color=COLOURS[group], label=group)
+            bottom += values
+    ax.set_ylabel("share of the schedule's inference energy (%)")
+    ax.set_title("Where inference energy goes (all of the schedule's inferences)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    for ax in axes:
+        ax.tick_params(axis="x", rotation=30)
+    fig.suptitle("Energy per strategy: task switches and inference, apart")
     fig.tight_layout()
     return fig
 
 
 def reprogram_vs_scale(strategies: list[dict]):
-    """Per strategy: switch energy, cells written per switch and tier-2 overhead, new tasks only."""
+    """Per strategy, mean over the new tasks: switch energy, switch latency, and tier 2's
+    inference overhead per image (energy and share of the image's energy), linear axes with
+    every value written on its bar."""
     frame = pd.DataFrame(strategies)
     frame = frame[frame["switches_into"] > 0]
     order = _strategies(frame)
     mean = frame.groupby("strategy").mean(numeric_only=True).reindex(order)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    share = mean["tier2_overhead_uj"] / mean["inference_energy_uj"] * 100
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     colours = [plt.get_cmap("tab10")(i) for i in range(len(order))]
     panels = (
-        ("switch_energy_uj", "switch energy (µJ per switch)"),
-        ("cells_written", "cells written per switch"),
-        ("tier2_overhead_uj", "tier-2 scaling energy (µJ per image)"),
+        (mean["switch_energy_uj"].to_numpy(), "switch energy (µJ per switch)", " µJ"),
+        (mean["switch_latency_us"].to_numpy() * 1e-3, "switch latency (ms per switch)", " ms"),
+        (mean["tier2_overhead_uj"].to_numpy(), "tier-2 scaling energy (µJ per image)", " µJ"),
     )
-    for ax, (column, label) in zip(axes, panels):
-        values = mean[column].to_numpy()
-        ax.bar(order, np.where(values > 0, values, np.nan), color=colours)
-        ax.set_yscale("log")
+    for ax, (values, label, unit) in zip(axes, panels):
+        ax.bar(order, values, color=colours)
+        if ax is axes[2]:  # the overhead also as a share of the image's energy
+            for x, (v, pct) in enumerate(zip(values, share.to_numpy())):
+                ax.annotate("0" if v == 0 else f"{v:.3g} µJ\n({pct:.2g} % of the image)", (x, v),
+                            ha="center", va="bottom", fontsize=8, xytext=(0, 2),
+                            textcoords="offset points")
+        else:
+            _label_bars(ax, range(len(order)), values, suffix=unit)
         ax.set_ylabel(label)
-        ax.tick_params(axis="x", rotation=40)
-        for x, v in enumerate(values):
-            ax.annotate("0" if v == 0 else f"{v:.3g}", (x, v if v > 0 else 1), ha="center",
-                        va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")
+        ax.set_ylim(0, max(values.max() * 1.25, 1e-12))
+        ax.tick_params(axis="x", rotation=30)
     fig.suptitle("Reprogramming (tier 1) versus scaling (tier 2): mean over the new tasks")
     fig.tight_layout()
     return fig
@@ -142,50 +175,52 @@ def timeline(events: list[dict], title: str):
     return fig
 
 
-def endurance(hist: list[dict], endurance_cycles: float):
-    """Cells against their write count over the schedule, per strategy (log counts)."""
+def endurance(hist: list[dict], totals: list[dict], endurance_cycles: float):
+    """Cells against their write count over the schedule: one panel per strategy that writes
+    cells (strategies with identical counts stay visible), its worst cell and lifetime above it."""
     frame = pd.DataFrame(hist)
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    drawn = []
-    if not frame.empty:
-        top = int(frame["writes"].max())
-        markers = iter("osD^v<>")
-        for strategy in _strategies(frame):
-            sub = frame[frame["strategy"] == strategy].set_index("writes")["cells"]
-            if not sub.drop(0, errors="ignore").any():
-                continue
-            # Every write count 0..max, absent counts as gaps (log axis), so nothing is implied
-            # between the counts that occur.
-            cells = sub.reindex(range(top + 1)).to_numpy(dtype=float, copy=True)
-            cells[cells == 0] = np.nan
-            ax.plot(range(top + 1), cells, marker=next(markers), markersize=4, linewidth=1,
-                    label=strategy, alpha=0.85)
-            drawn.append(strategy)
-    ax.set_yscale("log")
-    ax.set_xlabel("writes per cell over the schedule")
-    ax.set_ylabel("cells")
-    ax.set_title(f"Endurance: write counts of every cell in a PE ever rewritten\n"
-                 f"(cell endurance {endurance_cycles:.0e} writes; strategies writing no cell are "
-                 "not drawn)")
-    if drawn:
-        ax.legend()
+    life = {r["strategy"]: r for r in totals}
+    writers = [] if frame.empty else [s for s in _strategies(frame)
+                                      if frame[(frame["strategy"] == s) & (frame["writes"] > 0)].size]
+    silent = [r["strategy"] for r in totals if r["strategy"] not in writers]
+    fig, axes = plt.subplots(1, max(1, len(writers)), figsize=(3.6 * max(1, len(writers)), 4),
+                             sharey=True, squeeze=False)
+    top = int(frame["writes"].max()) if not frame.empty else 0
+    for ax, strategy in zip(axes[0], writers):
+        sub = frame[frame["strategy"] == strategy].set_index("writes")["cells"]
+        cells = sub.reindex(range(top + 1)).fillna(0.0).to_numpy(dtype=float)
+        ax.bar(range(top + 1), cells, color="tab:purple", width=0.8)
+        ax.set_yscale("log")
+        ax.set_xlabel("writes per cell over the schedule")
+        periods = life.get(strategy, {}).get("lifetime_periods")
+        ax.set_title(f"{strategy}\nworst cell {life.get(strategy, {}).get('max_writes', 0)} "
+                     f"writes; lifetime {periods:.3g} periods" if periods else strategy, fontsize=9)
+    axes[0][0].set_ylabel("cells (log)")
+    note = (f"; no cell written by {', '.join(silent)} (it never wears out)" if silent else "")
+    fig.suptitle(f"Endurance: write counts of every cell in a PE ever rewritten (cell endurance "
+                 f"{endurance_cycles:.0e} writes){note}", fontsize=10)
     fig.tight_layout()
     return fig
 
 
 def write_plots(tables: dict[str, list[dict]], out: Path, *, endurance_cycles: float,
                 timeline_title: str = "") -> list[Path]:
-    written = []
+    """Every plot as PNG and SVG."""
     figures = []
-    if tables.get("energy_breakdown"):
-        figures.append(("energy_breakdown.png", energy_breakdown(tables["energy_breakdown"])))
+    if tables.get("energy_breakdown") and tables.get("switches"):
+        figures.append(("energy_breakdown", energy_breakdown(tables["energy_breakdown"],
+                                                             tables["switches"])))
     if tables.get("strategies"):
-        figures.append(("reprogram_vs_scale.png", reprogram_vs_scale(tables["strategies"])))
+        figures.append(("reprogram_vs_scale", reprogram_vs_scale(tables["strategies"])))
     if tables.get("timeline"):
-        figures.append(("timeline.png", timeline(tables["timeline"], timeline_title)))
+        figures.append(("timeline", timeline(tables["timeline"], timeline_title)))
     if "endurance" in tables:
-        figures.append(("endurance.png", endurance(tables["endurance"], endurance_cycles)))
+        figures.append(("endurance", endurance(tables["endurance"],
+                                               tables.get("strategy_totals", []),
+                                               endurance_cycles)))
+    written = []
     for name, fig in figures:
-        written.append(save_figure(out / name, fig))
+        for kind in PLOT_FORMATS:
+            written.append(save_figure(out / f"{name}.{kind}", fig))
         plt.close(fig)
     return written

@@ -9,14 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from xsim.report.files import sha256_file, write_csv, write_json
-from xsim.report.plots import write_plots
+from xsim.report.html import write_report
+from xsim.report.plots import PLOT_FORMATS, PLOT_NAMES, write_plots
 from xsim.report.provenance import provenance
 
 TABLES = ("strategies", "strategy_totals", "switches", "energy_breakdown", "endurance", "layers",
           "components", "actions", "first_switch", "timeline", "functional_tasks",
           "functional_layers")
-PLOTS = ("energy_breakdown.png", "reprogram_vs_scale.png", "timeline.png", "endurance.png")
-RUN_FILES = ("summary.json", *(f"{t}.csv" for t in TABLES), *PLOTS)
+PLOTS = tuple(f"{name}.{kind}" for name in PLOT_NAMES for kind in PLOT_FORMATS)
+RUN_FILES = ("summary.json", "report.html", *(f"{t}.csv" for t in TABLES), *PLOTS)
 
 
 def write_outputs(result, out: str | Path, plots: bool = True) -> list[Path]:
@@ -29,7 +30,10 @@ def write_outputs(result, out: str | Path, plots: bool = True) -> list[Path]:
                  "(PE rewrites) and the new task's first inference")
         written += write_plots(result.tables, out, endurance_cycles=result.arch.cell.endurance_cycles,
                                timeline_title=title)
+    prov = provenance(result)
+    if plots:
+        written.append(write_report({**result.summary, "provenance": prov}, result.tables, out))
     files = [{"file": p.name, "bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in written]
-    summary = {**result.summary, "provenance": provenance(result), "files": files}
+    summary = {**result.summary, "provenance": prov, "files": files}
     written.append(write_json(out / "summary.json", summary, strict=True))
     return written
