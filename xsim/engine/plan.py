@@ -19,16 +19,20 @@ off-chip link attaches at router 0; it brings the image in row by row and takes 
 Counting model, per MVM of one layer replica (one output pixel), with ``cyc = ceil(input_bits /
 dac_bits)`` read cycles, ``cpw`` columns per weight, ``u`` unit columns (offset encoding, else 0),
 ``in_b = ceil(input_bits / 8)`` bytes per activation and ``ps_b = ceil((input_bits + weight_bits)
-/ 8)`` bytes per partial sum (the full product width), summed over the replica's crossbars, each
-with ``r_b`` used rows and ``w_c`` weights (so ``c = w_c·cpw + u`` used columns):
+/ 8)`` bytes per partial sum (the full product width), summed over the replica's arrays, each
+with ``r_b`` used rows and ``c`` used columns (:meth:`xsim.mapping.Mapping.pe_arrays`: for a
+dense layer ``r_b`` ≤ rows of K and ``c = w_c·cpw + u`` for ``w_c`` weights; an array holding
+``g`` groups block-diagonally drives ``g`` groups' rows and senses ``g`` unit columns; the
+off-diagonal cells sit on driven rows and sensed columns, so they count as read):
 
-- ``dac.row_drive = cyc·Σ r_b``; over a layer's grid that is ``cyc·K·col_blocks``;
-- ``crossbar.cell_read = cyc·Σ r_b·c = cyc·K·(N·cpw + col_blocks·u)``;
-- ``sample_hold.sample = adc.conversion = pe_shift_add.add = cyc·Σ c
-  = cyc·row_blocks·(N·cpw + col_blocks·u)``;
-- ``input_register.byte = in_b·Σ_PE rows_PE = in_b·K·cb_groups`` (each PE gets its rows' inputs);
-- ``edram.byte`` (read) and ``bus.byte`` (broadcast to the tile's PEs): ``in_b`` × the rows used
-  on each tile, i.e. ``in_b·K`` for a replica on one tile — every MVM reads its whole input
+- ``dac.row_drive = cyc·Σ r_b``; over a dense layer's grid that is ``cyc·K·col_blocks``;
+- ``crossbar.cell_read = cyc·Σ r_b·c``, dense: ``cyc·K·(N·cpw + col_blocks·u)``;
+- ``sample_hold.sample = adc.conversion = pe_shift_add.add = cyc·Σ c``,
+  dense: ``cyc·row_blocks·(N·cpw + col_blocks·u)``;
+- ``input_register.byte = in_b·Σ_PE inputs_PE`` (each PE gets its rows of every group its columns
+  belong to; dense: ``in_b·K·cb_groups``);
+- ``edram.byte`` (read) and ``bus.byte`` (broadcast to the tile's PEs): ``in_b`` × the distinct
+  inputs used on each tile, i.e. ``in_b·K·groups`` for a replica on one tile — every MVM reads its whole input
   vector (no sliding-window reuse in the input registers: an upper bound on eDRAM traffic);
 - ``pe_output_register.byte = bus.byte (out) = tile_output_register.byte = ps_b·N·rb_groups``:
   every PE writes its columns' partial sums, which cross its tile's bus into the home tile's
@@ -64,9 +68,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from xsim.config.arch import Arch
 from xsim.deployment import Deployment
-from xsim.mapping import LayerMapping, PePlacement
+from xsim.mapping import LayerMapping, Mapping, PePlacement
 from xsim.models.graph import Layer
 
 INPUT = "input"
@@ -228,15 +231,12 @@ def _row_share(rows: int, width: int, replicas: int, replica: int) -> tuple[int,
     return tuple(whole + (1 if (replica - r * width) % replicas < extra else 0) for r in range(rows))
 
 
-def _crossbar_counts(arch: Arch, lm: LayerMapping, pe: PePlacement, cycles: int, cpw: int) -> Counts:
-    rows, wpr = arch.crossbar.rows, lm.weights_per_row
-    unit = arch.array_unit_columns if arch.crossbar.encoding == "offset" else 0
-    used_rows = [min(r + rows, pe.row_stop) - r for r in range(pe.row_start, pe.row_stop, rows)]
-    used_cols = [(min(c + wpr, pe.col_stop) - c) * cpw + unit for c in range(pe.col_start, pe.col_stop, wpr)]
+def _crossbar_counts(mapping: Mapping, pe: PePlacement, cycles: int) -> Counts:
+    arrays = mapping.pe_arrays(pe)
     counts: Counts = {}
-    conversions = cycles * len(used_rows) * sum(used_cols)
-    _add(counts, "dac", "row_drive", cycles * sum(used_rows) * len(used_cols))
-    _add(counts, "crossbar", "cell_read", cycles * sum(used_rows) * sum(used_cols))
+    conversions = cycles * sum(c for _, c in arrays)
+    _add(counts, "dac", "row_drive", cycles * sum(r for r, _ in arrays))
+    _add(counts, "crossbar", "cell_read", cycles * sum(r * c for r, c in arrays))
     _add(counts, "sample_hold", "sample", conversions)
     _add(counts, "adc", "conversion", conversions)
     _add(counts, "pe_shift_add", "add", conversions)
@@ -361,23 +361,24 @@ class _Builder:
     def _replica(self, lm: LayerMapping, pes: list[PePlacement], share: tuple[int, ...],
                  dests: tuple[int, ...]) -> ReplicaPlan:
         arch, geo = self.arch, self.geo
-        cpw = self.mapping.columns_per_weight
+        mapping = self.mapping
         home = pes[0].tile
         counts: Counts = {}
         for p in pes:
-            for key, n in _crossbar_counts(arch, lm, p, self.cycles, cpw).items():
+            for key, n in _crossbar_counts(mapping, p, self.cycles).items():
                 _add(counts, *key, n)
-            _add(counts, "input_register", "byte", (p.row_stop - p.row_start) * geo.in_bytes)
+            inputs = sum(b - a for _, a, b in mapping.pe_inputs(p))
+            _add(counts, "input_register", "byte", inputs * geo.in_bytes)
             psums = p.weight_columns * geo.psum_bytes
             _add(counts, "pe_output_register", "byte", psums)
             _add(counts, "bus", "byte", psums)
             _add(counts, "tile_output_register", "byte", psums)
-        rows_on_tile: dict[int, set[tuple[int, int]]] = {}
+        rows_on_tile: dict[int, set[tuple[int, int, int]]] = {}
         for p in pes:
-            rows_on_tile.setdefault(p.tile, set()).add((p.row_start, p.row_stop))
+            rows_on_tile.setdefault(p.tile, set()).update(mapping.pe_inputs(p))
         fetch = []
-        for tile, ranges in sorted(rows_on_tile.items()):
-            nbytes = sum(b - a for a, b in ranges) * geo.in_bytes
+        for tile, spans in sorted(rows_on_tile.items()):
+            nbytes = sum(b - a for _, a, b in spans) * geo.in_bytes
             _add(counts, "edram", "byte", nbytes)
             _add(counts, "bus", "byte", nbytes)
             fetch.append((Stage(("edram", tile), geo.edram_ps(nbytes)),))
