@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from xsim.config.arch import Arch
 from xsim.config.errors import MappingError
@@ -284,6 +284,14 @@ def _grid(arch: Arch, layer: Layer, weight_bits: int) -> _Grid:
     rb_per_pe = min(row_blocks, per_pe)
     cb_per_pe = per_pe // row_blocks if row_blocks < per_pe else 1
     return _Grid(K, N, wpr, groups, gpa, row_blocks, tuple(bounds), rb_per_pe, cb_per_pe)
+
+
+def layer_pes(arch: Arch, layer: Layer, weight_bits: int, columns: int | None = None) -> int:
+    """PEs one copy of ``layer`` takes by the packing rule, keeping only its first ``columns``
+    output columns when given (a task's head of ``num_classes`` classes on the head layer)."""
+    if columns is not None:
+        layer = replace(layer, out_shape=(columns, *layer.out_shape[1:]), groups=1)
+    return _grid(arch, layer, weight_bits).pes_per_replica
 
 
 def _replicas(arch: Arch, network: Network, grids: list, replication: bool) -> list[int]:
