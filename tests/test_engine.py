@@ -118,6 +118,24 @@ def test_pipelined_throughput_is_bound_by_the_slowest_layer():
     assert single.interval_source == "bottleneck" and single.interval_ps == bound
 
 
+def test_interval_is_measured_once_the_pipeline_is_full():
+    from xsim.engine.result import steady_interval
+
+    # Two images fill the pipeline at once, then one leaves every 10: the true interval is 10,
+    # which the mean spacing over the whole batch (52 / 7) understates.
+    done = [10, 11, 12, 22, 32, 42, 52, 62]
+    assert steady_interval(done, 4.0) == (10.0, "steady_state")
+    assert steady_interval(done[:2], 4.0) == (4.0, "bounded")
+    assert steady_interval(done[:3], 0.5) == (1.0, "bounded")
+    assert steady_interval(done[:1], 4.0) == (4.0, "bottleneck")
+    # LeNet-5 on ISAAC: conv1's crossbars bound the pipeline, so the truth is its busy time.
+    mapping = _mapping(build_model("lenet5"))
+    res = simulate_inference(Deployment.of_mapping(mapping, HW), images=12, record_timeline=False)
+    bound = mapping.network["conv1"].output_pixels * HW.mvm_cycles * HW.read_cycle_ps
+    assert res.interval_source == "steady_state"
+    assert res.interval_ps == pytest.approx(bound, rel=1e-3)
+
+
 def test_result_rows_and_timeline():
     mapping = _mapping(build_model("lenet5"))
     res = simulate_inference(Deployment.of_mapping(mapping, HW), images=2)
