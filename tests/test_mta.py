@@ -253,3 +253,16 @@ def test_heads_that_do_not_fit_say_by_how_much():
                                           r"\(cubs 26, .*has 0 left.*124 PEs short"):
         Deployment.build(ARCH / "isaac128.yaml", WORKLOADS / "resnet50_mta.json",
                          {"crossbar.encoding": "differential", "hierarchy.tiles_per_chip": 143})
+
+
+def test_fixed_scales_on_a_shifter_name_both_files(tmp_path):
+    data = json.loads((WORKLOADS / "lenet5_mta.json").read_text())
+    task = next(i for i, t in enumerate(data["tasks"]) if not t.get("backbone"))
+    data["tasks"][task]["tier2"] = {"format": "fixed", "bits": 4}
+    path = tmp_path / "fixed.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError) as info:
+        Deployment.build(ARCH / "isaac128.yaml", path)
+    message = str(info.value)
+    assert str(path) in message and f"tasks[{task}].tier2.format" in message
+    assert "isaac128.yaml" in message and "components.tier2_scale.kind" in message
