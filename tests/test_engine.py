@@ -184,3 +184,46 @@ def test_bad_arguments_raise():
         simulate_inference(Deployment.of_mapping(mapping, HW), scaled_pes={10_000})
     with pytest.raises(ValueError, match="bit"):
         simulate_inference(Deployment.of_mapping(mapping, hardware(ARCH, 16, 16)))
+
+
+def test_c_mesh_routes_and_multicast_hold_every_router_on_the_way():
+    from xsim.engine.plan import OFFCHIP, Stage, _Geometry
+
+    deployment = Deployment.of_mapping(_mapping(build_model("lenet5")), HW)
+    geo = _Geometry(deployment)
+    assert geo.mesh_width == 7  # 42 routers of 4 tiles
+    assert geo.route(0, 16) == [0, 1, 2, 9, 16]  # columns first, then rows
+    assert geo.route(16, 0) == [16, 15, 14, 7, 0]
+    counts = {}
+    # Tile 0 to tiles 8 (router 2) and 36 (router 9): one tree of routers 0, 1, 2, 9.
+    forks = geo.deliver(0, (8, 36), 64, counts)
+    held = [path[0].server for path in forks[0]]
+    assert held == [("router", 0), ("router", 1), ("router", 2), ("router", 9)]
+    flits = 64 * 8 // ARCH.role("router").flit_bits
+    assert counts[("router", "flit")] == 4 * flits
+    assert counts[("edram", "byte")] == 2 * 64
+    assert geo.deliver(3, (3,), 64, {}) == (((Stage(("edram", 3), geo.edram_ps(64)),),),)
+    # Results leave on the link's own direction (full duplex) or share the input's (half).
+    out = geo.deliver(0, (OFFCHIP,), 8, {})[-1][0][0].server
+    assert out == ("offchip", 1)
+    half = load_arch(ROOT / "arch" / "isaac128.yaml", {"components.offchip.duplex": "half"})
+    geo = _Geometry(Deployment.of(half, build_model("lenet5"), weight_bits=BITS, input_bits=BITS))
+    assert geo.deliver(0, (OFFCHIP,), 8, {})[-1][0][0].server == ("offchip", 0)
+
+
+def test_replication_leaves_the_reserved_pes_and_digital_layers_follow():
+    net = build_model("resnet20")
+    plain = _mapping(net)
+    rep = _mapping(net, replication=True, reserved_pes=100)
+    assert rep.pe_count <= ARCH.pes_per_chip - 100 < rep.pe_count + max(
+        lm.pes_per_replica for lm in rep.layers)
+    one, many = (simulate_inference(Deployment.of_mapping(m, HW), images=8, record_timeline=False)
+                 for m in (plain, rep))
+    assert many.throughput_per_s > 5 * one.throughput_per_s
+    from xsim.engine.plan import build_plan, crossbar_interval_ps
+
+    dep = Deployment.of_mapping(rep, HW)
+    assert many.interval_ps < 1.25 * crossbar_interval_ps(dep)
+    # A residual add fed faster than one tile's units can serve spreads its rows over tiles.
+    adds = [n for n in build_plan(dep).nodes if n.kind == "add"]
+    assert max(len(n.tiles) for n in adds) > 1

@@ -42,6 +42,16 @@ from xsim.mapping import Mapping, layer_pes, map_network
 from xsim.models import Network
 
 
+def _resident_heads(arch: Arch, network: Network, weight_bits: int,
+                    workload: Workload) -> dict[str, int]:
+    """PEs of each new task's resident head (none when heads are rewritten at every switch)."""
+    if not workload.mapping.resident_heads:
+        return {}
+    head = network.weight_layers[-1]
+    return {t.name: layer_pes(arch, head, weight_bits, t.head.num_classes)
+            for t in workload.tasks if not t.backbone}
+
+
 @dataclass(frozen=True)
 class Deployment:
     arch: Arch
@@ -69,9 +79,12 @@ class Deployment:
         if not isinstance(workload, Workload):
             workload = load_workload(workload)
         network = build_network(workload)
-        mapping = map_network(arch, network, weight_bits=workload.weight_bits(arch.precision.weight_bits),
+        weight_bits = workload.weight_bits(arch.precision.weight_bits)
+        heads = sum(_resident_heads(arch, network, weight_bits, workload).values())
+        mapping = map_network(arch, network, weight_bits=weight_bits,
                               input_bits=workload.input_bits(arch.precision.input_bits),
-                              replication=workload.mapping.replication, source=workload.source)
+                              replication=workload.mapping.replicate, reserved_pes=heads,
+                              source=workload.source)
         dep = cls(arch, network, mapping, hardware(arch, mapping.weight_bits, mapping.input_bits),
                   workload)
         dep._check()
@@ -102,8 +115,8 @@ class Deployment:
     def head_pes(self, num_classes: int | None = None) -> int:
         """PEs a head of ``num_classes`` classes takes: the head layer's rows × that many columns
         (default: all of the head layer's columns, one replica of it)."""
-        head = self.mapping.layers[-1]
-        return layer_pes(self.arch, head.layer, self.mapping.weight_bits, num_classes)
+        head = self.network.weight_layers[-1]
+        return layer_pes(self.arch, head, self.mapping.weight_bits, num_classes)
 
     @property
     def resident_heads(self) -> bool:
@@ -114,8 +127,7 @@ class Deployment:
         """Spare PEs each new task's resident head takes (empty when heads are rewritten)."""
         if not self.resident_heads:
             return {}
-        return {t.name: self.head_pes(t.head.num_classes) for t in self.workload.tasks
-                if not t.backbone}
+        return _resident_heads(self.arch, self.network, self.mapping.weight_bits, self.workload)
 
     @property
     def resident_head_pes(self) -> int:

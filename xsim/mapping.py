@@ -42,7 +42,9 @@ scales).
 
 Replication (optional, as ISAAC does) gives spare PEs to the layers that bound the pipeline: a
 layer's time per image is ``ceil(output_pixels / replicas)`` MVMs, and replicas are added greedily
-to the slowest layer while its next copy fits in the chip.
+to the slowest layer while its next copy fits in the PEs left after the reserved ones (resident
+heads). The digital units serving a replicated layer follow in the engine
+(:mod:`xsim.engine.plan`): a digital layer's rows spread over as many tiles as keep pace.
 """
 
 from __future__ import annotations
@@ -294,11 +296,11 @@ def layer_pes(arch: Arch, layer: Layer, weight_bits: int, columns: int | None = 
     return _grid(arch, layer, weight_bits).pes_per_replica
 
 
-def _replicas(arch: Arch, network: Network, grids: list, replication: bool) -> list[int]:
+def _replicas(arch: Arch, network: Network, grids: list, replication: bool, reserved: int) -> list[int]:
     replicas = [1] * len(grids)
     if not replication:
         return replicas
-    spare = arch.pes_per_chip - sum(g.pes_per_replica for g in grids)
+    spare = arch.pes_per_chip - reserved - sum(g.pes_per_replica for g in grids)
     layers = network.weight_layers
     heap = [(-layers[i].output_pixels, i) for i in range(len(grids))]
     heapq.heapify(heap)
@@ -314,9 +316,10 @@ def _replicas(arch: Arch, network: Network, grids: list, replication: bool) -> l
 
 
 def map_network(arch: Arch, network: Network, *, weight_bits: int | None = None,
-                input_bits: int | None = None, replication: bool = False,
+                input_bits: int | None = None, replication: bool = False, reserved_pes: int = 0,
                 source: str | None = None) -> Mapping:
-    """Place ``network`` on ``arch``. Raises MappingError (naming ``source``) when it does not fit."""
+    """Place ``network`` on ``arch``, replicas (with ``replication``) only in the PEs left after
+    ``reserved_pes`` (resident heads). Raises MappingError (naming ``source``) when it does not fit."""
     weight_bits = weight_bits or arch.precision.weight_bits
     input_bits = input_bits or arch.precision.input_bits
     if arch.weights_per_array_row(weight_bits) < 1:
@@ -334,7 +337,7 @@ def map_network(arch: Arch, network: Network, *, weight_bits: int | None = None,
             f"{needed} PEs ({crossbars} crossbars of {arch.crossbar.rows}x{arch.crossbar.columns}) "
             f"but arch {arch.name} has {arch.pes_per_chip} PEs ({arch.crossbars_per_chip} crossbars)",
         )
-    replicas = _replicas(arch, network, grids, replication)
+    replicas = _replicas(arch, network, grids, replication, reserved_pes)
 
     pes: list[PePlacement] = []
     layers: list[LayerMapping] = []

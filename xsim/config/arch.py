@@ -156,10 +156,13 @@ class Router(Component):
 
 
 class Link(Component):
-    """Off-chip links (ISAAC: HyperTransport)."""
+    """Off-chip links (ISAAC: HyperTransport). ``duplex: full`` (the default, as HyperTransport
+    is): images in and results out each have ``bandwidth_gb_per_s`` per link; ``half``: they
+    share it."""
 
     class_: Literal["link"] = Field(alias="class")
     bandwidth_gb_per_s: PositiveFloat
+    duplex: Literal["full", "half"] = "full"
 
 
 class Static(Component):

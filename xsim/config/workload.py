@@ -134,11 +134,17 @@ class ScheduleSpec(Frozen):
 
 
 class MappingSpec(Frozen):
-    """``replication``: give spare PEs to the slowest layers (ISAAC). ``resident_heads``: keep
-    every task's head in spare PEs of its own, so a switch does not rewrite the classifier."""
+    """``replication``: ``auto`` (or true) spends the PEs left after the resident heads on
+    replicas of the layers that bound the pipeline (ISAAC), false keeps one copy of every layer.
+    ``resident_heads``: keep every task's head in spare PEs of its own, so a switch does not
+    rewrite the classifier."""
 
-    replication: bool = False
+    replication: bool | Literal["auto"] = False
     resident_heads: bool = True
+
+    @property
+    def replicate(self) -> bool:
+        return self.replication is not False
 
 
 class Workload(Frozen):

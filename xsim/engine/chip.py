@@ -115,7 +115,7 @@ class _Bound:
         self.drain = tuple(merged)
         self.read = chip._bind_fork(read)
         self.unit = chip._bind_path(unit)
-        self.deliver = chip._bind_fork(deliver)
+        self.deliver = tuple(chip._bind_fork(f) for f in deliver)
 
 
 def _through(path, t: int, last: int, n: int) -> tuple[int, int]:
@@ -141,6 +141,12 @@ def _fork(fork, t: int, last: int, n: int) -> tuple[int, int]:
         first = a if a > first else first
         final = b if b > final else final
     return first, final
+
+
+def _forks(forks, t: int, last: int, n: int) -> tuple[int, int]:
+    for fork in forks:
+        t, last = _fork(fork, t, last, n)
+    return t, last
 
 
 class _Progress:
@@ -279,7 +285,7 @@ class ChipModel:
         self.activity = [NodeActivity() for _ in self.plan.nodes]
         self.groups: list[PeGroup] = []
         self.group_of_pe: dict[int, PeGroup] = {}
-        self._replicas: list[tuple[Node, ReplicaPlan, PeGroup, _Bound, int]] = []
+        self._replicas: list[tuple[Node, ReplicaPlan, PeGroup, tuple[_Bound, ...], tuple[int, ...]]] = []
         self._rows: dict[int, list[_Bound]] = {}
         self._row_parts: list[list[int]] = []
         self._tier2: dict[int, tuple[int, int]] = {}
@@ -291,9 +297,9 @@ class ChipModel:
                     self.groups.append(group)
                     for pe in rp.pes:
                         self.group_of_pe[pe] = group
-                    source = self.counters.register(node.name, rp.counts)
-                    bound = _Bound(self, fetch=rp.fetch, drain=rp.drain)
-                    self._replicas.append((node, rp, group, bound, source))
+                    sources = tuple(self.counters.register(node.name, c) for c in rp.counts)
+                    bound = tuple(_Bound(self, fetch=rp.fetch, drain=d) for d in rp.drains)
+                    self._replicas.append((node, rp, group, bound, sources))
                     for r, n in enumerate(rp.share):
                         parts[r] += n > 0
                 self._row_parts.append(parts)
@@ -394,7 +400,7 @@ class ChipModel:
             batch.image_start_ps[image] = now
             t, last = _through(row.unit, now, now, rows)
             link_end = last
-            first, last = _fork(row.deliver, t, last, rows)
+            first, last = _forks(row.deliver, t, last, rows)
             step = (last - first) / (rows - 1) if rows > 1 else 0
             batch.all_rows_done(0, image, [first + int(r * step) for r in range(rows - 1)] + [last])
             self.counters.tally(source, rows)
@@ -405,8 +411,8 @@ class ChipModel:
 
     def _digital(self, batch: Batch, node: Node):
         env, rows, timeline = self.env, self._rows[node.index], self.timeline
-        activity, name, home, kind = self.activity[node.index], node.name, node.home, node.kind
-        unit_free = 0
+        activity, name, kind = self.activity[node.index], node.name, node.kind
+        unit_free = dict.fromkeys(node.tiles, 0)
         for image in range(batch.images):
             inputs = [(batch.progress[p][image], need) for p, need in node.producers]
             for r, ((row, source), plan) in enumerate(zip(rows, node.row_plans)):
@@ -414,14 +420,15 @@ class ChipModel:
                     wait = st.wait_for(need[r])
                     if wait is not None:
                         yield wait
-                if unit_free > env.now:  # rows leave the unit in order
-                    yield env.timeout(unit_free - env.now)
+                home = plan.tile
+                if unit_free[home] > env.now:  # rows leave a tile's units in order
+                    yield env.timeout(unit_free[home] - env.now)
                 now = env.now
                 t, last = _fork(row.read, now, now, 1)
                 start = t
                 t, last = _through(row.unit, t, last, 1)
-                _, ready = _fork(row.deliver, t, last, 1)
-                unit_free = t
+                _, ready = _forks(row.deliver, t, last, 1)
+                unit_free[home] = t
                 self.counters.tally(source)
                 activity.busy_ps += plan.busy_ps
                 activity.span(start, t)
@@ -429,12 +436,12 @@ class ChipModel:
                     timeline.append((start, t, name, home, kind))
                 batch.row_done(node.index, image, r, ready)
 
-    def _replica(self, batch: Batch, node: Node, rp: ReplicaPlan, group: PeGroup, bound: _Bound,
-                 source: int):
+    def _replica(self, batch: Batch, node: Node, rp: ReplicaPlan, group: PeGroup,
+                 bound: tuple[_Bound, ...], sources: tuple[int, ...]):
         env, counters, timeline = self.env, self.counters, self.timeline
         activity = self.activity[node.index]
-        mvm, fetch, name, home, index = rp.mvm_ps, bound.fetch, node.name, rp.home, node.index
-        drain = tuple((len(f) == 1, f[0] if len(f) == 1 else f) for f in bound.drain)
+        mvm, fetch, name, home, index = rp.mvm_ps, bound[0].fetch, node.name, rp.home, node.index
+        drains = [tuple((len(f) == 1, f[0] if len(f) == 1 else f) for f in b.drain) for b in bound]
         per_image = sum(rp.share) * mvm
         fine = self.mode == "fine"
         for image in range(batch.images):
@@ -452,7 +459,8 @@ class ChipModel:
                     yield from group.wait_free()
                 tier2 = self._tier2.get(id(rp))
                 tail = rp.tail_ps + (tier2[1] if tier2 else 0)
-                counters.tally(source, n)
+                drain = drains[rp.row_drain[r]]
+                counters.tally(sources[rp.row_drain[r]], n)
                 if tier2:
                     counters.tally(tier2[0], n)
                 items, count = (n, 1) if fine else (1, n)

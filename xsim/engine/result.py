@@ -147,7 +147,10 @@ def collect(chip: ChipModel, batch: Batch, mode: str, events: int) -> InferenceR
         if node.replicas:
             per_node_interval[node.name] = max(sum(rp.share) * rp.mvm_ps for rp in node.replicas)
         else:
-            per_node_interval[node.name] = sum(row.busy_ps for row in node.row_plans)
+            per_tile: dict[int, int] = {}
+            for row in node.row_plans:
+                per_tile[row.tile] = per_tile.get(row.tile, 0) + row.busy_ps
+            per_node_interval[node.name] = max(per_tile.values())
     bottleneck = max(per_node_interval, key=per_node_interval.get)
     interval, source = steady_interval(done, float(per_node_interval[bottleneck]))
 
