@@ -227,3 +227,38 @@ def test_replication_leaves_the_reserved_pes_and_digital_layers_follow():
     # A residual add fed faster than one tile's units can serve spreads its rows over tiles.
     adds = [n for n in build_plan(dep).nodes if n.kind == "add"]
     assert max(len(n.tiles) for n in adds) > 1
+
+
+def test_an_edram_too_small_for_a_window_fails_clearly():
+    from xsim.config import ConfigError
+
+    net = _conv_net(cin=64, cout=16, hw=32, kernel=3)  # window: 2 rows + 3 pixels of 64 channels
+    small = load_arch(ROOT / "arch" / "isaac128.yaml", {"components.edram.size_kb": 4})
+    window_kb = (2 * 32 + 3) * 64 / 1024
+    with pytest.raises(ConfigError, match=rf"isaac128.yaml.*components.edram.size_kb.*tile 0's "
+                                          rf"eDRAM of 4 KB.*{window_kb:.1f} KB.*at least 5 KB"):
+        simulate_inference(Deployment.of(small, net, weight_bits=BITS, input_bits=BITS))
+
+
+def test_a_smaller_edram_holds_fewer_input_rows_and_raises_latency():
+    # A 1x1 conv reads one input row per output row. With room for one row the image cannot run
+    # ahead: row q goes over the link only once the conv has done row q - 1, so every row pays
+    # its link time, its NoC/eDRAM delivery and its MVMs in turn (hand bound below); with 64 KB
+    # the whole image streams in at once and only the first row's transfer is exposed.
+    net = network_from_spec("wide_in", (256, 8, 8), [
+        {"kind": "conv", "name": "conv", "out_channels": 16, "kernel": 1}])
+    row_bytes = 256 * 8
+    out = {}
+    for kb in (64, 2.5):
+        arch = load_arch(ROOT / "arch" / "isaac128.yaml", {"components.edram.size_kb": kb})
+        dep = Deployment.of(arch, net, weight_bits=BITS, input_bits=BITS)
+        chip = ChipModel(Environment(), dep)
+        assert chip.plan.input_depth_rows == (32 if kb == 64 else 1)
+        out[kb] = simulate_inference(dep, images=1)
+    hw = hardware(ARCH, BITS, BITS)
+    row_mvms = 8 * hw.mvm_cycles * hw.read_cycle_ps
+    link = math.ceil(row_bytes * 1000 / (4 * 6.4))
+    assert out[2.5].latency_ps >= 8 * (row_mvms + link)
+    # One row's transfer, its NoC hop and eDRAM write, the last MVM's drain: well under 1.5 us.
+    assert out[64].latency_ps < 8 * row_mvms + link + 1_500_000
+    assert out[2.5].latency_ps > out[64].latency_ps + 7 * link

@@ -8,9 +8,9 @@ units are private to them, so their only contention is the group itself); the ac
 :class:`~xsim.engine.counters.Counters` and the timeline.
 
 :meth:`ChipModel.infer` starts a :class:`Batch` of images at a given time in the chip's
-environment: one process streams the images in over the off-chip link (each image one block of
-rows; the input buffer holds two images, so image ``i`` enters once the layers reading the input
-are done with image ``i - 2``), one process per layer replica and per digital layer works through
+environment: one process streams the images in over the off-chip link (row after row, as far
+ahead of the layers reading them as their tiles' eDRAM holds: :attr:`Plan.input_depth_rows`, so
+the eDRAM bounds the images in flight), one process per layer replica and per digital layer works through
 its output rows image after image. A layer replica
 starts an output row when the rows of its inputs it needs exist (ISAAC's inter-layer pipeline),
 books the row's input fetch on its tiles' eDRAM ports, computes its MVMs back to back on its
@@ -384,30 +384,51 @@ class ChipModel:
             env.process(self._replica(batch, *item))
 
     def _source(self, batch: Batch, node: Node):
-        """The images over the off-chip link, each as one block of identical rows: row ``r`` is
-        delivered at ``first + r·(last - first)/(rows - 1)``, exact when nothing contends."""
+        """The images over the off-chip link, row after row, as far ahead of the layers reading
+        them as the input buffer allows (:attr:`Plan.input_depth_rows`): global input row ``g``
+        is sent once every consumer has released row ``g - depth``. Rows sent without a wait go
+        as one block, row ``r`` of it delivered at ``first + r·(last - first)/(n - 1)``."""
         env, (row, source) = self.env, self._rows[0][0]
         activity, timeline, rows = self.activity[0], self.timeline, node.rows
+        depth, release = self.plan.input_depth_rows, self.plan.input_release
+
+        def wait(g: int):
+            """What row ``g`` of the stream waits for: None when its slot is free now."""
+            old = g - depth
+            if old < 0:
+                return None
+            image, k = divmod(old, rows)
+            for consumer, rel in release:
+                event = batch.until(batch.progress[consumer][image], rel[k])
+                if event is not None:
+                    return event
+            return None
+
         for image in range(batch.images):
-            if image >= 2:
-                # The input buffer holds two images: one being read, the next streaming in.
-                for consumer in node.consumers:
-                    st = batch.progress[consumer][image - 2]
-                    event = batch.until(st, len(st.parts) - 1)
-                    if event is not None:
-                        yield event
-            now = env.now
-            batch.image_start_ps[image] = now
-            t, last = _through(row.unit, now, now, rows)
-            link_end = last
-            first, last = _forks(row.deliver, t, last, rows)
-            step = (last - first) / (rows - 1) if rows > 1 else 0
-            batch.all_rows_done(0, image, [first + int(r * step) for r in range(rows - 1)] + [last])
-            self.counters.tally(source, rows)
-            activity.busy_ps += rows * node.row_plans[0].busy_ps
-            activity.span(now, link_end)
-            if timeline is not None:
-                timeline.append((now, link_end, INPUT, -1, "offchip_in"))
+            q = 0
+            while q < rows:
+                event = wait(image * rows + q)
+                if event is not None:
+                    yield event
+                    continue
+                n = 1
+                while q + n < rows and wait(image * rows + q + n) is None:
+                    n += 1
+                now = env.now
+                if q == 0:
+                    batch.image_start_ps[image] = now
+                t, last = _through(row.unit, now, now, n)
+                link_end = last
+                first, last = _forks(row.deliver, t, last, n)
+                step = (last - first) / (n - 1) if n > 1 else 0
+                for r in range(n):
+                    batch.row_done(0, image, q + r, last if r == n - 1 else first + int(r * step))
+                self.counters.tally(source, n)
+                activity.busy_ps += n * node.row_plans[0].busy_ps
+                activity.span(now, link_end)
+                if timeline is not None:
+                    timeline.append((now, link_end, INPUT, -1, "offchip_in"))
+                q += n
 
     def _digital(self, batch: Batch, node: Node):
         env, rows, timeline = self.env, self._rows[node.index], self.timeline

@@ -79,6 +79,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from xsim.config import ConfigError
 from xsim.deployment import Deployment
 from xsim.mapping import LayerMapping, Mapping, PePlacement
 from xsim.models.graph import Layer
@@ -169,6 +170,12 @@ class Plan:
     pe_tier2_ps: dict[int, int]
     """extra drain latency of a PE when its columns are scaled"""
     tier2_scale_bits: int
+    input_depth_rows: int = 1 << 30
+    """input rows the first layers' eDRAM holds: how far the image stream may run ahead"""
+    input_release: tuple[tuple[int, tuple[int, ...]], ...] = ()
+    """per consumer of the input, the output row after which each input row is no longer read"""
+    edram_windows: dict[int, tuple[tuple[str, int], ...]] = field(default_factory=dict)
+    """per tile, the window (bytes) of every input stream its eDRAM holds, by consuming layer"""
 
 
 class _Geometry:
@@ -262,6 +269,17 @@ def _replica_pes(lm: LayerMapping) -> list[tuple[int, ...]]:
     """The PEs of each replica of a layer, in replica order."""
     per = lm.pes_per_replica
     return [lm.pes[i : i + per] for i in range(0, len(lm.pes), per)]
+
+
+def _release(first: tuple[int, ...], rows: int) -> tuple[int, ...]:
+    """Per producer row ``k``, the consumer's output row after which no row reads ``k`` (the
+    last output row whose window starts at or before it)."""
+    out, r = [], 0
+    for k in range(rows):
+        while r + 1 < len(first) and first[r + 1] <= k:
+            r += 1
+        out.append(r)
+    return tuple(out)
 
 
 def _first_needs(consumer: Layer, rows: int, through_flatten: bool) -> tuple[int, ...]:
@@ -382,9 +400,69 @@ class _Builder:
                     layer, row_tiles[index], producers[index], layers, dests[index])))
         units = self.arch.unit_count("tier2_scale", "pe")
         pe_tier2 = {p.index: self.geo.ops_ps(p.weight_columns, units) for p in self.mapping.pes}
+        windows = self._windows(layers, producers, tiles, row_tiles)
+        depth = self._input_depth(windows, rows[0], consumers[0], producers, firsts, layers)
+        release = tuple((c, _release(firsts[c][[p for p, _ in producers[c]].index(0)], rows[0]))
+                        for c in consumers[0])
         return Plan(nodes=tuple(nodes), output=output, mvm_cycles=self.cycles,
                     read_cycle_ps=self.cycle_ps, pe_tier2_ps=pe_tier2,
-                    tier2_scale_bits=self.arch.tier2.scale_bits)
+                    tier2_scale_bits=self.arch.tier2.scale_bits, input_depth_rows=depth,
+                    input_release=release, edram_windows=windows)
+
+    def _window_bytes(self, consumer: Layer, shape: tuple[int, int, int]) -> int:
+        """Bytes of a producer's output (``shape``) a consumer must hold to compute (ISAAC's
+        window-level buffering): ``(kh - 1)`` rows and ``kw`` pixels for a conv or maxpool, the
+        whole input vector for a linear layer, one pixel for a residual add or an average pool
+        (each reads every input element once, in order, into a running sum)."""
+        c, h, w = shape
+        if consumer.kind in ("conv", "maxpool"):
+            return ((consumer.kernel[0] - 1) * w + consumer.kernel[1]) * c * self.geo.in_bytes
+        if consumer.kind == "linear":
+            return c * h * w * self.geo.in_bytes
+        return c * self.geo.in_bytes
+
+    def _windows(self, layers: list, producers: list, tiles: list,
+                 row_tiles: dict) -> dict[int, tuple[tuple[str, int], ...]]:
+        """Per tile, the windows its eDRAM holds; raises ConfigError when they do not fit."""
+        net = self.mapping.network
+        out: dict[int, list[tuple[str, int]]] = {}
+        for c in range(1, len(layers)):
+            at = tiles[c] if layers[c].has_weights else sorted(set(row_tiles[c]))
+            for p, _ in producers[c]:
+                shape = layers[p].out_shape if p else net.input_shape
+                nbytes = self._window_bytes(layers[c], shape)
+                for t in at:
+                    out.setdefault(t, []).append((layers[c].name, nbytes))
+        edram = self.arch.role("edram")
+        capacity = edram.size_kb * 1024
+        for t, streams in sorted(out.items()):
+            need = sum(b for _, b in streams)
+            if need > capacity:
+                worst = ", ".join(f"{name} {b / 1024:.1f} KB" for name, b in
+                                  sorted(streams, key=lambda x: -x[1])[:4])
+                raise ConfigError(
+                    self.arch.source, f"components.{self.arch.role_name('edram')}.size_kb",
+                    f"tile {t}'s eDRAM of {edram.size_kb:g} KB cannot hold the input windows of "
+                    f"the layers it serves ({need / 1024:.1f} KB at {self.mapping.input_bits}-bit "
+                    f"inputs: {worst}); it needs at least {math.ceil(need / 1024)} KB")
+        return {t: tuple(s) for t, s in out.items()}
+
+    def _input_depth(self, windows: dict, rows: int, consumers: list, producers: list,
+                     firsts: list, layers: list) -> int:
+        """Input rows the stream may run ahead by: the room left in the smallest eDRAM of the
+        tiles reading the input, after the other streams' windows, in rows of the image (at
+        least the rows one output row of a consumer reads, as layers start at row level)."""
+        c_in, _, w = self.mapping.network.input_shape
+        row_bytes = c_in * w * self.geo.in_bytes
+        capacity = self.arch.role("edram").size_kb * 1024
+        input_names = {layers[c].name for c in consumers}
+        room = min((capacity - sum(b for name, b in streams if name not in input_names)
+                    for t, streams in windows.items()
+                    if any(name in input_names for name, _ in streams)), default=capacity)
+        least = max(last[r] - first[r] + 1 for c in consumers
+                    for (p, last), first in zip(producers[c], firsts[c]) if p == 0
+                    for r in range(len(last)))
+        return max(least, int(room // row_bytes))
 
     def _digital_work(self, layer: Layer) -> dict[str, int]:
         """Time one output row of ``layer`` keeps each kind of a tile's digital units busy."""
