@@ -31,12 +31,16 @@ def _conv_net(cin=20, cout=40, hw=6, kernel=3, activation="relu"):
     ])
 
 
+ROW_START = load_arch(ROOT / "arch" / "isaac128.yaml", {"chip.pipeline_start": "row"})
+
+
 @pytest.fixture(scope="module")
 def small_results():
+    # Fine mode (one booking per MVM) starts rows at row level; coarse is held to it there.
     out = {}
     for name in ("lenet5", "mlp", "resnet20"):
-        mapping = _mapping(build_model(name))
-        out[name] = {mode: simulate_inference(Deployment.of_mapping(mapping, HW), images=3, mode=mode)
+        mapping = _mapping(build_model(name), ROW_START)
+        out[name] = {mode: simulate_inference(Deployment.of_mapping(mapping), images=3, mode=mode)
                      for mode in ("coarse", "fine")}
     return out
 
@@ -262,3 +266,16 @@ def test_a_smaller_edram_holds_fewer_input_rows_and_raises_latency():
     # One row's transfer, its NoC hop and eDRAM write, the last MVM's drain: well under 1.5 us.
     assert out[64].latency_ps < 8 * row_mvms + link + 1_500_000
     assert out[2.5].latency_ps > out[64].latency_ps + 7 * link
+
+
+def test_window_level_start_is_the_default_and_earlier():
+    net = build_model("resnet20")
+    window = simulate_inference(Deployment.of_mapping(_mapping(net)))
+    row = simulate_inference(Deployment.of_mapping(_mapping(net, ROW_START)))
+    assert ARCH.chip.pipeline_start == "window"
+    assert window.latency_ps < 0.95 * row.latency_ps
+    assert window.counts == row.counts
+    # Still no earlier than the busiest layer's MVMs of the image.
+    assert window.latency_ps > max(row["busy_ps"] for row in window.layer_rows())
+    with pytest.raises(ValueError, match="pipeline_start: row"):
+        simulate_inference(Deployment.of_mapping(_mapping(net)), mode="fine")

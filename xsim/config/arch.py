@@ -309,6 +309,9 @@ class Chip(Frozen):
     technology_nm: PositiveFloat
     power_gating: bool = True
     """tiles with no mapped PE are powered off: they draw no leakage"""
+    pipeline_start: Literal["window", "row"] = "window"
+    """when a weight layer starts an output row: once the first window of its inputs exists
+    (ISAAC), or once the whole input rows it reads exist"""
 
 
 class Arch(Frozen):

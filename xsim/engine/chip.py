@@ -18,12 +18,20 @@ crossbars and books the drain of each MVM — the last ADC conversion, the parti
 tile, the reduction and activation there, the outputs into every consuming tile — on the servers
 on the way. The row exists for its consumers when its last item is delivered.
 
+Start of a row. With the arch's ``chip.pipeline_start: window`` (the default, as ISAAC) a layer
+replica starts an output row once the first window of its inputs exists (the input rows above
+the last one it reads, and the first item of that one), and MVM ``i`` of its ``n`` cannot end
+before the share ``(i+1)/n`` of that last row has arrived (a row's items arrive evenly between
+its first and its last); digital layers start per whole row. With ``row``, every layer waits for
+whole input rows.
+
 Granularity. ``coarse``: one booking per (replica, output row), its ``n`` MVMs counted
 analytically — every server on the path is held for ``n`` items' time in one block, the crossbars
 for ``n·cyc`` read cycles, and the row's last item leaves a stage at ``max(last arrival + item
 time, block end)``. ``fine``: one booking and one simpy event per MVM. Without contention both give
 the same times; with contention they differ by how a block of ``n`` items interleaves with other
-layers' traffic. Digital layers and the input are per row in both modes.
+layers' traffic. Digital layers and the input are per row in both modes. ``fine`` needs the
+row-level start: its rows become known to readers only as the clock reaches their last MVM.
 
 A process later added to the same environment (the reprogramming controller) blocks a PE group
 with :meth:`PeGroup.take` / :meth:`PeGroup.give_back` (or :meth:`ChipModel.hold_pes`): the group
@@ -150,26 +158,30 @@ def _forks(forks, t: int, last: int, n: int) -> tuple[int, int]:
 
 
 class _Progress:
-    """The rows of one node for one image: when each exists, and who waits for them."""
+    """The rows of one node for one image: when each exists, when its first window exists (the
+    rows above it and the first item of it: ``early``), and who waits for them."""
 
-    __slots__ = ("env", "ready", "parts", "known", "cum", "waiters")
+    __slots__ = ("env", "ready", "first", "parts", "known", "cum", "early", "waiters")
 
     def __init__(self, env: simpy.Environment, parts: list[int]) -> None:
         self.env = env
         self.ready = [0] * len(parts)
+        self.first = [0] * len(parts)
         self.parts = parts
         self.known = 0
         self.cum: list[int] = []
-        self.waiters: list[tuple[int, Wake]] = []
+        self.early: list[int] = []
+        self.waiters: list[tuple[int, Wake, bool]] = []
 
-    def wait_for(self, m: int) -> simpy.Event | None:
-        """What a reader of row ``m`` yields: nothing (it exists), a timeout until it does, or an
-        event woken when it becomes known."""
+    def wait_for(self, m: int, window: bool = False) -> simpy.Event | None:
+        """What a reader of row ``m`` (with ``window``, of its first window) yields: nothing (it
+        exists), a timeout until it does, or an event woken when it becomes known."""
         env = self.env
         if self.known > m:
-            return env.timeout(self.cum[m] - env.now) if self.cum[m] > env.now else None
+            t = self.early[m] if window else self.cum[m]
+            return env.timeout(t - env.now) if t > env.now else None
         event = Wake(env)
-        self.waiters.append((m, event))
+        self.waiters.append((m, event, window))
         return event
 
 
@@ -190,43 +202,38 @@ class Batch:
         self.progress = [[_Progress(chip.env, list(chip._row_parts[node.index])) for _ in range(images)]
                          for node in chip.plan.nodes]
 
-    def row_done(self, node: int, image: int, row: int, ready: int) -> None:
-        """One part (a replica's share) of ``row`` will have been delivered at ``ready``."""
+    def row_done(self, node: int, image: int, row: int, ready: int, first: int | None = None) -> None:
+        """One part (a replica's share) of ``row`` will have been delivered at ``ready``, its first
+        item at ``first`` (default ``ready``)."""
         st = self.progress[node][image]
         if ready > st.ready[row]:
             st.ready[row] = ready
+        first = ready if first is None else first
+        if first > st.first[row]:
+            st.first[row] = first
         parts = st.parts
         parts[row] -= 1
         if row != st.known or parts[row]:
             return
-        rows, cum, known = len(parts), st.cum, st.known
+        rows, cum, early, known = len(parts), st.cum, st.early, st.known
         while known < rows and parts[known] == 0:
+            above = cum[-1] if cum else 0
             t = st.ready[known]
-            cum.append(t if not cum or t > cum[-1] else cum[-1])
+            early.append(max(above, min(t, st.first[known])))
+            cum.append(t if t > above else above)
             known += 1
         self._advanced(node, image, st, known)
-
-    def all_rows_done(self, node: int, image: int, ready: list[int]) -> None:
-        """Every row of ``node`` for ``image`` at once, each with its delivery time."""
-        st = self.progress[node][image]
-        st.ready = ready
-        st.parts = [0] * len(ready)
-        top = 0
-        for t in ready:
-            top = t if t > top else top
-            st.cum.append(top)
-        self._advanced(node, image, st, len(ready))
 
     def _advanced(self, node: int, image: int, st: _Progress, known: int) -> None:
         st.known = known
         cum, rows = st.cum, len(st.parts)
         if st.waiters:
             still = []
-            for need, event in st.waiters:
+            for need, event, window in st.waiters:
                 if need < known:
-                    event.succeed_at(max(cum[need], self.env.now))
+                    event.succeed_at(max(st.early[need] if window else cum[need], self.env.now))
                 else:
-                    still.append((need, event))
+                    still.append((need, event, window))
             st.waiters = still
         if node == self.chip.plan.output and known == rows:
             self._image_done(image, cum[-1])
@@ -238,7 +245,7 @@ class Batch:
             t = st.cum[need]
             return env.timeout(t - env.now) if t > env.now else None
         event = Wake(env)
-        st.waiters.append((need, event))
+        st.waiters.append((need, event, False))
         return event
 
     def _image_done(self, image: int, t: int) -> None:
@@ -272,12 +279,17 @@ class ChipModel:
                  counters: Counters | None = None, record_timeline: bool = True) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if mode == "fine" and deployment.arch.chip.pipeline_start == "window":
+            raise ValueError("mode 'fine' books one MVM at a time as the clock reaches it, so a "
+                             "row is known to its readers only once it is done: it needs the arch's "
+                             "chip.pipeline_start: row (window-level start is a coarse-mode model)")
         self.env = env
         self.deployment = deployment
         self.arch = deployment.arch
         self.mapping = deployment.mapping
         self.hw = deployment.hardware
         self.mode = mode
+        self.window_start = self.arch.chip.pipeline_start == "window"
         self.counters = counters if counters is not None else Counters()
         self.timeline: list[tuple[int, int, str, int, str]] | None = [] if record_timeline else None
         self.plan: Plan = build_plan(deployment)
@@ -465,6 +477,7 @@ class ChipModel:
         drains = [tuple((len(f) == 1, f[0] if len(f) == 1 else f) for f in b.drain) for b in bound]
         per_image = sum(rp.share) * mvm
         fine = self.mode == "fine"
+        window = self.window_start
         for image in range(batch.images):
             inputs = [(batch.progress[p][image], need) for p, need in node.producers]
             group.busy_ps += per_image
@@ -473,9 +486,16 @@ class ChipModel:
                 if not n:
                     continue
                 for st, need in inputs:
-                    wait = st.wait_for(need[r])
+                    wait = st.wait_for(need[r], window)
                     if wait is not None:
                         yield wait
+                # With a window-level start the row begins once its first window exists; its
+                # item i cannot end before the share i/n of its last input row has arrived.
+                opened = full = 0
+                if window:
+                    for st, need in inputs:
+                        opened = max(opened, st.early[need[r]])
+                        full = max(full, st.cum[need[r]])
                 if group._taken is not None:
                     yield from group.wait_free()
                 tier2 = self._tier2.get(id(rp))
@@ -485,8 +505,8 @@ class ChipModel:
                 if tier2:
                     counters.tally(tier2[0], n)
                 items, count = (n, 1) if fine else (1, n)
-                ready = 0
-                for _ in range(items):
+                ready, first_ready = 0, None
+                for item in range(items):
                     # The next inputs are fetched while the last MVM booked on the crossbars runs.
                     pace = group.xbar_free_ps - mvm
                     if pace > env.now:
@@ -502,16 +522,22 @@ class ChipModel:
                     x1 = x0 + count * mvm
                     if last + mvm > x1:
                         x1 = last + mvm
+                    if window:
+                        arrived = opened + (item + 1) * (full - opened) // items + mvm
+                        if arrived > x1:
+                            x1 = arrived
                     group.xbar_free_ps = x1
                     t, end = x0 + mvm + tail, x1 + tail
                     for single, f in drain:
                         t, end = _through(f, t, end, count) if single else _fork(f, t, end, count)
                     if end > ready:
                         ready = end
+                    if first_ready is None:
+                        first_ready = t
                     if activity.first_ps is None:
                         activity.first_ps = x0
                     if x1 > activity.last_ps:
                         activity.last_ps = x1
                     if timeline is not None:
                         timeline.append((x0, x1, name, home, "mvm"))
-                batch.row_done(index, image, r, ready)
+                batch.row_done(index, image, r, ready, first_ready)
