@@ -14,6 +14,7 @@ import pytest
 
 from conftest import ARCH
 from xsim.cli import main
+from xsim.config import load_arch
 from xsim.energy import hardware
 
 
@@ -93,3 +94,21 @@ def test_variants_keep_capacity_and_peak(rows):
     assert arch.read_cycle_ps == 100_000
     # Iso-capacity at an unchanged read cycle: the same MACs per second at every crossbar size.
     assert within(hardware(arch).peak_tops, 41.3, 0.01)
+
+
+@pytest.mark.parametrize(("bits", "encoding", "registers"), [
+    (8, "offset", 256), (16, "offset", 128), (8, "differential", 128), (4, "offset", 512)])
+def test_tier2_registers_are_sized_at_the_precision(bits, encoding, registers):
+    arch = load_arch(ARCH / "isaac128.yaml", {"crossbar.encoding": encoding})
+    hw = hardware(arch, bits, 8)
+    assert hw.tier2_registers_per_pe == registers
+    # One scale per weight column a PE outputs: its 8 arrays of whole weights.
+    assert registers == 8 * (128 // arch.columns_per_weight(bits))
+    reg = arch.components["tier2_register"]
+    unit = arch.components["tier2_scale"]
+    factor = registers / arch.tier2.registers_per_pe
+    assert hw.tier2_per_pe.area_mm2 == pytest.approx(unit.count * unit.area_mm2 + factor * reg.area_mm2)
+    figures = {c.name: c for c in hw.components}
+    pes = arch.pes_per_chip
+    assert figures["tier2_register"].leakage_mw == pytest.approx(pes * factor * reg.leakage_mw)
+    assert hw.energy_pj("tier2_register", "byte") == hardware(arch, 16, 8).energy_pj("tier2_register", "byte")

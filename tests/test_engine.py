@@ -31,12 +31,16 @@ def _conv_net(cin=20, cout=40, hw=6, kernel=3, activation="relu"):
     ])
 
 
+ROW_START = load_arch(ROOT / "arch" / "isaac128.yaml", {"chip.pipeline_start": "row"})
+
+
 @pytest.fixture(scope="module")
 def small_results():
+    # Fine mode (one booking per MVM) starts rows at row level; coarse is held to it there.
     out = {}
     for name in ("lenet5", "mlp", "resnet20"):
-        mapping = _mapping(build_model(name))
-        out[name] = {mode: simulate_inference(Deployment.of_mapping(mapping, HW), images=3, mode=mode)
+        mapping = _mapping(build_model(name), ROW_START)
+        out[name] = {mode: simulate_inference(Deployment.of_mapping(mapping), images=3, mode=mode)
                      for mode in ("coarse", "fine")}
     return out
 
@@ -118,6 +122,24 @@ def test_pipelined_throughput_is_bound_by_the_slowest_layer():
     assert single.interval_source == "bottleneck" and single.interval_ps == bound
 
 
+def test_interval_is_measured_once_the_pipeline_is_full():
+    from xsim.engine.result import steady_interval
+
+    # Two images fill the pipeline at once, then one leaves every 10: the true interval is 10,
+    # which the mean spacing over the whole batch (52 / 7) understates.
+    done = [10, 11, 12, 22, 32, 42, 52, 62]
+    assert steady_interval(done, 4.0) == (10.0, "steady_state")
+    assert steady_interval(done[:2], 4.0) == (4.0, "bounded")
+    assert steady_interval(done[:3], 0.5) == (1.0, "bounded")
+    assert steady_interval(done[:1], 4.0) == (4.0, "bottleneck")
+    # LeNet-5 on ISAAC: conv1's crossbars bound the pipeline, so the truth is its busy time.
+    mapping = _mapping(build_model("lenet5"))
+    res = simulate_inference(Deployment.of_mapping(mapping, HW), images=12, record_timeline=False)
+    bound = mapping.network["conv1"].output_pixels * HW.mvm_cycles * HW.read_cycle_ps
+    assert res.interval_source == "steady_state"
+    assert res.interval_ps == pytest.approx(bound, rel=1e-3)
+
+
 def test_result_rows_and_timeline():
     mapping = _mapping(build_model("lenet5"))
     res = simulate_inference(Deployment.of_mapping(mapping, HW), images=2)
@@ -166,3 +188,94 @@ def test_bad_arguments_raise():
         simulate_inference(Deployment.of_mapping(mapping, HW), scaled_pes={10_000})
     with pytest.raises(ValueError, match="bit"):
         simulate_inference(Deployment.of_mapping(mapping, hardware(ARCH, 16, 16)))
+
+
+def test_c_mesh_routes_and_multicast_hold_every_router_on_the_way():
+    from xsim.engine.plan import OFFCHIP, Stage, _Geometry
+
+    deployment = Deployment.of_mapping(_mapping(build_model("lenet5")), HW)
+    geo = _Geometry(deployment)
+    assert geo.mesh_width == 7  # 42 routers of 4 tiles
+    assert geo.route(0, 16) == [0, 1, 2, 9, 16]  # columns first, then rows
+    assert geo.route(16, 0) == [16, 15, 14, 7, 0]
+    counts = {}
+    # Tile 0 to tiles 8 (router 2) and 36 (router 9): one tree of routers 0, 1, 2, 9.
+    forks = geo.deliver(0, (8, 36), 64, counts)
+    held = [path[0].server for path in forks[0]]
+    assert held == [("router", 0), ("router", 1), ("router", 2), ("router", 9)]
+    flits = 64 * 8 // ARCH.role("router").flit_bits
+    assert counts[("router", "flit")] == 4 * flits
+    assert counts[("edram", "byte")] == 2 * 64
+    assert geo.deliver(3, (3,), 64, {}) == (((Stage(("edram", 3), geo.edram_ps(64)),),),)
+    # Results leave on the link's own direction (full duplex) or share the input's (half).
+    out = geo.deliver(0, (OFFCHIP,), 8, {})[-1][0][0].server
+    assert out == ("offchip", 1)
+    half = load_arch(ROOT / "arch" / "isaac128.yaml", {"components.offchip.duplex": "half"})
+    geo = _Geometry(Deployment.of(half, build_model("lenet5"), weight_bits=BITS, input_bits=BITS))
+    assert geo.deliver(0, (OFFCHIP,), 8, {})[-1][0][0].server == ("offchip", 0)
+
+
+def test_replication_leaves_the_reserved_pes_and_digital_layers_follow():
+    net = build_model("resnet20")
+    plain = _mapping(net)
+    rep = _mapping(net, replication=True, reserved_pes=100)
+    assert rep.pe_count <= ARCH.pes_per_chip - 100 < rep.pe_count + max(
+        lm.pes_per_replica for lm in rep.layers)
+    one, many = (simulate_inference(Deployment.of_mapping(m, HW), images=8, record_timeline=False)
+                 for m in (plain, rep))
+    assert many.throughput_per_s > 5 * one.throughput_per_s
+    from xsim.engine.plan import build_plan, crossbar_interval_ps
+
+    dep = Deployment.of_mapping(rep, HW)
+    assert many.interval_ps < 1.25 * crossbar_interval_ps(dep)
+    # A residual add fed faster than one tile's units can serve spreads its rows over tiles.
+    adds = [n for n in build_plan(dep).nodes if n.kind == "add"]
+    assert max(len(n.tiles) for n in adds) > 1
+
+
+def test_an_edram_too_small_for_a_window_fails_clearly():
+    from xsim.config import ConfigError
+
+    net = _conv_net(cin=64, cout=16, hw=32, kernel=3)  # window: 2 rows + 3 pixels of 64 channels
+    small = load_arch(ROOT / "arch" / "isaac128.yaml", {"components.edram.size_kb": 4})
+    window_kb = (2 * 32 + 3) * 64 / 1024
+    with pytest.raises(ConfigError, match=rf"isaac128.yaml.*components.edram.size_kb.*tile 0's "
+                                          rf"eDRAM of 4 KB.*{window_kb:.1f} KB.*at least 5 KB"):
+        simulate_inference(Deployment.of(small, net, weight_bits=BITS, input_bits=BITS))
+
+
+def test_a_smaller_edram_holds_fewer_input_rows_and_raises_latency():
+    # A 1x1 conv reads one input row per output row. With room for one row the image cannot run
+    # ahead: row q goes over the link only once the conv has done row q - 1, so every row pays
+    # its link time, its NoC/eDRAM delivery and its MVMs in turn (hand bound below); with 64 KB
+    # the whole image streams in at once and only the first row's transfer is exposed.
+    net = network_from_spec("wide_in", (256, 8, 8), [
+        {"kind": "conv", "name": "conv", "out_channels": 16, "kernel": 1}])
+    row_bytes = 256 * 8
+    out = {}
+    for kb in (64, 2.5):
+        arch = load_arch(ROOT / "arch" / "isaac128.yaml", {"components.edram.size_kb": kb})
+        dep = Deployment.of(arch, net, weight_bits=BITS, input_bits=BITS)
+        chip = ChipModel(Environment(), dep)
+        assert chip.plan.input_depth_rows == (32 if kb == 64 else 1)
+        out[kb] = simulate_inference(dep, images=1)
+    hw = hardware(ARCH, BITS, BITS)
+    row_mvms = 8 * hw.mvm_cycles * hw.read_cycle_ps
+    link = math.ceil(row_bytes * 1000 / (4 * 6.4))
+    assert out[2.5].latency_ps >= 8 * (row_mvms + link)
+    # One row's transfer, its NoC hop and eDRAM write, the last MVM's drain: well under 1.5 us.
+    assert out[64].latency_ps < 8 * row_mvms + link + 1_500_000
+    assert out[2.5].latency_ps > out[64].latency_ps + 7 * link
+
+
+def test_window_level_start_is_the_default_and_earlier():
+    net = build_model("resnet20")
+    window = simulate_inference(Deployment.of_mapping(_mapping(net)))
+    row = simulate_inference(Deployment.of_mapping(_mapping(net, ROW_START)))
+    assert ARCH.chip.pipeline_start == "window"
+    assert window.latency_ps < 0.95 * row.latency_ps
+    assert window.counts == row.counts
+    # Still no earlier than the busiest layer's MVMs of the image.
+    assert window.latency_ps > max(row["busy_ps"] for row in window.layer_rows())
+    with pytest.raises(ValueError, match="pipeline_start: row"):
+        simulate_inference(Deployment.of_mapping(_mapping(net)), mode="fine")

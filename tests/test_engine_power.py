@@ -87,8 +87,8 @@ def test_servers_at_their_rate_draw_their_listed_power():
         pytest.approx(link.count * dynamic(link)))
     counts: dict = {}
     flits = clocks * router.ports
-    path = geo.noc(0, 1, flits * router.flit_bits // 8, counts)
-    hold = path[0].item_ps
+    holds, _ = geo.noc([(0, (1,), flits * router.flit_bits // 8)], counts)
+    hold = holds[0][0].item_ps
     assert counts[("router", "flit")] == flits  # one router between tiles 0 and 1
     assert flits * hw.energy_pj("router", "flit") / hold * 1e3 == pytest.approx(dynamic(router))
     for name in ("maxpool", "sigmoid", "tile_shift_add"):

@@ -240,3 +240,39 @@ def test_task_masks_from_a_task_set(lenet5_workload, isaac128):
     classes = tasks.head_weights(name).shape[1]
     scale = model.layers[tasks.head_layer].scale[:classes]
     assert np.allclose(eff[:classes].T, tasks.head_weights(name) * scale)
+
+
+def test_grouped_and_depthwise_convs_are_exact_through_the_crossbars():
+    # Depthwise (Kg = 9, 14 groups share an array block-diagonally) then a 2-group conv whose
+    # Kg = 288 rows span three row blocks per group; 9-bit ADCs over 128 rows are lossless.
+    from test_functional_reference import slow_conv
+
+    from xsim.models import network_from_spec
+
+    arch = load_arch(ARCH / "isaac128.yaml", {"components.adc.bits": 9})
+    net = network_from_spec("grouped", (64, 6, 6), [
+        {"name": "dw", "kind": "conv", "out_channels": 64, "kernel": 3, "padding": 1, "groups": 64,
+         "bias": False},
+        {"name": "g2", "kind": "conv", "out_channels": 32, "kernel": 3, "padding": 1, "groups": 2,
+         "bias": False, "activation": "relu"},
+        {"kind": "flatten"}, {"name": "fc", "kind": "linear", "out_features": 10}])
+    mapping = map_network(arch, net, weight_bits=8, input_bits=8)
+    assert mapping.layer("dw").groups_per_array == 14 and mapping.layer("g2").row_blocks == 3
+    weights = synthetic_weights(net, 3)
+    model = CrossbarNetwork(mapping, weights, synthetic_inputs(net, 8, 4))
+    x = synthetic_inputs(net, 2, 5)
+    out = model.run(x, return_all=True)
+    assert np.array_equal(out["fc"][:, :, 0, 0], model.run(x, exact=True))
+    # The depthwise layer's integer sums equal a direct loop over the integer codes.
+    ql = model.layers["dw"]
+    codes = ql.act.quantise(x).astype(np.int64)
+    w = ql.matrix.T.reshape(ql.layer.weight_shape).astype(np.int64)
+    for i in range(2):
+        ref = slow_conv(codes[i], w, None, (1, 1), (1, 1), 64)
+        sums = np.rint(out["dw"][i] / (ql.act.scale * ql.scale)[:, None, None]).astype(np.int64)
+        assert np.array_equal(sums, ref)
+    # Tier 1 on one block-diagonal PE and tier 2 on the rest stay exact.
+    lm = mapping.layer("g2")
+    qtask = {"g2": -model.layers["g2"].matrix.astype(np.int64)}
+    masks = TaskMasks.from_matrices(mapping, {lm.pes[0]}, np.full(mapping.tier2_columns, 0.5), qtask)
+    assert np.array_equal(model.run(x, masks), model.run(x, masks, exact=True))

@@ -12,6 +12,7 @@ from xsim.cli import main
 from xsim.config import MappingError, build_network, load_arch
 from xsim.mapping import map_network
 from xsim.models import network_from_spec
+from xsim.models.zoo import ZOO
 
 
 def one_layer(k_in: int, n_out: int, kernel: int = 1):
@@ -111,3 +112,58 @@ def test_does_not_fit_names_source(isaac128, resnet50_workload):
     tiny = load_arch(ARCH / "isaac128.yaml", {"hierarchy.tiles_per_chip": 1})
     with pytest.raises(MappingError, match="needs 861 PEs"):
         map_network(tiny, build_network(resnet50_workload), weight_bits=8, source="w.json")
+
+
+def _packed_arrays(layer, rows: int, array_columns: int, cpw: int, unit: int) -> int:
+    """Arrays of one layer, counted by placing its groups one by one (the docstring's rule):
+    a group that fits one array goes block-diagonally into the open array while both its rows
+    and its columns (with a unit column of its own under offset encoding) are free."""
+    groups = layer.groups
+    kg = layer.in_channels // groups * layer.kernel[0] * layer.kernel[1]
+    ng = layer.out_channels // groups
+    wpr = array_columns // cpw
+    if kg > rows or ng > wpr:
+        return groups * math.ceil(kg / rows) * math.ceil(ng / wpr)
+    arrays, rows_free, cols_free = 0, 0, 0
+    for _ in range(groups):
+        need = ng * cpw + (unit if arrays and rows_free < rows else 0)
+        if rows_free < kg or cols_free < need:
+            arrays, rows_free, cols_free = arrays + 1, rows, array_columns
+            need = ng * cpw
+        rows_free -= kg
+        cols_free -= need
+    return arrays
+
+
+@pytest.mark.parametrize("encoding", ["offset", "differential"])
+def test_mobilenetv2_grouped_layers_pack_block_diagonally(encoding):
+    arch = load_arch(ARCH / "isaac128.yaml", {"crossbar.encoding": encoding})
+    network = ZOO["mobilenetv2"]()
+    m = map_network(arch, network, weight_bits=8)
+    cpw = arch.columns_per_weight(8)
+    unit = 1 if encoding == "offset" else 0
+    depthwise = 0
+    for lm in m.layers:
+        assert lm.arrays == _packed_arrays(lm.layer, 128, 128, cpw, unit), lm.layer.name
+        depthwise += lm.groups > 1
+        for pid in lm.pes:
+            for used_rows, used_cols in m.pe_arrays(m.pes[pid]):
+                assert used_rows <= 128 and used_cols <= 128 + unit
+    assert depthwise == 17
+    # A 3x3 depthwise layer of 96 channels: 14 groups of 9 rows per 128-row array, not 1 array.
+    lm = m.layer("features.2.conv.1")
+    assert (lm.groups_per_array, lm.arrays) == (14, 7)
+    assert m.used_cells(lm) == 9 * 96 * cpw
+
+
+def test_grouped_pe_reads_every_group_inputs(isaac128):
+    net = network_from_spec("g", (32, 8, 8), [
+        {"name": "conv", "kind": "conv", "out_channels": 32, "kernel": 3, "padding": 1,
+         "groups": 4}])
+    m = map_network(isaac128, net, weight_bits=8)
+    lm = m.layers[0]
+    # Kg = 8·9 = 72 rows: one group per array (2·72 > 128); four arrays in one PE.
+    assert (lm.K, lm.groups_per_array, lm.arrays, len(lm.pes)) == (72, 1, 4, 1)
+    pe = m.pes[0]
+    assert m.pe_inputs(pe) == tuple((g, 0, 72) for g in range(4))
+    assert m.pe_arrays(pe) == ((72, 8 * 4 + 1),) * 4

@@ -231,3 +231,38 @@ def test_explicit_schedules_with_repeats_and_no_switch(tmp_path, visits):
         assert {(r["from"], r["to"]) for r in first} == {("digits", "rotated")}
     else:
         assert first == [] and result.summary["multi_task"]["switches"] == 0
+
+
+@pytest.mark.parametrize(("encoding", "heads"), [
+    ("offset", {"cubs": 14, "cars": 14, "flowers": 8, "wikiart": 14, "sketch": 16}),
+    ("differential", {"cubs": 26, "cars": 26, "flowers": 14, "wikiart": 26, "sketch": 32})])
+def test_resident_heads_are_sized_by_each_task_classes(encoding, heads):
+    # The head layer fc has K = 2048 rows (16 row blocks, two PEs of 8 per column block); a head
+    # of c classes takes ceil(c / weights per array row) column blocks of them.
+    wpr = 32 if encoding == "offset" else 16
+    classes = {"cubs": 200, "cars": 196, "flowers": 102, "wikiart": 195, "sketch": 250}
+    assert {t: 2 * -(-c // wpr) for t, c in classes.items()} == heads
+    dep = Deployment.build(ARCH / "isaac128.yaml", WORKLOADS / "resnet50_mta.json",
+                           {"crossbar.encoding": encoding})
+    assert dep.resident_head_pes_by_task == heads
+    assert dep.mapping.pe_count + dep.resident_head_pes <= dep.arch.pes_per_chip
+
+
+def test_heads_that_do_not_fit_say_by_how_much():
+    with pytest.raises(ConfigError, match=r"resnet50_mta.json.*resident_heads.*124 spare PEs "
+                                          r"\(cubs 26, .*has 0 left.*124 PEs short"):
+        Deployment.build(ARCH / "isaac128.yaml", WORKLOADS / "resnet50_mta.json",
+                         {"crossbar.encoding": "differential", "hierarchy.tiles_per_chip": 143})
+
+
+def test_fixed_scales_on_a_shifter_name_both_files(tmp_path):
+    data = json.loads((WORKLOADS / "lenet5_mta.json").read_text())
+    task = next(i for i, t in enumerate(data["tasks"]) if not t.get("backbone"))
+    data["tasks"][task]["tier2"] = {"format": "fixed", "bits": 4}
+    path = tmp_path / "fixed.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError) as info:
+        Deployment.build(ARCH / "isaac128.yaml", path)
+    message = str(info.value)
+    assert str(path) in message and f"tasks[{task}].tier2.format" in message
+    assert "isaac128.yaml" in message and "components.tier2_scale.kind" in message

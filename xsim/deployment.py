@@ -9,8 +9,10 @@ Rules decided here, once:
 
 * **The head** is the network's last weight layer; every task has its own copy of it (its
   classifier). With ``mapping.resident_heads`` (the default) each new task's head sits in spare
-  PEs of its own, as many as one replica of the head layer takes, programmed once and never
-  rewritten; the deployment checks the chip has them.
+  PEs of its own, as many as the head layer's K rows × the task's ``num_classes`` columns take by
+  the mapping's packing rule (:func:`xsim.mapping.layer_pes`), programmed once and never
+  rewritten; the deployment checks the chip has them, and replication spends only the PEs left
+  after them.
 * **Tier-1 candidates** are the first-instance PEs of every weight layer but the head (replicas
   follow their first instance). **Frozen PEs** under a tier-1 mask — the PEs tier 2 scales — are
   every non-head PE (replicas included) outside the mask.
@@ -36,8 +38,18 @@ from pathlib import Path
 
 from xsim.config import Arch, ConfigError, Workload, build_network, load_arch, load_workload
 from xsim.energy import Hardware, hardware
-from xsim.mapping import Mapping, map_network
+from xsim.mapping import Mapping, layer_pes, map_network
 from xsim.models import Network
+
+
+def _resident_heads(arch: Arch, network: Network, weight_bits: int,
+                    workload: Workload) -> dict[str, int]:
+    """PEs of each new task's resident head (none when heads are rewritten at every switch)."""
+    if not workload.mapping.resident_heads:
+        return {}
+    head = network.weight_layers[-1]
+    return {t.name: layer_pes(arch, head, weight_bits, t.head.num_classes)
+            for t in workload.tasks if not t.backbone}
 
 
 @dataclass(frozen=True)
@@ -67,9 +79,12 @@ class Deployment:
         if not isinstance(workload, Workload):
             workload = load_workload(workload)
         network = build_network(workload)
-        mapping = map_network(arch, network, weight_bits=workload.weight_bits(arch.precision.weight_bits),
+        weight_bits = workload.weight_bits(arch.precision.weight_bits)
+        heads = sum(_resident_heads(arch, network, weight_bits, workload).values())
+        mapping = map_network(arch, network, weight_bits=weight_bits,
                               input_bits=workload.input_bits(arch.precision.input_bits),
-                              replication=workload.mapping.replication, source=workload.source)
+                              replication=workload.mapping.replicate, reserved_pes=heads,
+                              source=workload.source)
         dep = cls(arch, network, mapping, hardware(arch, mapping.weight_bits, mapping.input_bits),
                   workload)
         dep._check()
@@ -97,21 +112,27 @@ class Deployment:
         """The layer every task has its own copy of: the last weight layer."""
         return self.mapping.layers[-1].layer.name
 
-    @property
-    def head_pes(self) -> int:
-        """PEs one task's head takes: one replica of the head layer."""
-        return self.mapping.layers[-1].pes_per_replica
+    def head_pes(self, num_classes: int | None = None) -> int:
+        """PEs a head of ``num_classes`` classes takes: the head layer's rows × that many columns
+        (default: all of the head layer's columns, one replica of it)."""
+        head = self.network.weight_layers[-1]
+        return layer_pes(self.arch, head, self.mapping.weight_bits, num_classes)
 
     @property
     def resident_heads(self) -> bool:
         return self.workload is not None and self.workload.mapping.resident_heads
 
     @property
+    def resident_head_pes_by_task(self) -> dict[str, int]:
+        """Spare PEs each new task's resident head takes (empty when heads are rewritten)."""
+        if not self.resident_heads:
+            return {}
+        return _resident_heads(self.arch, self.network, self.mapping.weight_bits, self.workload)
+
+    @property
     def resident_head_pes(self) -> int:
         """Spare PEs the new tasks' resident heads take (0 when heads are rewritten)."""
-        if not self.resident_heads:
-            return 0
-        return (len(self.workload.tasks) - 1) * self.head_pes
+        return sum(self.resident_head_pes_by_task.values())
 
     # -- tier 1 and tier 2 ----------------------------------------------------------------------
     @cached_property
@@ -178,10 +199,14 @@ class Deployment:
         workload, arch, mapping = self.workload, self.arch, self.mapping
         heads, spare = self.resident_head_pes, arch.pes_per_chip - mapping.pe_count
         if heads > spare:
-            raise ConfigError(workload.source, "mapping.resident_heads",
-                              f"the {len(workload.tasks) - 1} new tasks' heads need {heads} spare "
-                              f"PEs but {arch.name} has {spare} left after the mapping; set it to "
-                              "false to rewrite the head at every switch")
+            each = ", ".join(f"{name} {n}" for name, n in self.resident_head_pes_by_task.items())
+            raise ConfigError(
+                workload.source, "mapping.resident_heads",
+                f"the {len(self.resident_head_pes_by_task)} new tasks' heads need {heads} spare PEs "
+                f"({each}) but {arch.name} ({arch.source or 'arch'}) has {spare} left after the "
+                f"{mapping.pe_count} PEs of the mapping ({mapping.network.name}, "
+                f"{mapping.weight_bits}-bit, {arch.crossbar.encoding} encoding): {heads - spare} "
+                "PEs short; set it to false to rewrite the head at every switch")
         head = mapping.layers[-1]
         unit = arch.role("tier2_scale")
         for ti, task in enumerate(workload.tasks):

@@ -31,6 +31,12 @@ of units per instance × unit figure (:meth:`xsim.config.arch.Arch.units`; a sha
 as a fraction, ISAAC's router as a quarter per tile). ``part: tier2`` components (XMA2's scaling
 hardware) are rolled up separately, per PE, so the base chip can be held to published figures.
 
+Tier-2 registers are sized at the precision in use: a PE holds one scale per weight column it can
+output, ``arrays_per_pe × weights_per_array_row(weight_bits)`` (ISAAC at 8 bits, offset: 8 × 32 =
+256; at 16 bits 128). The arch file prices its ``tier2_register`` entry for
+``tier2.registers_per_pe`` scales; its power, leakage and area scale by the ratio, while one access
+(a byte) costs what the file's figures give.
+
 Peak throughput counts 2 operations per multiply-accumulate: every array completes
 ``rows × weights_per_row`` MACs per MVM of ``ceil(input_bits / dac_bits)`` read cycles.
 """
@@ -95,6 +101,8 @@ class Hardware:
     tile: PowerArea
     chip: PowerArea
     tier2_per_pe: PowerArea
+    tier2_registers_per_pe: int
+    """scales one PE's tier-2 registers hold at this precision"""
     read_cycle_ps: int
     mvm_cycles: int
     peak_tops: float
@@ -144,6 +152,7 @@ class Hardware:
                 "gops_per_s_per_mm2": self.gops_per_s_per_mm2,
             },
             "tier2_per_pe": {
+                "registers": self.tier2_registers_per_pe,
                 "power_mw": self.tier2_per_pe.power_mw,
                 "area_mm2": self.tier2_per_pe.area_mm2,
             },
@@ -151,17 +160,29 @@ class Hardware:
         }
 
 
-def _roll_up(arch: Arch, per: str, part: str) -> PowerArea:
+def tier2_registers_per_pe(arch: Arch, weight_bits: int) -> int:
+    """Scales one PE's tier-2 registers hold: the weight columns a PE outputs at ``weight_bits``."""
+    return arch.arrays_per_pe * arch.weights_per_array_row(weight_bits)
+
+
+def _sizes(arch: Arch, weight_bits: int) -> dict[str, float]:
+    """Per registry entry, the factor its power, leakage and area take (1 unless listed)."""
+    return {arch.role_name("tier2_register"):
+            tier2_registers_per_pe(arch, weight_bits) / arch.tier2.registers_per_pe}
+
+
+def _roll_up(arch: Arch, per: str, part: str, sizes: dict[str, float]) -> PowerArea:
     """Power, area and leakage of one instance of level ``per``: the ``part`` components at or
-    below it (a unit shared by several instances counts as its share: ISAAC's router)."""
+    below it (a unit shared by several instances counts as its share: ISAAC's router), each
+    entry of ``sizes`` scaled by its factor."""
     power = area = leak = 0.0
     below = LEVELS.index(per)
-    for comp in arch.components.values():
+    for name, comp in arch.components.items():
         if comp.part != part:
             continue
         if LEVELS.index(comp.level) < below:
             continue
-        n = arch.units(comp, per)
+        n = arch.units(comp, per) * sizes.get(name, 1.0)
         power += n * comp.power_mw
         area += n * comp.area_mm2
         leak += n * comp.leakage_mw
@@ -219,10 +240,11 @@ def hardware(arch: Arch, weight_bits: int | None = None, input_bits: int | None 
     """Derive the per-action table and the PE/tile/chip roll-up of ``arch`` at a precision."""
     weight_bits = weight_bits or arch.precision.weight_bits
     input_bits = input_bits or arch.precision.input_bits
+    sizes = _sizes(arch, weight_bits)
     components = tuple(
         ComponentFigures(name, comp.class_, comp.level, comp.part, arch.units(comp),
-                         arch.units(comp) * comp.power_mw, arch.units(comp) * comp.leakage_mw,
-                         arch.units(comp) * comp.area_mm2)
+                         *(arch.units(comp) * sizes.get(name, 1.0) * v
+                           for v in (comp.power_mw, comp.leakage_mw, comp.area_mm2)))
         for name, comp in arch.components.items())
     mvm_cycles = math.ceil(input_bits / arch.dac_bits)
     macs_per_mvm = arch.crossbar.rows * arch.weights_per_array_row(weight_bits)
@@ -237,10 +259,11 @@ def hardware(arch: Arch, weight_bits: int | None = None, input_bits: int | None 
         input_bits=input_bits,
         actions=_actions(arch),
         components=components,
-        pe=_roll_up(arch, "pe", "base"),
-        tile=_roll_up(arch, "tile", "base"),
+        pe=_roll_up(arch, "pe", "base", sizes),
+        tile=_roll_up(arch, "tile", "base", sizes),
         chip=chip,
-        tier2_per_pe=_roll_up(arch, "pe", "tier2"),
+        tier2_per_pe=_roll_up(arch, "pe", "tier2", sizes),
+        tier2_registers_per_pe=tier2_registers_per_pe(arch, weight_bits),
         read_cycle_ps=arch.read_cycle_ps,
         mvm_cycles=mvm_cycles,
         peak_tops=peak_tops,

@@ -183,12 +183,16 @@ class Router(Component):
 
 
 class Link(Component):
-    """Off-chip links (ISAAC: HyperTransport)."""
+    """Off-chip links (ISAAC: HyperTransport). ``duplex: full`` (the default, as HyperTransport
+    is): images in and results out each have ``bandwidth_gb_per_s`` per link; ``half``: they
+    share it."""
 
     class_: Literal["link"] = Field(alias="class")
     """What the block is: its actions and the roles it can fill."""
     bandwidth_gb_per_s: PositiveFloat
     """off-chip bandwidth of one link."""
+    duplex: Literal["full", "half"] = "full"
+    """whether images in and results out have a link's bandwidth each (full) or share it"""
 
 
 class Static(Component):
@@ -375,7 +379,9 @@ class Chip(Frozen):
     """process node the figures are for."""
     power_gating: bool = True
     """tiles without a mapped PE are off and draw no leakage."""
-    """tiles with no mapped PE are powered off: they draw no leakage"""
+    pipeline_start: Literal["window", "row"] = "window"
+    """when a weight layer starts an output row: once the first window of its inputs exists
+    (ISAAC), or once the whole input rows it reads exist"""
 
 
 class Arch(Frozen):

@@ -197,13 +197,19 @@ class ScheduleSpec(Frozen):
 
 
 class MappingSpec(Frozen):
-    """``replication``: give spare PEs to the slowest layers (ISAAC). ``resident_heads``: keep
-    every task's head in spare PEs of its own, so a switch does not rewrite the classifier."""
+    """``replication``: ``auto`` (or true) spends the PEs left after the resident heads on
+    replicas of the layers that bound the pipeline (ISAAC), false keeps one copy of every layer.
+    ``resident_heads``: keep every task's head in spare PEs of its own, so a switch does not
+    rewrite the classifier."""
 
-    replication: bool = False
-    """give spare PEs to the slowest layers (ISAAC)."""
+    replication: bool | Literal["auto"] = False
+    """give the PEs left after the heads to the layers that bound the pipeline (ISAAC)."""
     resident_heads: bool = True
     """each task's head in spare PEs of its own."""
+
+    @property
+    def replicate(self) -> bool:
+        return self.replication is not False
 
 
 class Workload(Frozen):

@@ -8,9 +8,9 @@ units are private to them, so their only contention is the group itself); the ac
 :class:`~xsim.engine.counters.Counters` and the timeline.
 
 :meth:`ChipModel.infer` starts a :class:`Batch` of images at a given time in the chip's
-environment: one process streams the images in over the off-chip link (each image one block of
-rows; the input buffer holds two images, so image ``i`` enters once the layers reading the input
-are done with image ``i - 2``), one process per layer replica and per digital layer works through
+environment: one process streams the images in over the off-chip link (row after row, as far
+ahead of the layers reading them as their tiles' eDRAM holds: :attr:`Plan.input_depth_rows`, so
+the eDRAM bounds the images in flight), one process per layer replica and per digital layer works through
 its output rows image after image. A layer replica
 starts an output row when the rows of its inputs it needs exist (ISAAC's inter-layer pipeline),
 books the row's input fetch on its tiles' eDRAM ports, computes its MVMs back to back on its
@@ -18,12 +18,20 @@ crossbars and books the drain of each MVM — the last ADC conversion, the parti
 tile, the reduction and activation there, the outputs into every consuming tile — on the servers
 on the way. The row exists for its consumers when its last item is delivered.
 
+Start of a row. With the arch's ``chip.pipeline_start: window`` (the default, as ISAAC) a layer
+replica starts an output row once the first window of its inputs exists (the input rows above
+the last one it reads, and the first item of that one), and MVM ``i`` of its ``n`` cannot end
+before the share ``(i+1)/n`` of that last row has arrived (a row's items arrive evenly between
+its first and its last); digital layers start per whole row. With ``row``, every layer waits for
+whole input rows.
+
 Granularity. ``coarse``: one booking per (replica, output row), its ``n`` MVMs counted
 analytically — every server on the path is held for ``n`` items' time in one block, the crossbars
 for ``n·cyc`` read cycles, and the row's last item leaves a stage at ``max(last arrival + item
 time, block end)``. ``fine``: one booking and one simpy event per MVM. Without contention both give
 the same times; with contention they differ by how a block of ``n`` items interleaves with other
-layers' traffic. Digital layers and the input are per row in both modes.
+layers' traffic. Digital layers and the input are per row in both modes. ``fine`` needs the
+row-level start: its rows become known to readers only as the clock reaches their last MVM.
 
 A process later added to the same environment (the reprogramming controller) blocks a PE group
 with :meth:`PeGroup.take` / :meth:`PeGroup.give_back` (or :meth:`ChipModel.hold_pes`): the group
@@ -115,7 +123,7 @@ class _Bound:
         self.drain = tuple(merged)
         self.read = chip._bind_fork(read)
         self.unit = chip._bind_path(unit)
-        self.deliver = chip._bind_fork(deliver)
+        self.deliver = tuple(chip._bind_fork(f) for f in deliver)
 
 
 def _through(path, t: int, last: int, n: int) -> tuple[int, int]:
@@ -143,27 +151,37 @@ def _fork(fork, t: int, last: int, n: int) -> tuple[int, int]:
     return first, final
 
 
-class _Progress:
-    """The rows of one node for one image: when each exists, and who waits for them."""
+def _forks(forks, t: int, last: int, n: int) -> tuple[int, int]:
+    for fork in forks:
+        t, last = _fork(fork, t, last, n)
+    return t, last
 
-    __slots__ = ("env", "ready", "parts", "known", "cum", "waiters")
+
+class _Progress:
+    """The rows of one node for one image: when each exists, when its first window exists (the
+    rows above it and the first item of it: ``early``), and who waits for them."""
+
+    __slots__ = ("env", "ready", "first", "parts", "known", "cum", "early", "waiters")
 
     def __init__(self, env: simpy.Environment, parts: list[int]) -> None:
         self.env = env
         self.ready = [0] * len(parts)
+        self.first = [0] * len(parts)
         self.parts = parts
         self.known = 0
         self.cum: list[int] = []
-        self.waiters: list[tuple[int, Wake]] = []
+        self.early: list[int] = []
+        self.waiters: list[tuple[int, Wake, bool]] = []
 
-    def wait_for(self, m: int) -> simpy.Event | None:
-        """What a reader of row ``m`` yields: nothing (it exists), a timeout until it does, or an
-        event woken when it becomes known."""
+    def wait_for(self, m: int, window: bool = False) -> simpy.Event | None:
+        """What a reader of row ``m`` (with ``window``, of its first window) yields: nothing (it
+        exists), a timeout until it does, or an event woken when it becomes known."""
         env = self.env
         if self.known > m:
-            return env.timeout(self.cum[m] - env.now) if self.cum[m] > env.now else None
+            t = self.early[m] if window else self.cum[m]
+            return env.timeout(t - env.now) if t > env.now else None
         event = Wake(env)
-        self.waiters.append((m, event))
+        self.waiters.append((m, event, window))
         return event
 
 
@@ -184,43 +202,38 @@ class Batch:
         self.progress = [[_Progress(chip.env, list(chip._row_parts[node.index])) for _ in range(images)]
                          for node in chip.plan.nodes]
 
-    def row_done(self, node: int, image: int, row: int, ready: int) -> None:
-        """One part (a replica's share) of ``row`` will have been delivered at ``ready``."""
+    def row_done(self, node: int, image: int, row: int, ready: int, first: int | None = None) -> None:
+        """One part (a replica's share) of ``row`` will have been delivered at ``ready``, its first
+        item at ``first`` (default ``ready``)."""
         st = self.progress[node][image]
         if ready > st.ready[row]:
             st.ready[row] = ready
+        first = ready if first is None else first
+        if first > st.first[row]:
+            st.first[row] = first
         parts = st.parts
         parts[row] -= 1
         if row != st.known or parts[row]:
             return
-        rows, cum, known = len(parts), st.cum, st.known
+        rows, cum, early, known = len(parts), st.cum, st.early, st.known
         while known < rows and parts[known] == 0:
+            above = cum[-1] if cum else 0
             t = st.ready[known]
-            cum.append(t if not cum or t > cum[-1] else cum[-1])
+            early.append(max(above, min(t, st.first[known])))
+            cum.append(t if t > above else above)
             known += 1
         self._advanced(node, image, st, known)
-
-    def all_rows_done(self, node: int, image: int, ready: list[int]) -> None:
-        """Every row of ``node`` for ``image`` at once, each with its delivery time."""
-        st = self.progress[node][image]
-        st.ready = ready
-        st.parts = [0] * len(ready)
-        top = 0
-        for t in ready:
-            top = t if t > top else top
-            st.cum.append(top)
-        self._advanced(node, image, st, len(ready))
 
     def _advanced(self, node: int, image: int, st: _Progress, known: int) -> None:
         st.known = known
         cum, rows = st.cum, len(st.parts)
         if st.waiters:
             still = []
-            for need, event in st.waiters:
+            for need, event, window in st.waiters:
                 if need < known:
-                    event.succeed_at(max(cum[need], self.env.now))
+                    event.succeed_at(max(st.early[need] if window else cum[need], self.env.now))
                 else:
-                    still.append((need, event))
+                    still.append((need, event, window))
             st.waiters = still
         if node == self.chip.plan.output and known == rows:
             self._image_done(image, cum[-1])
@@ -232,7 +245,7 @@ class Batch:
             t = st.cum[need]
             return env.timeout(t - env.now) if t > env.now else None
         event = Wake(env)
-        st.waiters.append((need, event))
+        st.waiters.append((need, event, False))
         return event
 
     def _image_done(self, image: int, t: int) -> None:
@@ -266,12 +279,17 @@ class ChipModel:
                  counters: Counters | None = None, record_timeline: bool = True) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if mode == "fine" and deployment.arch.chip.pipeline_start == "window":
+            raise ValueError("mode 'fine' books one MVM at a time as the clock reaches it, so a "
+                             "row is known to its readers only once it is done: it needs the arch's "
+                             "chip.pipeline_start: row (window-level start is a coarse-mode model)")
         self.env = env
         self.deployment = deployment
         self.arch = deployment.arch
         self.mapping = deployment.mapping
         self.hw = deployment.hardware
         self.mode = mode
+        self.window_start = self.arch.chip.pipeline_start == "window"
         self.counters = counters if counters is not None else Counters()
         self.timeline: list[tuple[int, int, str, int, str]] | None = [] if record_timeline else None
         self.plan: Plan = build_plan(deployment)
@@ -279,7 +297,7 @@ class ChipModel:
         self.activity = [NodeActivity() for _ in self.plan.nodes]
         self.groups: list[PeGroup] = []
         self.group_of_pe: dict[int, PeGroup] = {}
-        self._replicas: list[tuple[Node, ReplicaPlan, PeGroup, _Bound, int]] = []
+        self._replicas: list[tuple[Node, ReplicaPlan, PeGroup, tuple[_Bound, ...], tuple[int, ...]]] = []
         self._rows: dict[int, list[_Bound]] = {}
         self._row_parts: list[list[int]] = []
         self._tier2: dict[int, tuple[int, int]] = {}
@@ -291,9 +309,9 @@ class ChipModel:
                     self.groups.append(group)
                     for pe in rp.pes:
                         self.group_of_pe[pe] = group
-                    source = self.counters.register(node.name, rp.counts)
-                    bound = _Bound(self, fetch=rp.fetch, drain=rp.drain)
-                    self._replicas.append((node, rp, group, bound, source))
+                    sources = tuple(self.counters.register(node.name, c) for c in rp.counts)
+                    bound = tuple(_Bound(self, fetch=rp.fetch, drain=d) for d in rp.drains)
+                    self._replicas.append((node, rp, group, bound, sources))
                     for r, n in enumerate(rp.share):
                         parts[r] += n > 0
                 self._row_parts.append(parts)
@@ -378,35 +396,56 @@ class ChipModel:
             env.process(self._replica(batch, *item))
 
     def _source(self, batch: Batch, node: Node):
-        """The images over the off-chip link, each as one block of identical rows: row ``r`` is
-        delivered at ``first + r·(last - first)/(rows - 1)``, exact when nothing contends."""
+        """The images over the off-chip link, row after row, as far ahead of the layers reading
+        them as the input buffer allows (:attr:`Plan.input_depth_rows`): global input row ``g``
+        is sent once every consumer has released row ``g - depth``. Rows sent without a wait go
+        as one block, row ``r`` of it delivered at ``first + r·(last - first)/(n - 1)``."""
         env, (row, source) = self.env, self._rows[0][0]
         activity, timeline, rows = self.activity[0], self.timeline, node.rows
+        depth, release = self.plan.input_depth_rows, self.plan.input_release
+
+        def wait(g: int):
+            """What row ``g`` of the stream waits for: None when its slot is free now."""
+            old = g - depth
+            if old < 0:
+                return None
+            image, k = divmod(old, rows)
+            for consumer, rel in release:
+                event = batch.until(batch.progress[consumer][image], rel[k])
+                if event is not None:
+                    return event
+            return None
+
         for image in range(batch.images):
-            if image >= 2:
-                # The input buffer holds two images: one being read, the next streaming in.
-                for consumer in node.consumers:
-                    st = batch.progress[consumer][image - 2]
-                    event = batch.until(st, len(st.parts) - 1)
-                    if event is not None:
-                        yield event
-            now = env.now
-            batch.image_start_ps[image] = now
-            t, last = _through(row.unit, now, now, rows)
-            link_end = last
-            first, last = _fork(row.deliver, t, last, rows)
-            step = (last - first) / (rows - 1) if rows > 1 else 0
-            batch.all_rows_done(0, image, [first + int(r * step) for r in range(rows - 1)] + [last])
-            self.counters.tally(source, rows)
-            activity.busy_ps += rows * node.row_plans[0].busy_ps
-            activity.span(now, link_end)
-            if timeline is not None:
-                timeline.append((now, link_end, INPUT, -1, "offchip_in"))
+            q = 0
+            while q < rows:
+                event = wait(image * rows + q)
+                if event is not None:
+                    yield event
+                    continue
+                n = 1
+                while q + n < rows and wait(image * rows + q + n) is None:
+                    n += 1
+                now = env.now
+                if q == 0:
+                    batch.image_start_ps[image] = now
+                t, last = _through(row.unit, now, now, n)
+                link_end = last
+                first, last = _forks(row.deliver, t, last, n)
+                step = (last - first) / (n - 1) if n > 1 else 0
+                for r in range(n):
+                    batch.row_done(0, image, q + r, last if r == n - 1 else first + int(r * step))
+                self.counters.tally(source, n)
+                activity.busy_ps += n * node.row_plans[0].busy_ps
+                activity.span(now, link_end)
+                if timeline is not None:
+                    timeline.append((now, link_end, INPUT, -1, "offchip_in"))
+                q += n
 
     def _digital(self, batch: Batch, node: Node):
         env, rows, timeline = self.env, self._rows[node.index], self.timeline
-        activity, name, home, kind = self.activity[node.index], node.name, node.home, node.kind
-        unit_free = 0
+        activity, name, kind = self.activity[node.index], node.name, node.kind
+        unit_free = dict.fromkeys(node.tiles, 0)
         for image in range(batch.images):
             inputs = [(batch.progress[p][image], need) for p, need in node.producers]
             for r, ((row, source), plan) in enumerate(zip(rows, node.row_plans)):
@@ -414,14 +453,15 @@ class ChipModel:
                     wait = st.wait_for(need[r])
                     if wait is not None:
                         yield wait
-                if unit_free > env.now:  # rows leave the unit in order
-                    yield env.timeout(unit_free - env.now)
+                home = plan.tile
+                if unit_free[home] > env.now:  # rows leave a tile's units in order
+                    yield env.timeout(unit_free[home] - env.now)
                 now = env.now
                 t, last = _fork(row.read, now, now, 1)
                 start = t
                 t, last = _through(row.unit, t, last, 1)
-                _, ready = _fork(row.deliver, t, last, 1)
-                unit_free = t
+                _, ready = _forks(row.deliver, t, last, 1)
+                unit_free[home] = t
                 self.counters.tally(source)
                 activity.busy_ps += plan.busy_ps
                 activity.span(start, t)
@@ -429,14 +469,15 @@ class ChipModel:
                     timeline.append((start, t, name, home, kind))
                 batch.row_done(node.index, image, r, ready)
 
-    def _replica(self, batch: Batch, node: Node, rp: ReplicaPlan, group: PeGroup, bound: _Bound,
-                 source: int):
+    def _replica(self, batch: Batch, node: Node, rp: ReplicaPlan, group: PeGroup,
+                 bound: tuple[_Bound, ...], sources: tuple[int, ...]):
         env, counters, timeline = self.env, self.counters, self.timeline
         activity = self.activity[node.index]
-        mvm, fetch, name, home, index = rp.mvm_ps, bound.fetch, node.name, rp.home, node.index
-        drain = tuple((len(f) == 1, f[0] if len(f) == 1 else f) for f in bound.drain)
+        mvm, fetch, name, home, index = rp.mvm_ps, bound[0].fetch, node.name, rp.home, node.index
+        drains = [tuple((len(f) == 1, f[0] if len(f) == 1 else f) for f in b.drain) for b in bound]
         per_image = sum(rp.share) * mvm
         fine = self.mode == "fine"
+        window = self.window_start
         for image in range(batch.images):
             inputs = [(batch.progress[p][image], need) for p, need in node.producers]
             group.busy_ps += per_image
@@ -445,19 +486,27 @@ class ChipModel:
                 if not n:
                     continue
                 for st, need in inputs:
-                    wait = st.wait_for(need[r])
+                    wait = st.wait_for(need[r], window)
                     if wait is not None:
                         yield wait
+                # With a window-level start the row begins once its first window exists; its
+                # item i cannot end before the share i/n of its last input row has arrived.
+                opened = full = 0
+                if window:
+                    for st, need in inputs:
+                        opened = max(opened, st.early[need[r]])
+                        full = max(full, st.cum[need[r]])
                 if group._taken is not None:
                     yield from group.wait_free()
                 tier2 = self._tier2.get(id(rp))
                 tail = rp.tail_ps + (tier2[1] if tier2 else 0)
-                counters.tally(source, n)
+                drain = drains[rp.row_drain[r]]
+                counters.tally(sources[rp.row_drain[r]], n)
                 if tier2:
                     counters.tally(tier2[0], n)
                 items, count = (n, 1) if fine else (1, n)
-                ready = 0
-                for _ in range(items):
+                ready, first_ready = 0, None
+                for item in range(items):
                     # The next inputs are fetched while the last MVM booked on the crossbars runs.
                     pace = group.xbar_free_ps - mvm
                     if pace > env.now:
@@ -473,16 +522,22 @@ class ChipModel:
                     x1 = x0 + count * mvm
                     if last + mvm > x1:
                         x1 = last + mvm
+                    if window:
+                        arrived = opened + (item + 1) * (full - opened) // items + mvm
+                        if arrived > x1:
+                            x1 = arrived
                     group.xbar_free_ps = x1
                     t, end = x0 + mvm + tail, x1 + tail
                     for single, f in drain:
                         t, end = _through(f, t, end, count) if single else _fork(f, t, end, count)
                     if end > ready:
                         ready = end
+                    if first_ready is None:
+                        first_ready = t
                     if activity.first_ps is None:
                         activity.first_ps = x0
                     if x1 > activity.last_ps:
                         activity.last_ps = x1
                     if timeline is not None:
                         timeline.append((x0, x1, name, home, "mvm"))
-                batch.row_done(index, image, r, ready)
+                batch.row_done(index, image, r, ready, first_ready)

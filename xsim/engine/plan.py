@@ -10,25 +10,39 @@ reads its producer directly and needs all of its rows. A consumer's output row `
 producer's rows up to ``min(H_in - 1, r·stride - padding + kernel - 1)`` (conv, pool), row ``r``
 (add) or all rows (linear) — ISAAC's row-level inter-layer pipelining.
 
-Placement of data. A layer's output rows are written into the eDRAM of every tile that consumes
-them (the tiles of the consumer's PEs, or the consumer's home tile for a digital layer), so every
-read is local. A replica assembles its outputs at its *home tile* (the tile of its first PE);
-a digital layer runs in the home tile of its first producer (tile 0 for the network input). The
-off-chip link attaches at router 0; it brings the image in row by row and takes the logits out.
+Placement of data. A layer's output row is written into the eDRAM of every tile that reads it
+(every tile of a weight consumer's PEs, whose replicas compute pixels of every row; the tile of
+each row of a digital consumer whose window covers it), so every read is local. A replica
+assembles its outputs at its *home tile* (the tile of its first PE). A digital layer's rows are
+dealt over tiles (:meth:`_Builder._digital_tiles`): one tile when that keeps pace with the
+crossbars (unreplicated networks: the home tile of its first producer), more for a layer a
+replicated producer feeds faster than one tile's units can serve, since every tile has its own
+pooling, shift-and-add and activation units. The off-chip link attaches at router 0; it brings
+the image in row by row and takes the logits out, full duplex (inputs and results on separate
+channels) unless the link says ``duplex: half``.
+
+Network on chip: a concentrated mesh of ``ceil(tiles / tiles_per_router)`` routers, router ``r``
+at column ``r mod w`` and row ``r div w`` of a ``w = ceil(sqrt(routers))``-wide grid, tile ``t``
+on router ``t div tiles_per_router``. Messages follow dimension-order (XY) routes, columns first;
+a message to several tiles is one multicast along the union of its routes.
 
 Counting model, per MVM of one layer replica (one output pixel), with ``cyc = ceil(input_bits /
 dac_bits)`` read cycles, ``cpw`` columns per weight, ``u`` unit columns (offset encoding, else 0),
 ``in_b = ceil(input_bits / 8)`` bytes per activation and ``ps_b = ceil((input_bits + weight_bits)
-/ 8)`` bytes per partial sum (the full product width), summed over the replica's crossbars, each
-with ``r_b`` used rows and ``w_c`` weights (so ``c = w_c·cpw + u`` used columns):
+/ 8)`` bytes per partial sum (the full product width), summed over the replica's arrays, each
+with ``r_b`` used rows and ``c`` used columns (:meth:`xsim.mapping.Mapping.pe_arrays`: for a
+dense layer ``r_b`` ≤ rows of K and ``c = w_c·cpw + u`` for ``w_c`` weights; an array holding
+``g`` groups block-diagonally drives ``g`` groups' rows and senses ``g`` unit columns; the
+off-diagonal cells sit on driven rows and sensed columns, so they count as read):
 
-- ``dac.row_drive = cyc·Σ r_b``; over a layer's grid that is ``cyc·K·col_blocks``;
-- ``crossbar.cell_read = cyc·Σ r_b·c = cyc·K·(N·cpw + col_blocks·u)``;
-- ``sample_hold.sample = adc.conversion = pe_shift_add.add = cyc·Σ c
-  = cyc·row_blocks·(N·cpw + col_blocks·u)``;
-- ``input_register.byte = in_b·Σ_PE rows_PE = in_b·K·cb_groups`` (each PE gets its rows' inputs);
-- ``edram.byte`` (read) and ``bus.byte`` (broadcast to the tile's PEs): ``in_b`` × the rows used
-  on each tile, i.e. ``in_b·K`` for a replica on one tile — every MVM reads its whole input
+- ``dac.row_drive = cyc·Σ r_b``; over a dense layer's grid that is ``cyc·K·col_blocks``;
+- ``crossbar.cell_read = cyc·Σ r_b·c``, dense: ``cyc·K·(N·cpw + col_blocks·u)``;
+- ``sample_hold.sample = adc.conversion = pe_shift_add.add = cyc·Σ c``,
+  dense: ``cyc·row_blocks·(N·cpw + col_blocks·u)``;
+- ``input_register.byte = in_b·Σ_PE inputs_PE`` (each PE gets its rows of every group its columns
+  belong to; dense: ``in_b·K·cb_groups``);
+- ``edram.byte`` (read) and ``bus.byte`` (broadcast to the tile's PEs): ``in_b`` × the distinct
+  inputs used on each tile, i.e. ``in_b·K·groups`` for a replica on one tile — every MVM reads its whole input
   vector (no sliding-window reuse in the input registers: an upper bound on eDRAM traffic);
 - ``pe_output_register.byte = bus.byte (out) = tile_output_register.byte = ps_b·N·rb_groups``:
   every PE writes its columns' partial sums, which cross its tile's bus into the home tile's
@@ -38,9 +52,9 @@ with ``r_b`` used rows and ``w_c`` weights (so ``c = w_c·cpw + u`` used columns
 - ``tier2_scale.op = weight_columns`` and ``tier2_register.byte = ceil(weight_columns·scale_bits
   / 8)`` per MVM of every PE in ``scaled_pes`` (XMA2 tier 2);
 - NoC: a message of ``B`` bytes is ``F = ceil(8·B / flit_bits)`` flits and costs ``F·H``
-  ``router.flit`` over a path of ``H`` routers (mesh hops + 1): partial sums from each remote
-  tile to home, and the ``N·in_b`` output bytes to each consuming tile, where they cost
-  ``edram.byte`` (write) once more;
+  ``router.flit`` over the ``H`` routers of its route or multicast tree: partial sums from each
+  remote tile to home, and the ``N·in_b`` output bytes to the tiles that read the row, where
+  they cost ``edram.byte`` (write) once per tile;
 - off-chip: ``offchip.byte`` = the image (``C·H·W·in_b``) in and the logits out.
 
 A digital layer counts per output row: ``edram.byte`` for every input element it reads (each once),
@@ -50,10 +64,11 @@ output element when it has an activation, and the delivery of its row.
 
 Timing model, per item (one MVM, or one row of a digital layer / of the input), as a chain of
 stages. A *server* stage holds a shared bandwidth server for ``bytes / rate`` (rounded up to whole
-clocks): the tile's eDRAM port at ``min(edram, bus) width`` per digital clock, a router at
-``ports`` flits per router clock (contention is modelled at the routers where traffic enters and
-leaves the concentrated mesh; the links in between add ``F + H`` router clocks of serialisation
-and hop latency), the off-chip links at their summed bandwidth, and the tile's digital units at
+clocks): the tile's eDRAM port at ``min(edram, bus) width`` per digital clock, every router on a
+message's route (or multicast tree) at ``ports`` flits per router clock, all held from the same
+time (wormhole routing), then ``F + H`` router clocks of serialisation and hop latency for the
+longest route of ``H`` routers, the off-chip links at their summed bandwidth (one such server per
+direction under full duplex), and the tile's digital units at
 ``count`` ops per digital clock. A *latency* stage is private to the item: the crossbar phase of
 ``cyc`` read cycles (``arch.read_cycle_ps`` each, the larger of the read pulse and columns-per-ADC
 / ADC rate), one more read cycle for the last conversion and shift-and-add, the PE output
@@ -65,14 +80,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from xsim.config.arch import Arch
+from xsim.config import ConfigError
 from xsim.deployment import Deployment
-from xsim.mapping import LayerMapping, PePlacement
+from xsim.mapping import LayerMapping, Mapping, PePlacement
 from xsim.models.graph import Layer
 
 INPUT = "input"
 OFFCHIP = -1
 """Tile id standing for the off-chip link (attached at router 0)."""
+
+DIGITAL_HEADROOM = 3
+"""A digital layer spreads over enough tiles to keep its units at most 1/2 busy at the crossbars'
+interval."""
 
 Key = tuple[str, int]
 """A bandwidth server: ("edram", tile), ("router", r), ("offchip", 0), ("maxpool", tile), ..."""
@@ -104,8 +123,12 @@ class ReplicaPlan:
     fetch: Fork
     mvm_ps: int
     tail_ps: int
-    drain: tuple[Fork, ...]
-    counts: Counts
+    drains: tuple[tuple[Fork, ...], ...]
+    """the distinct drains of an MVM (the deliveries differ by which tiles read a row)"""
+    row_drain: tuple[int, ...]
+    """per output row, the index of its drain and of its counts"""
+    counts: tuple[Counts, ...]
+    """actions of one MVM, per drain"""
     tier2_columns: dict[int, int]
     """weight columns per PE, for tier-2 scaling of any subset of the PEs"""
 
@@ -116,9 +139,11 @@ class RowPlan:
 
     read: Fork
     unit: Path
-    deliver: Fork
+    deliver: tuple[Fork, ...]
     busy_ps: int
     counts: Counts
+    tile: int = OFFCHIP
+    """the tile whose digital units compute the row (OFFCHIP for the input's rows)"""
 
 
 @dataclass(frozen=True)
@@ -146,6 +171,12 @@ class Plan:
     pe_tier2_ps: dict[int, int]
     """extra drain latency of a PE when its columns are scaled"""
     tier2_scale_bits: int
+    input_depth_rows: int = 1 << 30
+    """input rows the first layers' eDRAM holds: how far the image stream may run ahead"""
+    input_release: tuple[tuple[int, tuple[int, ...]], ...] = ()
+    """per consumer of the input, the output row after which each input row is no longer read"""
+    edram_windows: dict[int, tuple[tuple[str, int], ...]] = field(default_factory=dict)
+    """per tile, the window (bytes) of every input stream its eDRAM holds, by consuming layer"""
 
 
 class _Geometry:
@@ -162,6 +193,8 @@ class _Geometry:
         self.links = arch.units(self.link)
         routers = math.ceil(arch.tiles / arch.tiles_per_router)
         self.mesh_width = math.ceil(math.sqrt(routers))
+        self.link_out = 1 if self.link.duplex == "full" else 0
+        """the off-chip server results leave on: its own direction (full duplex) or the input's"""
 
     def clocks_ps(self, cycles: int, ghz: float | None = None) -> int:
         ghz = ghz or self.arch.chip.digital_clock_ghz
@@ -176,34 +209,53 @@ class _Geometry:
     def router(self, tile: int) -> int:
         return 0 if tile == OFFCHIP else tile // self.arch.tiles_per_router
 
-    def routers_on_path(self, src: int, dst: int) -> int:
-        a, b = self.router(src), self.router(dst)
+    def route(self, a: int, b: int) -> list[int]:
+        """Routers from router ``a`` to router ``b``, X (columns) first, then Y (rows)."""
         w = self.mesh_width
-        return abs(a % w - b % w) + abs(a // w - b // w) + 1
+        (ax, ay), (bx, by) = (a % w, a // w), (b % w, b // w)
+        step = 1 if bx >= ax else -1
+        path = [ay * w + x for x in range(ax, bx + step, step)]
+        step = 1 if by >= ay else -1
+        return path + [y * w + bx for y in range(ay + step, by + step, step)]
 
-    def noc(self, src: int, dst: int, nbytes: int, counts: Counts) -> Path:
-        """Stages and counts of a ``nbytes`` message between two tiles (OFFCHIP = router 0)."""
+    def noc(self, messages: list[tuple[int, tuple[int, ...], int]], counts: Counts) -> tuple[Fork, ...]:
+        """Router holds and wire latency of ``(src, dests, nbytes)`` messages sent together.
+
+        One message reaches all its destination tiles as a multicast along the union of its XY
+        routes: every router on that tree is held once for the message; ``F`` flits cost ``F``
+        ``router.flit`` per router of the tree; the wire latency is ``F + H`` router clocks for
+        the longest route of ``H`` routers. A tile's message to itself uses no router."""
         r = self.router_spec
-        flits = math.ceil(8 * nbytes / r.flit_bits)
-        hops = self.routers_on_path(src, dst)
-        _add(counts, "router", "flit", flits * hops)
-        hold = self.clocks_ps(math.ceil(flits / r.ports), r.clock_ghz)
-        stages = [Stage(("router", self.router(src)), hold)]
-        if self.router(dst) != self.router(src):
-            stages.append(Stage(("router", self.router(dst)), hold))
-        stages.append(Stage(None, self.clocks_ps(flits + hops, r.clock_ghz)))
-        return tuple(stages)
+        holds, latency = [], 0
+        for src, dests, nbytes in messages:
+            remote = [d for d in dests if d != src]
+            if not remote:
+                continue
+            flits = math.ceil(8 * nbytes / r.flit_bits)
+            routes = [self.route(self.router(src), self.router(d)) for d in remote]
+            tree = list(dict.fromkeys(x for route in routes for x in route))
+            _add(counts, "router", "flit", flits * len(tree))
+            hold = self.clocks_ps(math.ceil(flits / r.ports), r.clock_ghz)
+            holds.extend((Stage(("router", x), hold),) for x in tree)
+            latency = max(latency, self.clocks_ps(flits + max(map(len, routes)), r.clock_ghz))
+        if not holds:
+            return ()
+        return (tuple(holds), ((Stage(None, latency),),))
 
-    def deliver(self, src: int, dst: int, nbytes: int, counts: Counts) -> Path:
-        """A message from ``src`` into ``dst``'s eDRAM, or out through the off-chip link."""
-        if dst == OFFCHIP:
-            _add(counts, "offchip", "byte", nbytes)
-            return (*self.noc(src, OFFCHIP, nbytes, counts), Stage(("offchip", 0), self.offchip_ps(nbytes)))
-        _add(counts, "edram", "byte", nbytes)
-        write = Stage(("edram", dst), self.edram_ps(nbytes))
-        if dst == src:
-            return (write,)
-        return (*self.noc(src, dst, nbytes, counts), write)
+    def deliver(self, src: int, dests: tuple[int, ...], nbytes: int, counts: Counts) -> tuple[Fork, ...]:
+        """One message from ``src`` into the eDRAM of every tile of ``dests`` (and out through
+        the off-chip link for OFFCHIP): the multicast, then the writes in parallel."""
+        if not dests:
+            return ()
+        writes = []
+        for d in dests:
+            if d == OFFCHIP:
+                _add(counts, "offchip", "byte", nbytes)
+                writes.append((Stage(("offchip", self.link_out), self.offchip_ps(nbytes)),))
+            else:
+                _add(counts, "edram", "byte", nbytes)
+                writes.append((Stage(("edram", d), self.edram_ps(nbytes)),))
+        return (*self.noc([(src, dests, nbytes)], counts), tuple(writes))
 
     def offchip_ps(self, nbytes: int) -> int:
         return math.ceil(nbytes * 1000 / (self.links * self.link.bandwidth_gb_per_s) - 1e-9)
@@ -212,6 +264,33 @@ class _Geometry:
 def _add(counts: Counts, component: str, action: str, n: int) -> None:
     if n:
         counts[(component, action)] = counts.get((component, action), 0) + n
+
+
+def _replica_pes(lm: LayerMapping) -> list[tuple[int, ...]]:
+    """The PEs of each replica of a layer, in replica order."""
+    per = lm.pes_per_replica
+    return [lm.pes[i : i + per] for i in range(0, len(lm.pes), per)]
+
+
+def _release(first: tuple[int, ...], rows: int) -> tuple[int, ...]:
+    """Per producer row ``k``, the consumer's output row after which no row reads ``k`` (the
+    last output row whose window starts at or before it)."""
+    out, r = [], 0
+    for k in range(rows):
+        while r + 1 < len(first) and first[r + 1] <= k:
+            r += 1
+        out.append(r)
+    return tuple(out)
+
+
+def _first_needs(consumer: Layer, rows: int, through_flatten: bool) -> tuple[int, ...]:
+    """The first producer row each output row of ``consumer`` reads."""
+    if through_flatten or consumer.kind == "linear":
+        return (0,) * rows
+    if consumer.kind == "add":
+        return tuple(range(rows))
+    sh, ph = consumer.stride[0], consumer.padding[0]
+    return tuple(max(0, r * sh - ph) for r in range(rows))
 
 
 def _needs(consumer: Layer, rows: int, producer_rows: int, through_flatten: bool) -> tuple[int, ...]:
@@ -229,15 +308,12 @@ def _row_share(rows: int, width: int, replicas: int, replica: int) -> tuple[int,
     return tuple(whole + (1 if (replica - r * width) % replicas < extra else 0) for r in range(rows))
 
 
-def _crossbar_counts(arch: Arch, lm: LayerMapping, pe: PePlacement, cycles: int, cpw: int) -> Counts:
-    rows, wpr = arch.crossbar.rows, lm.weights_per_row
-    unit = arch.array_unit_columns if arch.crossbar.encoding == "offset" else 0
-    used_rows = [min(r + rows, pe.row_stop) - r for r in range(pe.row_start, pe.row_stop, rows)]
-    used_cols = [(min(c + wpr, pe.col_stop) - c) * cpw + unit for c in range(pe.col_start, pe.col_stop, wpr)]
+def _crossbar_counts(mapping: Mapping, pe: PePlacement, cycles: int) -> Counts:
+    arrays = mapping.pe_arrays(pe)
     counts: Counts = {}
-    conversions = cycles * len(used_rows) * sum(used_cols)
-    _add(counts, "dac", "row_drive", cycles * sum(used_rows) * len(used_cols))
-    _add(counts, "crossbar", "cell_read", cycles * sum(used_rows) * sum(used_cols))
+    conversions = cycles * sum(c for _, c in arrays)
+    _add(counts, "dac", "row_drive", cycles * sum(r for r, _ in arrays))
+    _add(counts, "crossbar", "cell_read", cycles * sum(r * c for r, c in arrays))
     _add(counts, "sample_hold", "sample", conversions)
     _add(counts, "adc", "conversion", conversions)
     _add(counts, "pe_shift_add", "add", conversions)
@@ -250,6 +326,8 @@ class _Builder:
         self.geo = _Geometry(deployment)
         self.cycles = self.hw.mvm_cycles
         self.cycle_ps = self.arch.read_cycle_ps
+        self.xbar_interval_ps = crossbar_interval_ps(deployment)
+        self.digital_load = self._replica_load()
 
     def build(self) -> Plan:
         net = self.mapping.network
@@ -257,7 +335,13 @@ class _Builder:
         alias: dict[str, tuple[int, bool]] = {INPUT: (0, False)}
         layers: list[Layer | None] = [None]
         homes, tiles, rows = [0], [(0,)], [net.input_shape[1]]
+        spread: list[tuple[int, ...]] = [(0,)]
+        """per node, the tiles a digital layer reading it deals its rows over: the home tiles of a
+        weight layer's replicas, a digital layer's own tiles"""
         producers: list[tuple] = [()]
+        firsts: list[tuple] = [()]
+        row_tiles: dict[int, tuple[int, ...]] = {}
+        """per digital node, the tile of each output row"""
         for layer in net.layers:
             if layer.kind == "flatten":
                 alias[layer.name] = (alias[layer.inputs[0]][0], True)
@@ -268,14 +352,19 @@ class _Builder:
             out_rows = layer.out_shape[1]
             producers.append(tuple(
                 (p, _needs(layer, out_rows, rows[p], flat)) for p, flat in ins))
+            firsts.append(tuple(_first_needs(layer, out_rows, flat) for _, flat in ins))
             if layer.has_weights:
                 lm = by_layer[layer.name]
                 placed = [self.mapping.pes[i] for i in lm.pes]
                 homes.append(placed[0].tile)
                 tiles.append(tuple(sorted({p.tile for p in placed})))
             else:
-                homes.append(homes[ins[0][0]])
-                tiles.append((homes[ins[0][0]],))
+                first = ins[0][0]
+                homes.append(homes[first])
+                row_tiles[len(layers)] = self._digital_tiles(layer, spread[first] + tiles[first])
+                tiles.append(tuple(sorted(set(row_tiles[len(layers)]))))
+            spread.append(tiles[-1] if not layer.has_weights else tuple(sorted(
+                {self.mapping.pes[pes[0]].tile for pes in _replica_pes(by_layer[layer.name])})))
             layers.append(layer)
             rows.append(out_rows)
         output = alias[net.output.name][0]
@@ -284,11 +373,20 @@ class _Builder:
             for p, _ in prods:
                 if index not in consumers[p]:
                     consumers[p].append(index)
-        dests = []
-        for index in range(len(layers)):
-            d = sorted({t for c in consumers[index] for t in tiles[c]})
-            dests.append(tuple(d) + ((OFFCHIP,) if index == output else ()))
-        nodes = [self._input_node(rows[0], dests[0], tuple(consumers[0]))]
+        # Row q of a node goes to every tile of a weight consumer (its replicas compute pixels of
+        # every row) and to the tiles of a digital consumer whose rows read q.
+        wanted: list[list[set[int]]] = [[set() for _ in range(n)] for n in rows]
+        for c in range(1, len(layers)):
+            for (p, last), first in zip(producers[c], firsts[c]):
+                for r in range(rows[c]):
+                    at = tiles[c] if layers[c].has_weights else (row_tiles[c][r],)
+                    for q in range(first[r], last[r] + 1):
+                        wanted[p][q].update(at)
+        out = (OFFCHIP,)
+        dests = [tuple(tuple(sorted(d)) + (out if index == output else ()) for d in wanted[index])
+                 for index in range(len(layers))]
+        everywhere = tuple(sorted(set().union(*wanted[0])))
+        nodes = [self._input_node(rows[0], everywhere, tuple(consumers[0]))]
         for index in range(1, len(layers)):
             layer = layers[index]
             common = dict(index=index, name=layer.name, kind=layer.kind, rows=rows[index],
@@ -300,12 +398,126 @@ class _Builder:
                 nodes.append(Node(**common, pes=lm.pes, replicas=reps))
             else:
                 nodes.append(Node(**common, row_plans=self._digital_rows(
-                    layer, homes[index], producers[index], layers, dests[index])))
+                    layer, row_tiles[index], producers[index], layers, dests[index])))
         units = self.arch.unit_count("tier2_scale", "pe")
         pe_tier2 = {p.index: self.geo.ops_ps(p.weight_columns, units) for p in self.mapping.pes}
+        windows = self._windows(layers, producers, tiles, row_tiles)
+        depth = self._input_depth(windows, rows[0], consumers[0], producers, firsts, layers)
+        release = tuple((c, _release(firsts[c][[p for p, _ in producers[c]].index(0)], rows[0]))
+                        for c in consumers[0])
         return Plan(nodes=tuple(nodes), output=output, mvm_cycles=self.cycles,
                     read_cycle_ps=self.cycle_ps, pe_tier2_ps=pe_tier2,
-                    tier2_scale_bits=self.arch.tier2.scale_bits)
+                    tier2_scale_bits=self.arch.tier2.scale_bits, input_depth_rows=depth,
+                    input_release=release, edram_windows=windows)
+
+    def _window_bytes(self, consumer: Layer, shape: tuple[int, int, int]) -> int:
+        """Bytes of a producer's output (``shape``) a consumer must hold to compute (ISAAC's
+        window-level buffering): ``(kh - 1)`` rows and ``kw`` pixels for a conv or maxpool, the
+        whole input vector for a linear layer, one pixel for a residual add or an average pool
+        (each reads every input element once, in order, into a running sum)."""
+        c, h, w = shape
+        if consumer.kind in ("conv", "maxpool"):
+            return ((consumer.kernel[0] - 1) * w + consumer.kernel[1]) * c * self.geo.in_bytes
+        if consumer.kind == "linear":
+            return c * h * w * self.geo.in_bytes
+        return c * self.geo.in_bytes
+
+    def _windows(self, layers: list, producers: list, tiles: list,
+                 row_tiles: dict) -> dict[int, tuple[tuple[str, int], ...]]:
+        """Per tile, the windows its eDRAM holds; raises ConfigError when they do not fit."""
+        net = self.mapping.network
+        out: dict[int, list[tuple[str, int]]] = {}
+        for c in range(1, len(layers)):
+            at = tiles[c] if layers[c].has_weights else sorted(set(row_tiles[c]))
+            for p, _ in producers[c]:
+                shape = layers[p].out_shape if p else net.input_shape
+                nbytes = self._window_bytes(layers[c], shape)
+                for t in at:
+                    out.setdefault(t, []).append((layers[c].name, nbytes))
+        edram = self.arch.role("edram")
+        capacity = edram.size_kb * 1024
+        for t, streams in sorted(out.items()):
+            need = sum(b for _, b in streams)
+            if need > capacity:
+                worst = ", ".join(f"{name} {b / 1024:.1f} KB" for name, b in
+                                  sorted(streams, key=lambda x: -x[1])[:4])
+                raise ConfigError(
+                    self.arch.source, f"components.{self.arch.role_name('edram')}.size_kb",
+                    f"tile {t}'s eDRAM of {edram.size_kb:g} KB cannot hold the input windows of "
+                    f"the layers it serves ({need / 1024:.1f} KB at {self.mapping.input_bits}-bit "
+                    f"inputs: {worst}); it needs at least {math.ceil(need / 1024)} KB")
+        return {t: tuple(s) for t, s in out.items()}
+
+    def _input_depth(self, windows: dict, rows: int, consumers: list, producers: list,
+                     firsts: list, layers: list) -> int:
+        """Input rows the stream may run ahead by: the room left in the smallest eDRAM of the
+        tiles reading the input, after the other streams' windows, in rows of the image (at
+        least the rows one output row of a consumer reads, as layers start at row level)."""
+        c_in, _, w = self.mapping.network.input_shape
+        row_bytes = c_in * w * self.geo.in_bytes
+        capacity = self.arch.role("edram").size_kb * 1024
+        input_names = {layers[c].name for c in consumers}
+        room = min((capacity - sum(b for name, b in streams if name not in input_names)
+                    for t, streams in windows.items()
+                    if any(name in input_names for name, _ in streams)), default=capacity)
+        least = max(last[r] - first[r] + 1 for c in consumers
+                    for (p, last), first in zip(producers[c], firsts[c]) if p == 0
+                    for r in range(len(last)))
+        return max(least, int(room // row_bytes))
+
+    def _digital_work(self, layer: Layer) -> dict[str, int]:
+        """Time one output row of ``layer`` keeps each kind of a tile's digital units busy."""
+        c, _, w = layer.out_shape
+        unit = "maxpool" if layer.kind == "maxpool" else "tile_shift_add"
+        work = {unit: self.geo.ops_ps(c * w, self.arch.unit_count(unit, "tile"))}
+        if layer.activation:
+            work["sigmoid"] = self.geo.ops_ps(c * w, self.arch.unit_count("sigmoid", "tile"))
+        return work
+
+    def _replica_load(self) -> dict[tuple[str, int], int]:
+        """Per (digital unit, tile), the time per image the layer replicas homed there keep it
+        busy: the reduction across row-block groups and the activation of every MVM."""
+        load: dict[tuple[str, int], int] = {}
+        for lm in self.mapping.layers:
+            mvms = math.ceil(lm.layer.output_pixels / lm.replicas)
+            for pes in _replica_pes(lm):
+                home = self.mapping.pes[pes[0]].tile
+                groups = len({(self.mapping.pes[i].row_start, self.mapping.pes[i].row_stop) for i in pes})
+                work = {"tile_shift_add": self.geo.ops_ps(
+                    (groups - 1) * lm.N, self.arch.unit_count("tile_shift_add", "tile"))}
+                if lm.layer.activation:
+                    work["sigmoid"] = self.geo.ops_ps(lm.N, self.arch.unit_count("sigmoid", "tile"))
+                for unit, ps in work.items():
+                    load[(unit, home)] = load.get((unit, home), 0) + mvms * ps
+        return load
+
+    def _digital_tiles(self, layer: Layer, near: tuple[int, ...]) -> tuple[int, ...]:
+        """The tile of each output row of a digital layer (its units are replicated in every tile).
+
+        The layer needs ``k = ceil(rows · row time · DIGITAL_HEADROOM / crossbar interval)``
+        tiles (at least one, at most one per row) to keep pace with the crossbars with units at
+        most half busy (a unit nearer saturation queues the rows of the layers it serves). Its
+        candidates are the ``2k`` mapped tiles nearest (in routers) to its first producer's home,
+        ``near`` (the producer's replica homes and tiles) first; each row goes to the candidate
+        whose busiest unit would be least loaded (the replicas' work and earlier digital layers'
+        rows count), the nearer on a tie."""
+        rows, work = layer.out_shape[1], self._digital_work(layer)
+        need = min(rows, max(1, math.ceil(rows * max(work.values()) * DIGITAL_HEADROOM
+                                          / self.xbar_interval_ps)))
+        home = near[0] if near and near[0] >= 0 else 0
+        mapped = range(max(1, self.mapping.tiles))
+        hops = {t: len(self.geo.route(self.geo.router(home), self.geo.router(t))) for t in mapped}
+        rank = {t: i for i, t in enumerate(dict.fromkeys(t for t in near if t >= 0))}
+        candidates = sorted(mapped, key=lambda t: (t not in rank, rank.get(t, 0), hops[t], t))[:2 * need]
+        load = self.digital_load
+        out = []
+        for _ in range(rows):
+            tile = min(candidates, key=lambda t: (max(load.get((u, t), 0) + ps for u, ps in work.items()),
+                                                  hops[t], t))
+            for unit, ps in work.items():
+                load[(unit, tile)] = load.get((unit, tile), 0) + ps
+            out.append(tile)
+        return tuple(out)
 
     def _input_node(self, rows: int, dests: tuple[int, ...], consumers: tuple[int, ...]) -> Node:
         """The image streams in row after row: one row plan, repeated ``rows`` times."""
@@ -313,15 +525,15 @@ class _Builder:
         nbytes = c * w * self.geo.in_bytes
         counts: Counts = {}
         _add(counts, "offchip", "byte", nbytes)
-        deliver = tuple(self.geo.deliver(OFFCHIP, d, nbytes, counts) for d in dests)
+        deliver = self.geo.deliver(OFFCHIP, dests, nbytes, counts)
         link = self.geo.offchip_ps(nbytes)
         row = RowPlan(read=((),), unit=(Stage(("offchip", 0), link),), deliver=deliver,
                       busy_ps=link, counts=counts)
         return Node(index=0, name=INPUT, kind=INPUT, rows=rows, producers=(), home=OFFCHIP,
                     tiles=(), row_plans=(row,) * rows, consumers=consumers)
 
-    def _digital_rows(self, layer: Layer, home: int, producers: tuple, layers: list,
-                      dests: tuple[int, ...]) -> tuple[RowPlan, ...]:
+    def _digital_rows(self, layer: Layer, homes: tuple[int, ...], producers: tuple, layers: list,
+                      dests: tuple[tuple[int, ...], ...]) -> tuple[RowPlan, ...]:
         geo = self.geo
         c, out_rows, w = layer.out_shape
         unit = "maxpool" if layer.kind == "maxpool" else "tile_shift_add"
@@ -329,6 +541,7 @@ class _Builder:
         sigmoids = self.arch.unit_count("sigmoid", "tile")
         plans = []
         for r in range(out_rows):
+            home = homes[r]
             counts: Counts = {}
             read_bytes = 0
             for p, need in producers:
@@ -346,42 +559,41 @@ class _Builder:
                 _add(counts, "sigmoid", "op", ops)
                 stages.append(Stage(("sigmoid", home), geo.ops_ps(ops, sigmoids)))
             out_bytes = ops * geo.in_bytes
-            deliver = tuple(geo.deliver(home, d, out_bytes, counts) for d in dests)
+            deliver = geo.deliver(home, dests[r], out_bytes, counts)
             read = ((Stage(("edram", home), geo.edram_ps(read_bytes)),),) if read_bytes else ((),)
             plans.append(RowPlan(read=read, unit=tuple(stages), deliver=deliver,
-                                 busy_ps=sum(s.item_ps for s in stages), counts=counts))
+                                 busy_ps=sum(s.item_ps for s in stages), counts=counts, tile=home))
         return tuple(plans)
 
     def _replicas(self, lm: LayerMapping, dests: tuple[int, ...]) -> tuple[ReplicaPlan, ...]:
         layer = lm.layer
         out_rows, width = layer.out_shape[1], layer.out_shape[2]
-        by_replica: dict[int, list[PePlacement]] = {}
-        for i in lm.pes:
-            p = self.mapping.pes[i]
-            by_replica.setdefault(p.replica, []).append(p)
-        return tuple(self._replica(lm, pes, _row_share(out_rows, width, lm.replicas, replica), dests)
-                     for replica, pes in sorted(by_replica.items()))
+        return tuple(
+            self._replica(lm, [self.mapping.pes[i] for i in pes],
+                          _row_share(out_rows, width, lm.replicas, replica), dests)
+            for replica, pes in enumerate(_replica_pes(lm)))
 
     def _replica(self, lm: LayerMapping, pes: list[PePlacement], share: tuple[int, ...],
-                 dests: tuple[int, ...]) -> ReplicaPlan:
+                 dests: tuple[tuple[int, ...], ...]) -> ReplicaPlan:
         arch, geo = self.arch, self.geo
-        cpw = self.mapping.columns_per_weight
+        mapping = self.mapping
         home = pes[0].tile
         counts: Counts = {}
         for p in pes:
-            for key, n in _crossbar_counts(arch, lm, p, self.cycles, cpw).items():
+            for key, n in _crossbar_counts(mapping, p, self.cycles).items():
                 _add(counts, *key, n)
-            _add(counts, "input_register", "byte", (p.row_stop - p.row_start) * geo.in_bytes)
+            inputs = sum(b - a for _, a, b in mapping.pe_inputs(p))
+            _add(counts, "input_register", "byte", inputs * geo.in_bytes)
             psums = p.weight_columns * geo.psum_bytes
             _add(counts, "pe_output_register", "byte", psums)
             _add(counts, "bus", "byte", psums)
             _add(counts, "tile_output_register", "byte", psums)
-        rows_on_tile: dict[int, set[tuple[int, int]]] = {}
+        rows_on_tile: dict[int, set[tuple[int, int, int]]] = {}
         for p in pes:
-            rows_on_tile.setdefault(p.tile, set()).add((p.row_start, p.row_stop))
+            rows_on_tile.setdefault(p.tile, set()).update(mapping.pe_inputs(p))
         fetch = []
-        for tile, ranges in sorted(rows_on_tile.items()):
-            nbytes = sum(b - a for a, b in ranges) * geo.in_bytes
+        for tile, spans in sorted(rows_on_tile.items()):
+            nbytes = sum(b - a for _, a, b in spans) * geo.in_bytes
             _add(counts, "edram", "byte", nbytes)
             _add(counts, "bus", "byte", nbytes)
             fetch.append((Stage(("edram", tile), geo.edram_ps(nbytes)),))
@@ -389,7 +601,7 @@ class _Builder:
         for p in pes:
             if p.tile != home:
                 psum_from[p.tile] = psum_from.get(p.tile, 0) + p.weight_columns * geo.psum_bytes
-        gather = tuple(geo.noc(t, home, b, counts) for t, b in sorted(psum_from.items()))
+        gather = geo.noc([(t, (home,), b) for t, b in sorted(psum_from.items())], counts)
         row_groups = len({(p.row_start, p.row_stop) for p in pes})
         reduce_ops = (row_groups - 1) * lm.N
         at_home = []
@@ -402,16 +614,32 @@ class _Builder:
             at_home.append(Stage(("sigmoid", home),
                                  geo.ops_ps(lm.N, arch.unit_count("sigmoid", "tile"))))
         out_bytes = lm.N * geo.in_bytes
-        deliver = tuple(geo.deliver(home, d, out_bytes, counts) for d in dests)
+        drains, variants, row_drain = [], [], []
+        where: dict[tuple[int, ...], int] = {}
+        for d in dests:
+            if d not in where:
+                where[d] = len(drains)
+                row_counts = dict(counts)
+                deliver = geo.deliver(home, d, out_bytes, row_counts)
+                drains.append((*gather, *(((tuple(at_home),),) if at_home else ()), *deliver))
+                variants.append(row_counts)
+            row_drain.append(where[d])
         drain_out = max(geo.clocks_ps(math.ceil(8 * p.weight_columns * geo.psum_bytes
                                                 / arch.role("pe_output_register").width_bits)) for p in pes)
-        drain = tuple(f for f in (gather, (tuple(at_home),), deliver) if f)
         return ReplicaPlan(
             replica=pes[0].replica, pes=tuple(p.index for p in pes), home=home, share=share,
             fetch=tuple(fetch), mvm_ps=self.cycles * self.cycle_ps,
-            tail_ps=self.cycle_ps + drain_out, drain=drain, counts=counts,
-            tier2_columns={p.index: p.weight_columns for p in pes},
+            tail_ps=self.cycle_ps + drain_out, drains=tuple(drains), row_drain=tuple(row_drain),
+            counts=tuple(variants), tier2_columns={p.index: p.weight_columns for p in pes},
         )
+
+
+def crossbar_interval_ps(deployment: Deployment) -> int:
+    """The interval the crossbars allow: the largest MVM time per image of any layer replica,
+    ``ceil(output_pixels / replicas)`` MVMs of ``mvm_cycles`` read cycles."""
+    mvm = deployment.hardware.mvm_cycles * deployment.arch.read_cycle_ps
+    return max(math.ceil(lm.layer.output_pixels / lm.replicas) * mvm
+               for lm in deployment.mapping.layers)
 
 
 def build_plan(deployment: Deployment) -> Plan:

@@ -10,9 +10,14 @@ the tier-2 units of every PE when the run scales any PE. Per layer, a layer's PE
 ``Hardware.pe.leakage_mw`` each; the rest (tiles, routers, links, unmapped PEs) is the ``(chip)``
 row.
 
-Throughput: with several images, the steady-state interval is the mean time between image
-completions after the first; with one image it is the analytic bottleneck, the largest busy time
-per image of any layer replica or digital layer.
+Throughput: the steady-state interval is measured once the pipeline is full. With at least
+:data:`STEADY_MIN_IMAGES` images it is the mean time between completions over the later half of
+the batch, ``(done[n-1] - done[m]) / (n-1-m)`` with ``m = n // 2`` (completions sorted): the first
+half fills the pipeline and its buffers, whose early completions come closer together than the
+steady state allows (``interval_source = "steady_state"``). A shorter batch cannot show the steady
+state: its interval is the larger of the mean completion spacing and the analytic bottleneck
+(``"bounded"``), and one image gives the bottleneck alone (``"bottleneck"``): the largest busy
+time per image of any layer replica or digital layer, a lower bound of the true interval.
 """
 
 from __future__ import annotations
@@ -25,6 +30,22 @@ CHIP_ROW = "(chip)"
 ENERGY_CONVENTION = ("energy_per_image_uj = actions x energy per action + leakage of the powered "
                      "components over the run (tiles without a mapped PE power-gated when the "
                      "arch's chip.power_gating is true)")
+
+
+STEADY_MIN_IMAGES = 4
+"""Images a batch needs for its interval to be measured in the steady state."""
+
+
+def steady_interval(done_ps: list[int], bottleneck_ps: float) -> tuple[float, str]:
+    """The interval (ps) and its source from the completion times of a batch (module docstring)."""
+    done = sorted(done_ps)
+    n = len(done)
+    if n >= STEADY_MIN_IMAGES:
+        m = n // 2
+        return (done[-1] - done[m]) / (n - 1 - m), "steady_state"
+    if n > 1:
+        return max(bottleneck_ps, (done[-1] - done[0]) / (n - 1)), "bounded"
+    return bottleneck_ps, "bottleneck"
 
 
 def _leak_pj(mw: float, ps: int) -> float:
@@ -126,13 +147,12 @@ def collect(chip: ChipModel, batch: Batch, mode: str, events: int) -> InferenceR
         if node.replicas:
             per_node_interval[node.name] = max(sum(rp.share) * rp.mvm_ps for rp in node.replicas)
         else:
-            per_node_interval[node.name] = sum(row.busy_ps for row in node.row_plans)
+            per_tile: dict[int, int] = {}
+            for row in node.row_plans:
+                per_tile[row.tile] = per_tile.get(row.tile, 0) + row.busy_ps
+            per_node_interval[node.name] = max(per_tile.values())
     bottleneck = max(per_node_interval, key=per_node_interval.get)
-    if batch.images > 1:
-        ordered = sorted(done)
-        interval, source = (ordered[-1] - ordered[0]) / (batch.images - 1), "measured"
-    else:
-        interval, source = float(per_node_interval[bottleneck]), "bottleneck"
+    interval, source = steady_interval(done, float(per_node_interval[bottleneck]))
 
     by_layer = chip.counters.by_layer()
     energy = {key: hw.energy_pj(*key) for counts in by_layer.values() for key in counts}
