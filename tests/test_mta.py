@@ -266,3 +266,24 @@ def test_fixed_scales_on_a_shifter_name_both_files(tmp_path):
     message = str(info.value)
     assert str(path) in message and f"tasks[{task}].tier2.format" in message
     assert "isaac128.yaml" in message and "components.tier2_scale.kind" in message
+
+
+def test_replicas_are_rewritten_but_do_not_inflate_a_cells_writes(tmp_path):
+    """A replica's cells are written with its first instance's, each the same number of times:
+    cells written per switch grow with the replicas, the worst cell's writes do not."""
+    data = json.loads((WORKLOADS / "lenet5_mta.json").read_text())
+    results = {}
+    for replication in (False, "auto"):
+        data["mapping"] = {**data.get("mapping", {}), "replication": replication}
+        path = tmp_path / f"w_{replication}.json"
+        path.write_text(json.dumps(data))
+        results[replication] = simulate(ARCH / "isaac128.yaml", path)
+    plain, replicated = results[False], results["auto"]
+    assert replicated.mapping.pe_count > plain.mapping.pe_count
+    for strategy in ("full_finetune", "xma2", "elementwise"):
+        assert (replicated.mta.endurance[strategy].max_writes
+                == plain.mta.endurance[strategy].max_writes)
+    # Full fine-tuning rewrites every PE, the replicated conv layers' replicas included.
+    cells = {k: sum(sw.cells_written for (s, _, _), sw in r.mta.switches.items()
+                    if s == "full_finetune") for k, r in results.items()}
+    assert cells["auto"] > cells[False]

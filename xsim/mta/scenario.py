@@ -200,6 +200,10 @@ def run_scenario(deployment: Deployment, tasks: TaskSet,
             ever = np.zeros(len(lm.pes), dtype=bool)
             for (a, b), n in pairs.items():
                 sw = switches[(s, a, b)]
+                # A replica holds its first instance's weights in cells of its own: it costs the
+                # same write, and its cells' write counts are the first instance's (counted once
+                # in ``counts``, which is laid out by weight, not by physical PE).
+                first_costs: dict[int, object] = {}
                 for i, pid in enumerate(lm.pes):
                     pe = mapping.pes[pid]
                     first = lm.pes[i % lm.pes_per_replica]
@@ -208,9 +212,11 @@ def run_scenario(deployment: Deployment, tasks: TaskSet,
                     if old_v == new_v:
                         continue
                     window = (pe.row_start, pe.row_stop, pe.col_start * cpw, pe.col_stop * cpw)
-                    cost = write_cost(
-                        levels.get(*old_v), levels.get(*new_v), columns=columns, window=window,
-                        counts=counts, weight=n, **params)
+                    cost = first_costs.get(first)
+                    if cost is None:
+                        cost = first_costs[first] = write_cost(
+                            levels.get(*old_v), levels.get(*new_v), columns=columns,
+                            window=window, counts=counts, weight=n, **params)
                     sw.jobs.append((pid, cost.time_ps.ravel()))
                     sw.pulses += int(cost.pulses.sum())
                     sw.cells_written += int(cost.cells.sum())
