@@ -158,10 +158,13 @@ def timeline(events: list[dict], title: str):
         sub = frame[frame["kind"] == kind]
         if sub.empty:
             continue
-        starts = sub["start_ps"].to_numpy() * 1e-9
-        widths = np.maximum((sub["end_ps"] - sub["start_ps"]).to_numpy() * 1e-9, 1e-9)
-        rows = sub["layer"].map(y).to_numpy()
-        ax.barh(rows, widths, left=starts, height=0.8, color=colour, label=kind, linewidth=0)
+        # One collection per layer (tens of thousands of intervals on a replicated chip),
+        # rasterised so the SVG stays small.
+        for i, (layer, rows) in enumerate(sub.groupby("layer", sort=False)):
+            starts = rows["start_ps"].to_numpy() * 1e-9
+            widths = np.maximum((rows["end_ps"] - rows["start_ps"]).to_numpy() * 1e-9, 1e-9)
+            ax.broken_barh(list(zip(starts, widths)), (y[layer] - 0.4, 0.8), facecolors=colour,
+                           linewidth=0, rasterized=True, label=kind if i == 0 else None)
     ax.set_yticks(range(len(layers)))
     ax.set_yticklabels(layers if len(layers) <= 40 else
                        [n if i % max(1, len(layers) // 30) == 0 else "" for i, n in enumerate(layers)],
