@@ -112,3 +112,13 @@ def test_tier2_registers_are_sized_at_the_precision(bits, encoding, registers):
     pes = arch.pes_per_chip
     assert figures["tier2_register"].leakage_mw == pytest.approx(pes * factor * reg.leakage_mw)
     assert hw.energy_pj("tier2_register", "byte") == hardware(arch, 16, 8).energy_pj("tier2_register", "byte")
+
+
+def test_a_given_action_energy_overrides_the_derived_one():
+    from xsim.config import load_arch
+
+    arch = load_arch(ARCH / "isaac128.yaml", {"components.adc.energy_pj": 2.5})
+    action = next(a for a in hardware(arch).actions if a.component == "adc")
+    assert action.energy_pj == 2.5 and action.derivation == "given: components.adc.energy_pj"
+    # The roll-up still sums the busy powers.
+    assert hardware(arch).chip.power_mw == hardware(load_arch(ARCH / "isaac128.yaml")).chip.power_mw

@@ -227,9 +227,12 @@ def _actions(arch: Arch) -> tuple[Action, ...]:
         name = arch.role_name(role)
         comp = arch.components[name]
         rate, how = _rate(arch, name, comp)
-        energy = (comp.power_mw - comp.leakage_mw) * 1e-3 / rate * 1e12
-        actions.append(Action(role, ACTION[comp.class_], energy, rate,
-                              f"({comp.power_mw} - {comp.leakage_mw}) mW / ({how})", name))
+        if comp.energy_pj is not None:
+            energy, derivation = comp.energy_pj, f"given: components.{name}.energy_pj"
+        else:
+            energy = (comp.power_mw - comp.leakage_mw) * 1e-3 / rate * 1e12
+            derivation = f"({comp.power_mw} - {comp.leakage_mw}) mW / ({how})"
+        actions.append(Action(role, ACTION[comp.class_], energy, rate, derivation, name))
     verify = arch.cell.write.verify
     actions.append(Action("cell", "verify_read", verify.read_energy_pj, 1e9 / verify.read_ns,
                           "cell.write.verify.read_energy_pj", "cell"))

@@ -99,6 +99,9 @@ class Component(Frozen):
     """engine roles this entry fills besides its name (see ROLES)."""
     part: Literal["base", "tier2"] = "base"
     """base: the published chip; tier2: XMA2's addition, rolled up apart."""
+    energy_pj: NonNegativeFloat | None = None
+    """energy of one action when a source gives it; else busy power less leakage over the peak
+    rate."""
 
     @model_validator(mode="after")
     def _leakage_within_power(self):
