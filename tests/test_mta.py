@@ -226,6 +226,10 @@ def test_explicit_schedules_with_repeats_and_no_switch(tmp_path, visits):
     path = tmp_path / "w.json"
     path.write_text(json.dumps(data))
     result = simulate(ARCH / "isaac128.yaml", path)
+    from xsim.report.writer import write_outputs
+
+    write_outputs(result, tmp_path / "out")  # every plot and the report, even with no switch
+    assert (tmp_path / "out" / "report.html").is_file()
     first = result.tables["first_switch"]
     if len(set(visits)) > 1:
         assert {(r["from"], r["to"]) for r in first} == {("digits", "rotated")}

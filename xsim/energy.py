@@ -119,11 +119,6 @@ class Hardware:
     def energy_table(self) -> dict[str, float]:
         return {f"{a.component}.{a.action}": a.energy_pj for a in self.actions}
 
-    def leakage_mw(self, tier2: bool = False) -> dict[str, float]:
-        """Chip-wide leakage per registry entry (tier-2 entries only when ``tier2``)."""
-        return {c.name: c.leakage_mw for c in self.components
-                if c.part == "base" or tier2}
-
     @property
     def gops_per_w(self) -> float:
         return self.peak_tops * 1e3 / (self.chip.power_mw / 1e3)

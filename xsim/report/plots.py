@@ -213,7 +213,8 @@ def write_plots(tables: dict[str, list[dict]], out: Path, *, endurance_cycles: f
     if tables.get("energy_breakdown") and tables.get("switches"):
         figures.append(("energy_breakdown", energy_breakdown(tables["energy_breakdown"],
                                                              tables["switches"])))
-    if tables.get("strategies"):
+    if any(row["switches_into"] for row in tables.get("strategies", ())):
+        # A schedule that never switches into a new task has nothing to compare here.
         figures.append(("reprogram_vs_scale", reprogram_vs_scale(tables["strategies"])))
     if tables.get("timeline"):
         figures.append(("timeline", timeline(tables["timeline"], timeline_title)))

@@ -160,7 +160,7 @@ def _layer_rows(mapping, backbone) -> list[dict]:
 def sweep_rows(result) -> list[dict[str, Any]]:
     """One sweep point's rows of ``sweep.csv`` (without the grid coordinates)."""
     arch = result.arch
-    tables, summary = run_tables(result), run_summary(result)
+    tables, summary = result.tables, result.summary  # built once per result
     base = {"arch_name": arch.name, "crossbar_rows": arch.crossbar.rows, "adc_bits": arch.adc_bits}
     inference = summary["inference"]
     rows = []
