@@ -12,6 +12,7 @@ stream                     id    key
 ``task.head``              102   task index: a new task's synthetic head
 ``task.tier1``             103   task index: tier-1 PE selection (``random`` policy, ties)
 ``task.tier2_scales``      104   task index: synthetic tier-2 scales
+``task.pe_gain``           105   task index: the (task, PE) gains of the synthetic changes
 ``learn.split``            17    (none): the stratified train/test split
 ``learn.permutation``      23    task position: a ``permute`` task's pixel permutation
 ``learn.random_tier1``     31    PE count: the random tier-1 baseline's PEs
@@ -34,6 +35,7 @@ STREAMS = {
     "task.head": 102,
     "task.tier1": 103,
     "task.tier2_scales": 104,
+    "task.pe_gain": 105,
     "learn.split": 17,
     "learn.permutation": 23,
     "learn.random_tier1": 31,
