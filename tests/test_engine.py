@@ -244,28 +244,94 @@ def test_an_edram_too_small_for_a_window_fails_clearly():
         simulate_inference(Deployment.of(small, net, weight_bits=BITS, input_bits=BITS))
 
 
-def test_a_smaller_edram_holds_fewer_input_rows_and_raises_latency():
-    # A 1x1 conv reads one input row per output row. With room for one row the image cannot run
-    # ahead: row q goes over the link only once the conv has done row q - 1, so every row pays
-    # its link time, its NoC/eDRAM delivery and its MVMs in turn (hand bound below); with 64 KB
-    # the whole image streams in at once and only the first row's transfer is exposed.
+def test_a_one_row_input_buffer_costs_a_1x1_conv_almost_nothing():
+    # A 1x1 conv reads one input row per output row. With room for one row (2.5 KB) the image
+    # cannot run ahead, but the conv frees the row's slot as it reads it: row q goes over the
+    # link while the conv's last MVMs of row q - 1 run (row-level start) or pixel by pixel behind
+    # them (window-level start), so the 80 ns link time per row stays hidden behind each row's
+    # 8 MVMs, as with 64 KB, where the whole image streams in at once.
     net = network_from_spec("wide_in", (256, 8, 8), [
         {"kind": "conv", "name": "conv", "out_channels": 16, "kernel": 1}])
-    row_bytes = 256 * 8
-    out = {}
-    for kb in (64, 2.5):
-        arch = load_arch(ROOT / "arch" / "isaac128.yaml", {"components.edram.size_kb": kb})
-        dep = Deployment.of(arch, net, weight_bits=BITS, input_bits=BITS)
-        chip = ChipModel(Environment(), dep)
-        assert chip.plan.input_depth_rows == (32 if kb == 64 else 1)
-        out[kb] = simulate_inference(dep, images=1)
     hw = hardware(ARCH, BITS, BITS)
     row_mvms = 8 * hw.mvm_cycles * hw.read_cycle_ps
-    link = math.ceil(row_bytes * 1000 / (4 * 6.4))
-    assert out[2.5].latency_ps >= 8 * (row_mvms + link)
-    # One row's transfer, its NoC hop and eDRAM write, the last MVM's drain: well under 1.5 us.
-    assert out[64].latency_ps < 8 * row_mvms + link + 1_500_000
-    assert out[2.5].latency_ps > out[64].latency_ps + 7 * link
+    for start in ("row", "window"):
+        out = {}
+        for kb in (64, 2.5):
+            arch = load_arch(ROOT / "arch" / "isaac128.yaml",
+                             {"components.edram.size_kb": kb, "chip.pipeline_start": start})
+            dep = Deployment.of(arch, net, weight_bits=BITS, input_bits=BITS)
+            assert ChipModel(Environment(), dep).plan.input_depth_rows == (32 if kb == 64 else 1)
+            out[kb] = simulate_inference(dep, images=1).latency_ps
+        assert 8 * row_mvms < out[2.5] < 1.02 * out[64]
+
+
+RESIDUAL = [
+    {"kind": "conv", "name": "c0", "out_channels": 64, "kernel": 1, "activation": "relu"},
+    {"kind": "conv", "name": "a", "out_channels": 64, "kernel": 3, "padding": 1, "activation": "relu"},
+    {"kind": "conv", "name": "b", "out_channels": 64, "kernel": 3, "padding": 1},
+    {"kind": "add", "name": "add", "inputs": ["c0", "b"], "activation": "relu"},
+]
+
+
+def test_the_skip_buffer_minimum_is_what_the_main_path_lags_by():
+    # add row r reads c0 row r, but only once b row r exists, which needs a rows up to r + 1 and
+    # so c0 rows up to r + 2: c0's buffer at the add must hold rows r .. r + 2 (3 rows); b's
+    # buffer at the add needs its one row, and a chain edge (c0 into the 3x3 conv a) the 3 rows
+    # one output row reads. The plan gives every stream at least its minimum.
+    from xsim.engine.plan import stream_depths, stream_reads
+
+    net = network_from_spec("res", (64, 16, 16), RESIDUAL)
+    plan = ChipModel(Environment(), Deployment.of_mapping(_mapping(net))).plan
+    names = {n.name: n.index for n in plan.nodes}
+    depth = {(p, b.consumer): b.depth for p, bufs in enumerate(plan.buffers) for b in bufs}
+    nodes = plan.nodes
+    rows = [n.rows for n in nodes]
+    producers = [n.producers for n in nodes]
+    firsts = [n.firsts for n in nodes]
+    consumers = [[b.consumer for b in bufs] for bufs in plan.buffers]
+    minimum = stream_depths(rows, producers, firsts, consumers)
+    assert minimum[(names["c0"], names["add"])] == 3
+    assert minimum[(names["b"], names["add"])] == 1
+    assert minimum[(names["c0"], names["a"])] == 3
+    assert stream_reads(names["a"], producers, firsts)[names["c0"]][0] == 3
+    assert all(depth[e] >= m for e, m in minimum.items())
+
+
+def _residual(kb, backpressure="all", start="row"):
+    arch = load_arch(ROOT / "arch" / "isaac128.yaml", {
+        "components.edram.size_kb": kb, "chip.backpressure": backpressure,
+        "chip.pipeline_start": start})
+    net = network_from_spec("res", (64, 16, 16), RESIDUAL)
+    return Deployment.of(arch, net, weight_bits=BITS, input_bits=BITS)
+
+
+def test_a_skip_buffer_at_its_minimum_stalls_the_block_as_a_hand_bound_says():
+    # With c0's buffer at the add holding its minimum of 3 rows (row-level start), c0 writes row
+    # r + 3 only once the add has read row r, which needs b row r, a row r + 1 and c0 row r + 2:
+    # every c0 row waits for a's and b's row times in turn, so the image takes at least
+    # (H - 3) * (T_a + T_b) with T = 16 MVMs a row; with 64 KB it pipelines at one row time.
+    hw = hardware(ARCH, BITS, BITS)
+    row_time = 16 * hw.mvm_cycles * hw.read_cycle_ps
+    small, big = _residual(20), _residual(64)
+    names = {n.name: n.index for n in ChipModel(Environment(), small).plan.nodes}
+    skip = (names["c0"], names["add"])
+    depth = {k: {(p, b.consumer): b.depth for p, bufs in enumerate(
+        ChipModel(Environment(), d).plan.buffers) for b in bufs} for k, d in (("s", small), ("b", big))}
+    assert depth["s"][skip] == 3 < depth["b"][skip]
+    stalled, free = (simulate_inference(d, images=1).latency_ps for d in (small, big))
+    assert stalled >= (16 - 3) * 2 * row_time
+    assert free < (16 - 3) * 2 * row_time
+    # Backpressure only on the input (the default) ignores the inner buffers.
+    only_input = simulate_inference(_residual(20, "input"), images=1).latency_ps
+    assert abs(only_input - free) < 0.01 * free
+
+
+def test_an_edram_too_small_for_a_skip_path_fails_clearly():
+    from xsim.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"components.edram.size_kb.*layer 'add'.*3 rows of 'c0'.*"
+                                          r"KB more eDRAM"):
+        simulate_inference(_residual(12))
 
 
 def test_window_level_start_is_the_default_and_earlier():

@@ -385,6 +385,9 @@ class Chip(Frozen):
     pipeline_start: Literal["window", "row"] = "window"
     """when a weight layer starts an output row: once the first window of its inputs exists
     (ISAAC), or once the whole input rows it reads exist"""
+    backpressure: Literal["input", "all"] = "input"
+    """which streams wait for room in their readers' eDRAM: the image stream only, or every
+    layer's output too (a layer then stalls when its readers' eDRAM is full)"""
 
 
 class Arch(Frozen):

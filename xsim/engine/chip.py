@@ -9,8 +9,8 @@ units are private to them, so their only contention is the group itself); the ac
 
 :meth:`ChipModel.infer` starts a :class:`Batch` of images at a given time in the chip's
 environment: one process streams the images in over the off-chip link (row after row, as far
-ahead of the layers reading them as their tiles' eDRAM holds: :attr:`Plan.input_depth_rows`, so
-the eDRAM bounds the images in flight), one process per layer replica and per digital layer works through
+ahead of the layers reading them as their tiles' eDRAM holds, so the eDRAM bounds the images in
+flight), one process per layer replica and per digital layer works through
 its output rows image after image. A layer replica
 starts an output row when the rows of its inputs it needs exist (ISAAC's inter-layer pipeline),
 books the row's input fetch on its tiles' eDRAM ports, computes its MVMs back to back on its
@@ -19,11 +19,20 @@ tile, the reduction and activation there, the outputs into every consuming tile 
 on the way. The row exists for its consumers when its last item is delivered.
 
 Start of a row. With the arch's ``chip.pipeline_start: window`` (the default, as ISAAC) a layer
-replica starts an output row once the first window of its inputs exists (the input rows above
-the last one it reads, and the first item of that one), and MVM ``i`` of its ``n`` cannot end
+replica starts an output row once the first window of its inputs exists (the input rows it reads
+above the last one, and the first item of that one), and MVM ``i`` of its ``n`` cannot end
 before the share ``(i+1)/n`` of that last row has arrived (a row's items arrive evenly between
 its first and its last); digital layers start per whole row. With ``row``, every layer waits for
-whole input rows.
+whole input rows. A reader waits for the rows it reads only, not for every row above them.
+
+Room to write (:class:`~xsim.engine.plan.Buffer`). A node's output row ``g`` (counted over the
+batch's images) goes into the slot of row ``g - depth`` of every reader's buffer, which is free
+once the reader's last row reading it has read it (:attr:`Batch.read`: from a row's first MVM to
+its last, or a digital row's read and units). With a window-level start the new row may begin
+once that reading has begun, and its MVM ``i`` cannot end before the share ``(i+1)/n`` of the
+slot is free (the reader slides its window over the old row pixel by pixel); with a row-level
+start it waits for the whole read. The image stream always waits for room; every other node
+only with ``chip.backpressure: all``.
 
 Granularity. ``coarse``: one booking per (replica, output row), its ``n`` MVMs counted
 analytically — every server on the path is held for ``n`` items' time in one block, the crossbars
@@ -157,11 +166,43 @@ def _forks(forks, t: int, last: int, n: int) -> tuple[int, int]:
     return t, last
 
 
+def _room(batch: Batch, buffers, rows: int, g: int, window: bool):
+    """What a node's output row ``g`` (counted over the batch's images) waits for before it is
+    written: None when every consumer's buffer has room, else the event that makes room for it
+    in the slot of row ``g - depth``. With a row-level start the slot is free once the
+    consumer's last row reading it exists; with a window-level start the consumer slides its
+    window over that row pixel by pixel, so the new row may begin once that consumer row has its
+    first window out, and it overwrites the slot as the consumer frees it (:func:`_freed`)."""
+    for buf in buffers:
+        old = g - buf.depth
+        if old >= 0:
+            image, k = divmod(old, rows)
+            event = batch.read[buf.consumer][image].wait_for(buf.release[k], window)
+            if event is not None:
+                return event
+    return None
+
+
+def _freed(batch: Batch, buffers, rows: int, g: int) -> tuple[int, int]:
+    """When the slot of row ``g`` starts and ends being freed (the consumer rows releasing it
+    begin and finish); (0, 0) when it was never taken. Call once :func:`_room` returned None."""
+    opened = full = 0
+    for buf in buffers:
+        old = g - buf.depth
+        if old >= 0:
+            image, k = divmod(old, rows)
+            st = batch.read[buf.consumer][image]
+            m = buf.release[k]
+            opened = max(opened, st.at(m, m, True))
+            full = max(full, st.ready[m])
+    return opened, full
+
+
 class _Progress:
     """The rows of one node for one image: when each exists, when its first window exists (the
     rows above it and the first item of it: ``early``), and who waits for them."""
 
-    __slots__ = ("env", "ready", "first", "parts", "known", "cum", "early", "waiters")
+    __slots__ = ("env", "ready", "first", "parts", "known", "cum", "waiters")
 
     def __init__(self, env: simpy.Environment, parts: list[int]) -> None:
         self.env = env
@@ -170,18 +211,28 @@ class _Progress:
         self.parts = parts
         self.known = 0
         self.cum: list[int] = []
-        self.early: list[int] = []
-        self.waiters: list[tuple[int, Wake, bool]] = []
+        self.waiters: list[tuple[int, Wake, bool, int]] = []
 
-    def wait_for(self, m: int, window: bool = False) -> simpy.Event | None:
-        """What a reader of row ``m`` (with ``window``, of its first window) yields: nothing (it
-        exists), a timeout until it does, or an event woken when it becomes known."""
+    def at(self, lo: int, m: int, window: bool) -> int:
+        """When rows ``lo..m`` exist (with ``window``: rows ``lo..m-1`` and the first item of
+        ``m``, the first window of a reader whose rows are ``lo..m``); rows ``0..m`` are known."""
+        ready = self.ready
+        t = max(ready[lo:m], default=0)
+        last = min(ready[m], self.first[m]) if window else ready[m]
+        return last if last > t else t
+
+    def wait_for(self, m: int, window: bool = False, lo: int | None = None) -> simpy.Event | None:
+        """What a reader of rows ``lo..m`` (default ``m`` alone; with ``window``, of its first
+        window) yields: nothing (they exist), a timeout until they do, or an event woken when
+        they become known. Rows complete out of order (a digital layer deals them over tiles),
+        so a reader waits only for the rows it reads."""
         env = self.env
+        lo = m if lo is None else lo
         if self.known > m:
-            t = self.early[m] if window else self.cum[m]
+            t = self.at(lo, m, window)
             return env.timeout(t - env.now) if t > env.now else None
         event = Wake(env)
-        self.waiters.append((m, event, window))
+        self.waiters.append((m, event, window, lo))
         return event
 
 
@@ -201,11 +252,20 @@ class Batch:
         self._left = images
         self.progress = [[_Progress(chip.env, list(chip._row_parts[node.index])) for _ in range(images)]
                          for node in chip.plan.nodes]
+        self.read = [[_Progress(chip.env, list(chip._row_parts[node.index])) for _ in range(images)]
+                     for node in chip.plan.nodes]
+        """per node and image, when each output row's inputs have been read (from its first
+        fetch to its last): what frees its producers' buffer slots"""
 
-    def row_done(self, node: int, image: int, row: int, ready: int, first: int | None = None) -> None:
+    def row_read(self, node: int, image: int, row: int, end: int, start: int) -> None:
+        """One part of ``row`` reads its inputs from ``start`` to ``end``."""
+        self.row_done(node, image, row, end, start, self.read)
+
+    def row_done(self, node: int, image: int, row: int, ready: int, first: int | None = None,
+                 track: list | None = None) -> None:
         """One part (a replica's share) of ``row`` will have been delivered at ``ready``, its first
         item at ``first`` (default ``ready``)."""
-        st = self.progress[node][image]
+        st = (self.progress if track is None else track)[node][image]
         if ready > st.ready[row]:
             st.ready[row] = ready
         first = ready if first is None else first
@@ -215,27 +275,27 @@ class Batch:
         parts[row] -= 1
         if row != st.known or parts[row]:
             return
-        rows, cum, early, known = len(parts), st.cum, st.early, st.known
+        rows, cum, known = len(parts), st.cum, st.known
         while known < rows and parts[known] == 0:
             above = cum[-1] if cum else 0
             t = st.ready[known]
-            early.append(max(above, min(t, st.first[known])))
             cum.append(t if t > above else above)
             known += 1
-        self._advanced(node, image, st, known)
+        self._advanced(node, image, st, known, track is None)
 
-    def _advanced(self, node: int, image: int, st: _Progress, known: int) -> None:
+    def _advanced(self, node: int, image: int, st: _Progress, known: int, output: bool = True) -> None:
         st.known = known
         cum, rows = st.cum, len(st.parts)
         if st.waiters:
             still = []
-            for need, event, window in st.waiters:
+            for waiter in st.waiters:
+                need, event, window, lo = waiter
                 if need < known:
-                    event.succeed_at(max(st.early[need] if window else cum[need], self.env.now))
+                    event.succeed_at(max(st.at(lo, need, window), self.env.now))
                 else:
-                    still.append((need, event, window))
+                    still.append(waiter)
             st.waiters = still
-        if node == self.chip.plan.output and known == rows:
+        if output and node == self.chip.plan.output and known == rows:
             self._image_done(image, cum[-1])
 
     def until(self, st: _Progress, need: int) -> simpy.Event | None:
@@ -245,7 +305,7 @@ class Batch:
             t = st.cum[need]
             return env.timeout(t - env.now) if t > env.now else None
         event = Wake(env)
-        st.waiters.append((need, event, False))
+        st.waiters.append((need, event, False, 0))
         return event
 
     def _image_done(self, image: int, t: int) -> None:
@@ -290,6 +350,7 @@ class ChipModel:
         self.hw = deployment.hardware
         self.mode = mode
         self.window_start = self.arch.chip.pipeline_start == "window"
+        self.stall = self.arch.chip.backpressure == "all"
         self.counters = counters if counters is not None else Counters()
         self.timeline: list[tuple[int, int, str, int, str]] | None = [] if record_timeline else None
         self.plan: Plan = build_plan(deployment)
@@ -402,19 +463,11 @@ class ChipModel:
         as one block, row ``r`` of it delivered at ``first + r·(last - first)/(n - 1)``."""
         env, (row, source) = self.env, self._rows[0][0]
         activity, timeline, rows = self.activity[0], self.timeline, node.rows
-        depth, release = self.plan.input_depth_rows, self.plan.input_release
+        buffers, window = self.plan.buffers[0], self.window_start
 
         def wait(g: int):
             """What row ``g`` of the stream waits for: None when its slot is free now."""
-            old = g - depth
-            if old < 0:
-                return None
-            image, k = divmod(old, rows)
-            for consumer, rel in release:
-                event = batch.until(batch.progress[consumer][image], rel[k])
-                if event is not None:
-                    return event
-            return None
+            return _room(batch, buffers, rows, g, window)
 
         for image in range(batch.images):
             q = 0
@@ -434,7 +487,10 @@ class ChipModel:
                 first, last = _forks(row.deliver, t, last, n)
                 step = (last - first) / (n - 1) if n > 1 else 0
                 for r in range(n):
-                    batch.row_done(0, image, q + r, last if r == n - 1 else first + int(r * step))
+                    ready = last if r == n - 1 else first + int(r * step)
+                    if window:  # a row's last pixels land as the reader frees their slot
+                        ready = max(ready, _freed(batch, buffers, rows, image * rows + q + r)[1])
+                    batch.row_done(0, image, q + r, ready)
                 self.counters.tally(source, n)
                 activity.busy_ps += n * node.row_plans[0].busy_ps
                 activity.span(now, link_end)
@@ -446,11 +502,16 @@ class ChipModel:
         env, rows, timeline = self.env, self._rows[node.index], self.timeline
         activity, name, kind = self.activity[node.index], node.name, node.kind
         unit_free = dict.fromkeys(node.tiles, 0)
+        buffers = self.plan.buffers[node.index] if self.stall else ()
         for image in range(batch.images):
-            inputs = [(batch.progress[p][image], need) for p, need in node.producers]
+            inputs = [(batch.progress[p][image], need, lo)
+                      for (p, need), lo in zip(node.producers, node.firsts)]
             for r, ((row, source), plan) in enumerate(zip(rows, node.row_plans)):
-                for st, need in inputs:
-                    wait = st.wait_for(need[r])
+                g = image * node.rows + r
+                while (room := _room(batch, buffers, node.rows, g, self.window_start)) is not None:
+                    yield room
+                for st, need, lo in inputs:
+                    wait = st.wait_for(need[r], False, lo[r])
                     if wait is not None:
                         yield wait
                 home = plan.tile
@@ -460,6 +521,9 @@ class ChipModel:
                 t, last = _fork(row.read, now, now, 1)
                 start = t
                 t, last = _through(row.unit, t, last, 1)
+                # The units stream the row's pixels, so its inputs are read until the last pixel
+                # is done; the row is delivered whole (digital layers start per whole row).
+                batch.row_read(node.index, image, r, t, now)
                 _, ready = _forks(row.deliver, t, last, 1)
                 unit_free[home] = t
                 self.counters.tally(source)
@@ -467,6 +531,8 @@ class ChipModel:
                 activity.span(start, t)
                 if timeline is not None:
                     timeline.append((start, t, name, home, kind))
+                if self.window_start:  # its last pixels land as the reader frees their slot
+                    ready = max(ready, _freed(batch, buffers, node.rows, g)[1])
                 batch.row_done(node.index, image, r, ready)
 
     def _replica(self, batch: Batch, node: Node, rp: ReplicaPlan, group: PeGroup,
@@ -478,24 +544,33 @@ class ChipModel:
         per_image = sum(rp.share) * mvm
         fine = self.mode == "fine"
         window = self.window_start
+        buffers, rows = self.plan.buffers[index] if self.stall else (), node.rows
         for image in range(batch.images):
-            inputs = [(batch.progress[p][image], need) for p, need in node.producers]
+            inputs = [(batch.progress[p][image], need, lo)
+                      for (p, need), lo in zip(node.producers, node.firsts)]
             group.busy_ps += per_image
             activity.busy_ps += per_image
             for r, n in enumerate(rp.share):
                 if not n:
                     continue
-                for st, need in inputs:
-                    wait = st.wait_for(need[r], window)
+                # The row is written into its consumers' eDRAM: it waits for room there.
+                g = image * rows + r
+                while (room := _room(batch, buffers, rows, g, window)) is not None:
+                    yield room
+                # With a window-level start, item i cannot end before the share (i+1)/n of the
+                # slot it overwrites has been freed.
+                freed_open, freed_full = _freed(batch, buffers, rows, g) if window else (0, 0)
+                for st, need, lo in inputs:
+                    wait = st.wait_for(need[r], window, lo[r])
                     if wait is not None:
                         yield wait
                 # With a window-level start the row begins once its first window exists; its
                 # item i cannot end before the share i/n of its last input row has arrived.
                 opened = full = 0
                 if window:
-                    for st, need in inputs:
-                        opened = max(opened, st.early[need[r]])
-                        full = max(full, st.cum[need[r]])
+                    for st, need, lo in inputs:
+                        opened = max(opened, st.at(lo[r], need[r], True))
+                        full = max(full, st.at(lo[r], need[r], False))
                 if group._taken is not None:
                     yield from group.wait_free()
                 tier2 = self._tier2.get(id(rp))
@@ -505,7 +580,7 @@ class ChipModel:
                 if tier2:
                     counters.tally(tier2[0], n)
                 items, count = (n, 1) if fine else (1, n)
-                ready, first_ready = 0, None
+                ready, first_ready, read_from = 0, None, None
                 for item in range(items):
                     # The next inputs are fetched while the last MVM booked on the crossbars runs.
                     pace = group.xbar_free_ps - mvm
@@ -526,7 +601,13 @@ class ChipModel:
                         arrived = opened + (item + 1) * (full - opened) // items + mvm
                         if arrived > x1:
                             x1 = arrived
+                        if freed_full:
+                            freed = freed_open + (item + 1) * (freed_full - freed_open) // items
+                            if freed > x1:
+                                x1 = freed
                     group.xbar_free_ps = x1
+                    if read_from is None:
+                        read_from = x0
                     t, end = x0 + mvm + tail, x1 + tail
                     for single, f in drain:
                         t, end = _through(f, t, end, count) if single else _fork(f, t, end, count)
@@ -540,4 +621,6 @@ class ChipModel:
                         activity.last_ps = x1
                     if timeline is not None:
                         timeline.append((x0, x1, name, home, "mvm"))
+                # Its inputs were read from the first MVM's start to the last one's.
+                batch.row_read(index, image, r, x1 - mvm, read_from)
                 batch.row_done(index, image, r, ready, first_ready)

@@ -154,6 +154,8 @@ class Node:
     rows: int
     producers: tuple[tuple[int, tuple[int, ...]], ...]
     """(producer node, last producer row needed by each output row)"""
+    firsts: tuple[tuple[int, ...], ...]
+    """per producer, the first of its rows each output row reads"""
     home: int
     tiles: tuple[int, ...]
     pes: tuple[int, ...] = ()
@@ -171,12 +173,26 @@ class Plan:
     pe_tier2_ps: dict[int, int]
     """extra drain latency of a PE when its columns are scaled"""
     tier2_scale_bits: int
-    input_depth_rows: int = 1 << 30
-    """input rows the first layers' eDRAM holds: how far the image stream may run ahead"""
-    input_release: tuple[tuple[int, tuple[int, ...]], ...] = ()
-    """per consumer of the input, the output row after which each input row is no longer read"""
+    buffers: tuple[tuple[Buffer, ...], ...] = ()
+    """per node, the eDRAM buffer its output rows go into at each of its consumers"""
     edram_windows: dict[int, tuple[tuple[str, int], ...]] = field(default_factory=dict)
-    """per tile, the window (bytes) of every input stream its eDRAM holds, by consuming layer"""
+    """per tile, the bytes every stream its eDRAM holds needs at least, by consuming layer"""
+
+    @property
+    def input_depth_rows(self) -> int:
+        """Input rows the image stream may run ahead of its slowest-releasing reader by."""
+        return min((b.depth for b in self.buffers[0]), default=1 << 30) if self.buffers else 1 << 30
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """Where one node's output rows wait for one consumer: ``depth`` rows of it fit in the
+    consumer's eDRAM, and producer row ``k`` is freed once the consumer's output row
+    ``release[k]`` exists (the last of its rows that reads ``k``)."""
+
+    consumer: int
+    depth: int
+    release: tuple[int, ...]
 
 
 class _Geometry:
@@ -283,6 +299,92 @@ def _release(first: tuple[int, ...], rows: int) -> tuple[int, ...]:
     return tuple(out)
 
 
+def stream_depths(rows: list, producers: list, firsts: list, consumers: list,
+                  images: int = 3) -> dict[tuple[int, int], int]:
+    """The fewest rows of each stream (producer ``p`` → consumer ``c``) that keep the pipeline
+    from deadlocking on full buffers.
+
+    A node writes its output row only when every consumer's buffer has a free row, and frees a
+    row of its producer once its own rows reading it exist. Where a node feeds two paths that
+    join again (a residual block: the add reads the skip path only after the main path, which
+    reads further rows of the same input, has produced its row), too small a skip buffer stops
+    the fork, which starves the main path the join waits for. Such a network of processes with
+    blocking reads and writes deadlocks or not whatever the timing (it is a bounded Kahn process
+    network), so an untimed run decides it: every stream starts at the rows one output row of its
+    consumer reads, the rows of ``images`` images are played out, and wherever every node is
+    stuck, the streams whose producers wait only for room grow by a row; larger buffers never
+    deadlock where smaller ones do not.
+    """
+    n_nodes = len(rows)
+    release: dict[tuple[int, int], tuple[int, ...]] = {}
+    depth: dict[tuple[int, int], int] = {}
+    for c in range(1, n_nodes):
+        for p, (least, first) in stream_reads(c, producers, firsts).items():
+            depth[(p, c)] = least
+            release[(p, c)] = _release(first, rows[p])
+    total = [r * images for r in rows]
+    made = [0] * n_nodes
+
+    def waits_for(n: int) -> tuple[int, bool] | None:
+        """The node that node ``n`` waits for and whether for room in its buffer; None if free."""
+        image, r = divmod(made[n], rows[n])
+        for p, need in producers[n]:
+            if made[p] <= image * rows[p] + need[r]:
+                return p, False
+        for c in consumers[n]:
+            old = made[n] - depth[(n, c)]
+            if old >= 0:
+                oi, k = divmod(old, rows[n])
+                if made[c] <= oi * rows[c] + release[(n, c)][k]:
+                    return c, True
+        return None
+
+    pending = set(range(n_nodes))
+    while True:
+        while pending:
+            n = pending.pop()
+            moved = False
+            while made[n] < total[n] and waits_for(n) is None:
+                made[n] += 1
+                moved = True
+            if moved:
+                pending.update(consumers[n])
+                pending.update(p for p, _ in producers[n])
+        if made == total:
+            return depth
+        # Every unfinished node waits for another: follow the waits to a cycle and give each
+        # stream on it that is full a row more.
+        n = next(i for i in range(n_nodes) if made[i] < total[i])
+        seen: dict[int, int] = {}
+        path: list[tuple[int, int, bool]] = []
+        while n not in seen:
+            seen[n] = len(path)
+            target, room = waits_for(n)
+            path.append((n, target, room))
+            n = target
+        cycle = path[seen[n]:]
+        full = [(a, b) for a, b, room in cycle if room]
+        if not full:  # cannot happen: a cycle of input waits alone would be a cyclic network
+            raise RuntimeError("the pipeline plan waits in a cycle of inputs")
+        for edge in full:
+            depth[edge] += 1
+            pending.add(edge[0])
+
+
+def stream_reads(c: int, producers: list, firsts: list) -> dict[int, tuple[int, tuple[int, ...]]]:
+    """Per producer ``p`` of node ``c``: the rows of ``p`` one output row of ``c`` reads at most,
+    and the first row of ``p`` each output row reads (a node read twice: both reads' union)."""
+    reads: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+    for (p, last), first in zip(producers[c], firsts[c]):
+        if p in reads:
+            seen_last, seen_first = reads[p]
+            last = tuple(max(a, b) for a, b in zip(last, seen_last))
+            first = tuple(min(a, b) for a, b in zip(first, seen_first))
+        reads[p] = (last, first)
+    return {p: (max(lr - fr + 1 for lr, fr in zip(last, first)), first)
+            for p, (last, first) in reads.items()}
+
+
 def _first_needs(consumer: Layer, rows: int, through_flatten: bool) -> tuple[int, ...]:
     """The first producer row each output row of ``consumer`` reads."""
     if through_flatten or consumer.kind == "linear":
@@ -342,29 +444,18 @@ class _Builder:
         firsts: list[tuple] = [()]
         row_tiles: dict[int, tuple[int, ...]] = {}
         """per digital node, the tile of each output row"""
+        ins_of: list[list[tuple[int, bool]]] = [[]]
         for layer in net.layers:
             if layer.kind == "flatten":
                 alias[layer.name] = (alias[layer.inputs[0]][0], True)
                 continue
-            index = len(layers)
-            alias[layer.name] = (index, False)
+            alias[layer.name] = (len(layers), False)
             ins = [alias[name] for name in layer.inputs]
             out_rows = layer.out_shape[1]
             producers.append(tuple(
                 (p, _needs(layer, out_rows, rows[p], flat)) for p, flat in ins))
             firsts.append(tuple(_first_needs(layer, out_rows, flat) for _, flat in ins))
-            if layer.has_weights:
-                lm = by_layer[layer.name]
-                placed = [self.mapping.pes[i] for i in lm.pes]
-                homes.append(placed[0].tile)
-                tiles.append(tuple(sorted({p.tile for p in placed})))
-            else:
-                first = ins[0][0]
-                homes.append(homes[first])
-                row_tiles[len(layers)] = self._digital_tiles(layer, spread[first] + tiles[first])
-                tiles.append(tuple(sorted(set(row_tiles[len(layers)]))))
-            spread.append(tiles[-1] if not layer.has_weights else tuple(sorted(
-                {self.mapping.pes[pes[0]].tile for pes in _replica_pes(by_layer[layer.name])})))
+            ins_of.append(ins)
             layers.append(layer)
             rows.append(out_rows)
         output = alias[net.output.name][0]
@@ -373,6 +464,34 @@ class _Builder:
             for p, _ in prods:
                 if index not in consumers[p]:
                     consumers[p].append(index)
+        minimum = stream_depths(rows, producers, firsts, consumers)
+        need = {c: self._stream_windows(c, layers, producers, firsts)
+                for c in range(1, len(layers))}
+        # eDRAM bytes already promised in each tile: the whole rows one output row reads of
+        # every stream of the weight layers there (what the engine holds, see _buffers).
+        held = {c: sum(max(need[c][p], least * self._row_bytes(layers, p))
+                       for p, (least, _) in stream_reads(c, producers, firsts).items())
+                for c in range(1, len(layers))}
+        promised: dict[int, float] = {}
+        for c in range(1, len(layers)):
+            if layers[c].has_weights:
+                for t in {self.mapping.pes[i].tile for i in by_layer[layers[c].name].pes}:
+                    promised[t] = promised.get(t, 0) + held[c]
+        for index in range(1, len(layers)):
+            layer, ins = layers[index], ins_of[index]
+            if layer.has_weights:
+                lm = by_layer[layer.name]
+                placed = [self.mapping.pes[i] for i in lm.pes]
+                homes.append(placed[0].tile)
+                tiles.append(tuple(sorted({p.tile for p in placed})))
+            else:
+                first = ins[0][0]
+                homes.append(homes[first])
+                row_tiles[index] = self._digital_tiles(layer, spread[first] + tiles[first],
+                                                       held[index], promised)
+                tiles.append(tuple(sorted(set(row_tiles[index]))))
+            spread.append(tiles[-1] if not layer.has_weights else tuple(sorted(
+                {self.mapping.pes[pes[0]].tile for pes in _replica_pes(by_layer[layer.name])})))
         # Row q of a node goes to every tile of a weight consumer (its replicas compute pixels of
         # every row) and to the tiles of a digital consumer whose rows read q.
         wanted: list[list[set[int]]] = [[set() for _ in range(n)] for n in rows]
@@ -390,6 +509,7 @@ class _Builder:
         for index in range(1, len(layers)):
             layer = layers[index]
             common = dict(index=index, name=layer.name, kind=layer.kind, rows=rows[index],
+                          firsts=firsts[index],
                           producers=producers[index], home=homes[index], tiles=tiles[index],
                           consumers=tuple(consumers[index]))
             if layer.has_weights:
@@ -401,14 +521,12 @@ class _Builder:
                     layer, row_tiles[index], producers[index], layers, dests[index])))
         units = self.arch.unit_count("tier2_scale", "pe")
         pe_tier2 = {p.index: self.geo.ops_ps(p.weight_columns, units) for p in self.mapping.pes}
-        windows = self._windows(layers, producers, tiles, row_tiles)
-        depth = self._input_depth(windows, rows[0], consumers[0], producers, firsts, layers)
-        release = tuple((c, _release(firsts[c][[p for p, _ in producers[c]].index(0)], rows[0]))
-                        for c in consumers[0])
+        buffers, windows = self._buffers(layers, rows, producers, firsts, consumers, tiles, row_tiles,
+                                         minimum, need)
         return Plan(nodes=tuple(nodes), output=output, mvm_cycles=self.cycles,
                     read_cycle_ps=self.cycle_ps, pe_tier2_ps=pe_tier2,
-                    tier2_scale_bits=self.arch.tier2.scale_bits, input_depth_rows=depth,
-                    input_release=release, edram_windows=windows)
+                    tier2_scale_bits=self.arch.tier2.scale_bits, buffers=buffers,
+                    edram_windows=windows)
 
     def _window_bytes(self, consumer: Layer, shape: tuple[int, int, int]) -> int:
         """Bytes of a producer's output (``shape``) a consumer must hold to compute (ISAAC's
@@ -422,48 +540,82 @@ class _Builder:
             return c * h * w * self.geo.in_bytes
         return c * self.geo.in_bytes
 
-    def _windows(self, layers: list, producers: list, tiles: list,
-                 row_tiles: dict) -> dict[int, tuple[tuple[str, int], ...]]:
-        """Per tile, the windows its eDRAM holds; raises ConfigError when they do not fit."""
-        net = self.mapping.network
-        out: dict[int, list[tuple[str, int]]] = {}
-        for c in range(1, len(layers)):
-            at = tiles[c] if layers[c].has_weights else sorted(set(row_tiles[c]))
-            for p, _ in producers[c]:
-                shape = layers[p].out_shape if p else net.input_shape
-                nbytes = self._window_bytes(layers[c], shape)
-                for t in at:
-                    out.setdefault(t, []).append((layers[c].name, nbytes))
+    def _stream_windows(self, c: int, layers: list, producers: list, firsts: list) -> dict[int, int]:
+        """Per producer of node ``c``, the bytes of its window in each tile of ``c``
+        (:meth:`_window_bytes`)."""
+        return {p: self._window_bytes(layers[c], layers[p].out_shape if p else
+                                      self.mapping.network.input_shape)
+                for p in stream_reads(c, producers, firsts)}
+
+    def _buffers(self, layers: list, rows: list, producers: list, firsts: list, consumers: list,
+                 tiles: list, row_tiles: dict, minimum: dict, windows_of: dict):
+        """Per node, the buffer of its output rows at each consumer, and per tile the window
+        bytes of every stream it holds; raises ConfigError when a tile's eDRAM cannot hold its
+        streams' windows, or a skip path cannot get the rows :func:`stream_depths` requires.
+
+        Every stream (producer ``p`` → consumer ``c``) holds its window (ISAAC's pixel-level
+        buffering) in every tile of ``c``. The engine moves whole rows, so each stream holds the
+        rows one output row of ``c`` reads (less than a row more than its window); the eDRAM a
+        tile has left after those is shared by its streams as run-ahead, the same share of an
+        image to each, so that every producer may run as far ahead in time (its rows come at
+        its rows per image times the image rate): tile ``t`` gives each stream the share
+        ``L_t = left_t / Σ image bytes`` of its producer's image, in rows ``L_t · rows``. A weight
+        consumer's every tile holds every row (its replicas compute pixels of all rows), so the
+        stream runs ahead by the smallest share; a digital consumer whose rows are dealt over
+        tiles holds in each only the rows its own rows there read, so its tiles pool their
+        shares: ``Σ L_t``. The stream's depth is the rows one output row reads plus that
+        run-ahead in whole rows; with ``chip.backpressure: all`` it must reach the minimum that
+        keeps the pipeline from deadlocking (:func:`stream_depths`)."""
         edram = self.arch.role("edram")
         capacity = edram.size_kb * 1024
-        for t, streams in sorted(out.items()):
-            need = sum(b for _, b in streams)
-            if need > capacity:
-                worst = ", ".join(f"{name} {b / 1024:.1f} KB" for name, b in
-                                  sorted(streams, key=lambda x: -x[1])[:4])
+        streams: dict[tuple[int, int], tuple[int, int, tuple[int, ...]]] = {}
+        held: dict[int, list[tuple[int, int, int]]] = {}
+        for c in range(1, len(layers)):
+            at = tiles[c] if layers[c].has_weights else sorted(set(row_tiles[c]))
+            for p, (least, first) in stream_reads(c, producers, firsts).items():
+                streams[(p, c)] = (self._row_bytes(layers, p), least, first)
+                for t in at:
+                    held.setdefault(t, []).append((p, c, windows_of[c][p]))
+        ahead: dict[tuple[int, int], list[float]] = {}
+        over: dict[tuple[int, int], float] = {}
+        """per stream, the bytes its fullest tile lacks for the rows one output row reads"""
+        for t, here in sorted(held.items()):
+            total = sum(need for _, _, need in here)
+            if total > capacity:
+                worst = ", ".join(f"{layers[c].name} {need / 1024:.1f} KB" for _, c, need in
+                                  sorted(here, key=lambda x: -x[2])[:4])
                 raise ConfigError(
                     self.arch.source, f"components.{self.arch.role_name('edram')}.size_kb",
                     f"tile {t}'s eDRAM of {edram.size_kb:g} KB cannot hold the input windows of "
-                    f"the layers it serves ({need / 1024:.1f} KB at {self.mapping.input_bits}-bit "
-                    f"inputs: {worst}); it needs at least {math.ceil(need / 1024)} KB")
-        return {t: tuple(s) for t, s in out.items()}
-
-    def _input_depth(self, windows: dict, rows: int, consumers: list, producers: list,
-                     firsts: list, layers: list) -> int:
-        """Input rows the stream may run ahead by: the room left in the smallest eDRAM of the
-        tiles reading the input, after the other streams' windows, in rows of the image (at
-        least the rows one output row of a consumer reads, as layers start at row level)."""
-        c_in, _, w = self.mapping.network.input_shape
-        row_bytes = c_in * w * self.geo.in_bytes
-        capacity = self.arch.role("edram").size_kb * 1024
-        input_names = {layers[c].name for c in consumers}
-        room = min((capacity - sum(b for name, b in streams if name not in input_names)
-                    for t, streams in windows.items()
-                    if any(name in input_names for name, _ in streams)), default=capacity)
-        least = max(last[r] - first[r] + 1 for c in consumers
-                    for (p, last), first in zip(producers[c], firsts[c]) if p == 0
-                    for r in range(len(last)))
-        return max(least, int(room // row_bytes))
+                    f"the layers it serves ({total / 1024:.1f} KB at {self.mapping.input_bits}-bit "
+                    f"inputs: {worst}); it needs at least {math.ceil(total / 1024)} KB")
+            # The engine holds whole rows: the rows one output row reads count in full here.
+            whole = sum(max(need, streams[(p, c)][1] * streams[(p, c)][0]) for p, c, need in here)
+            # The same share of an image to every stream: as far ahead in time as each other.
+            level = max(0.0, capacity - whole) / sum(streams[(p, c)][0] * rows[p] for p, c, _ in here)
+            for p, c, _ in here:
+                ahead.setdefault((p, c), []).append(level)
+                over[(p, c)] = max(over.get((p, c), 0.0), whole - capacity)
+        depth: dict[tuple[int, int], int] = {}
+        for (p, c), levels in ahead.items():
+            row_bytes, least, _ = streams[(p, c)]
+            run = (min(levels) if layers[c].has_weights else sum(levels)) * rows[p]
+            depth[(p, c)] = least + int(run)
+            if depth[(p, c)] < minimum[(p, c)] and self.arch.chip.backpressure == "all":
+                short = (minimum[(p, c)] - least - run) * row_bytes + max(0.0, over[(p, c)])
+                raise ConfigError(
+                    self.arch.source, f"components.{self.arch.role_name('edram')}.size_kb",
+                    f"the tiles of layer {layers[c].name!r} cannot buffer the "
+                    f"{minimum[(p, c)]} rows of {layers[p].name if p else INPUT!r} its skip path "
+                    f"needs ({row_bytes / 1024:.1f} KB each at {self.mapping.input_bits}-bit "
+                    f"inputs): about {math.ceil(short / 1024)} KB more eDRAM there")
+        buffers = tuple(
+            tuple(Buffer(c, depth[(p, c)], _release(streams[(p, c)][2], rows[p]))
+                  for c in consumers[p])
+            for p in range(len(layers)))
+        windows: dict[int, tuple[tuple[str, int], ...]] = {
+            t: tuple((layers[c].name, need) for _, c, need in here) for t, here in held.items()}
+        return buffers, windows
 
     def _digital_work(self, layer: Layer) -> dict[str, int]:
         """Time one output row of ``layer`` keeps each kind of a tile's digital units busy."""
@@ -491,7 +643,13 @@ class _Builder:
                     load[(unit, home)] = load.get((unit, home), 0) + mvms * ps
         return load
 
-    def _digital_tiles(self, layer: Layer, near: tuple[int, ...]) -> tuple[int, ...]:
+    def _row_bytes(self, layers: list, p: int) -> int:
+        """Bytes of one output row of node ``p``."""
+        c, _, w = layers[p].out_shape if p else self.mapping.network.input_shape
+        return c * w * self.geo.in_bytes
+
+    def _digital_tiles(self, layer: Layer, near: tuple[int, ...], need: int,
+                       promised: dict[int, float]) -> tuple[int, ...]:
         """The tile of each output row of a digital layer (its units are replicated in every tile).
 
         The layer needs ``k = ceil(rows · row time · DIGITAL_HEADROOM / crossbar interval)``
@@ -500,23 +658,31 @@ class _Builder:
         candidates are the ``2k`` mapped tiles nearest (in routers) to its first producer's home,
         ``near`` (the producer's replica homes and tiles) first; each row goes to the candidate
         whose busiest unit would be least loaded (the replicas' work and earlier digital layers'
-        rows count), the nearer on a tie."""
+        rows count), the nearer on a tie. A tile takes its first row of the layer only if its
+        eDRAM still has room for the ``need`` bytes of the layer's input streams (``promised``
+        holds what each tile's eDRAM already keeps, and is updated); where no candidate has room,
+        the next nearest mapped tile that has is added (none: the capacity check reports it)."""
         rows, work = layer.out_shape[1], self._digital_work(layer)
-        need = min(rows, max(1, math.ceil(rows * max(work.values()) * DIGITAL_HEADROOM
-                                          / self.xbar_interval_ps)))
+        tiles_needed = min(rows, max(1, math.ceil(rows * max(work.values()) * DIGITAL_HEADROOM
+                                                  / self.xbar_interval_ps)))
         home = near[0] if near and near[0] >= 0 else 0
         mapped = range(max(1, self.mapping.tiles))
         hops = {t: len(self.geo.route(self.geo.router(home), self.geo.router(t))) for t in mapped}
         rank = {t: i for i, t in enumerate(dict.fromkeys(t for t in near if t >= 0))}
-        candidates = sorted(mapped, key=lambda t: (t not in rank, rank.get(t, 0), hops[t], t))[:2 * need]
+        order = sorted(mapped, key=lambda t: (t not in rank, rank.get(t, 0), hops[t], t))
+        capacity = self.arch.role("edram").size_kb * 1024
+        fits = [t for t in order if promised.get(t, 0) + need <= capacity]
+        candidates = (fits or order)[:2 * tiles_needed]
         load = self.digital_load
-        out = []
+        out: list[int] = []
         for _ in range(rows):
             tile = min(candidates, key=lambda t: (max(load.get((u, t), 0) + ps for u, ps in work.items()),
                                                   hops[t], t))
             for unit, ps in work.items():
                 load[(unit, tile)] = load.get((unit, tile), 0) + ps
             out.append(tile)
+        for t in set(out):
+            promised[t] = promised.get(t, 0) + need
         return tuple(out)
 
     def _input_node(self, rows: int, dests: tuple[int, ...], consumers: tuple[int, ...]) -> Node:
@@ -529,7 +695,7 @@ class _Builder:
         link = self.geo.offchip_ps(nbytes)
         row = RowPlan(read=((),), unit=(Stage(("offchip", 0), link),), deliver=deliver,
                       busy_ps=link, counts=counts)
-        return Node(index=0, name=INPUT, kind=INPUT, rows=rows, producers=(), home=OFFCHIP,
+        return Node(index=0, name=INPUT, kind=INPUT, rows=rows, producers=(), firsts=(), home=OFFCHIP,
                     tiles=(), row_plans=(row,) * rows, consumers=consumers)
 
     def _digital_rows(self, layer: Layer, homes: tuple[int, ...], producers: tuple, layers: list,
