@@ -161,11 +161,13 @@ def simulate(arch: Arch | str | Path | Deployment, workload: Workload | str | Pa
     if functional:
         from xsim.functional.masks import task_masks_from_tasks
         from xsim.functional.metrics import functional_metrics
+        from xsim.functional.nonideal import DeviceModel
 
         masks = {task.name: task_masks_from_tasks(tasks, task.name) for task in dep.workload.tasks}
         per_task, per_layer = functional_metrics(
             dep, weights, images=images, seed=dep.workload.seed,
             calibration_images=CALIBRATION_IMAGES,
+            device=DeviceModel.from_arch(dep.arch, dep.workload.seed),
             masks_by_task=dict(progress(masks.items(), "bit-accurate inference")))
         per_task, per_layer = tuple(per_task), tuple(per_layer)
         clock.lap("functional")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from xsim.functional.nonideal import DeviceModel
 from xsim.mta.scenario import MtaResult
 from xsim.strategies import strategy as strategy_of
 from xsim.write_model import assumptions
@@ -141,6 +142,7 @@ def run_summary(result) -> dict[str, Any]:
                       if k not in ("layers", "components", "counts")},
         "multi_task": {**mta_summary, "first_switch": first_switch_rows(result.first_switch)},
         "write_model": {**dep.hardware.write, **assumptions(dep.arch)},
+        "nonideal": DeviceModel.from_arch(dep.arch, dep.workload.seed).summary(),
     }
     if result.functional_tasks is not None:
         summary["functional"] = list(result.functional_tasks)
