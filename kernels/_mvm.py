@@ -205,13 +205,16 @@ def _build_mvm_nonideal(width):
     @njit(**PARALLEL_JIT)
     def mvm_nonideal(x, wp, dev, gsq, out, rows, cell_bits, blocks_per_group, ph_kind, ph_shift,
                      ph_nplanes, ph_plane0, ph_sign, arr_sign, adc_mode, code_max, ratio, step,
-                     noise_sigma, read_sigma, key, bias, tile_b, tile_n):
+                     noise_sigma, read_sigma, key, bias, tile_b):
         """:func:`mvm_generic` with per-cell deviations ``dev`` (float32 ``[R, A, S, rows, N]``).
 
         Each conversion's column sum is the popcount sum plus ``sum_k x_k * dev[k, n]`` (float32,
         summed over the driven rows in row order) plus read noise: ``noise_sigma`` (fixed) or, with
         ``read_sigma`` > 0, ``read_sigma * sqrt(sum_k x_k**2 * gsq[k, n])``; then it is rounded
-        half up and converted as in :func:`mvm_generic`, with the same noise indices.
+        half up and converted as in :func:`mvm_generic`, with the same noise indices.  Every inner
+        loop runs over all N columns of one row (contiguous), so LLVM vectorises it; buffers are
+        cleared by explicit loops (a slice assignment inside ``prange`` becomes a nested parfor,
+        which costs far more than the work here).
         """
         n_batch = x.shape[0]
         k_total = x.shape[1]
@@ -220,6 +223,7 @@ def _build_mvm_nonideal(width):
         n_planes = ph_plane0[n_phases - 1] + ph_nplanes[n_phases - 1]
         n_tiles = (n_batch + tile_b - 1) // tile_b
         state_noise = read_sigma > 0.0
+        noisy = state_noise or noise_sigma > 0.0
         for it in prange(n_tiles):
             prefer_vector_width(width)
             b0 = it * tile_b
@@ -230,9 +234,10 @@ def _build_mvm_nonideal(width):
             driven = np.empty((nb, n_phases, rows), np.int64)
             drive = np.empty((nb, n_phases, rows), np.float32)
             n_driven = np.empty((nb, n_phases), np.int64)
-            acc = np.empty(tile_n, np.int64)
-            err = np.empty(tile_n, np.float32)
-            var = np.empty(tile_n, np.float32)
+            acc = np.empty(n_cols, np.int64)
+            err = np.empty(n_cols, np.float32)
+            var = np.empty(n_cols, np.float32)
+            cols = np.empty(n_cols, np.int64)
             for r in range(n_blocks):
                 g = r // blocks_per_group
                 k0 = r * rows
@@ -248,55 +253,69 @@ def _build_mvm_nonideal(width):
                                 drive[bl, p, m] = np.float32(v)
                                 m += 1
                         n_driven[bl, p] = m
-                for n0 in range(0, n_cols, tile_n):
-                    n1 = min(n_cols, n0 + tile_n)
-                    width_n = n1 - n0
-                    for bl in range(nb):
-                        acc[:] = 0
-                        for p in range(n_phases):
-                            q0 = ph_plane0[p]
-                            for a in range(n_arrays):
-                                sign = ph_sign[p] * arr_sign[a]
-                                for s in range(n_slices):
-                                    shift = ph_shift[p] + s * cell_bits
-                                    base = (((((b0 + bl) * n_blocks + r) * n_phases + p)
-                                             * n_arrays + a) * n_slices + s) * n_cols
-                                    d = dev[r, a, s]
-                                    err[:width_n] = 0.0
-                                    var[:width_n] = 0.0
+                for bl in range(nb):
+                    for n in range(n_cols):
+                        acc[n] = 0
+                    for p in range(n_phases):
+                        q0 = ph_plane0[p]
+                        for a in range(n_arrays):
+                            sign = ph_sign[p] * arr_sign[a]
+                            for s in range(n_slices):
+                                shift = ph_shift[p] + s * cell_bits
+                                base = (((((b0 + bl) * n_blocks + r) * n_phases + p)
+                                         * n_arrays + a) * n_slices + s) * n_cols
+                                d = dev[r, a, s]
+                                for n in range(n_cols):
+                                    err[n] = 0.0
+                                    cols[n] = 0
+                                for m in range(n_driven[bl, p]):
+                                    di = d[driven[bl, p, m]]
+                                    v = drive[bl, p, m]
+                                    for n in range(n_cols):
+                                        err[n] += v * di[n]
+                                if state_noise:
+                                    for n in range(n_cols):
+                                        var[n] = 0.0
+                                    gs = gsq[r, a, s]
                                     for m in range(n_driven[bl, p]):
-                                        i = driven[bl, p, m]
-                                        v = drive[bl, p, m]
-                                        di = d[i, n0:n1]
-                                        for n in range(width_n):
-                                            err[n] += v * di[n]
+                                        gi = gs[driven[bl, p, m]]
+                                        v2 = drive[bl, p, m] * drive[bl, p, m]
+                                        for n in range(n_cols):
+                                            var[n] += v2 * gi[n]
+                                for j in range(ph_nplanes[p]):
+                                    for c in range(n_cells):
+                                        for wd in range(n_words):
+                                            xw = xp[bl, q0 + j, r, wd]
+                                            if xw == 0:
+                                                continue
+                                            wrow = wp[r, a, s, c, wd]
+                                            sh = j + c
+                                            for n in range(n_cols):
+                                                cols[n] += popcount64(xw & wrow[n]) << sh
+                                # Two loops: with the noise draw in a branch, LLVM would
+                                # if-convert it and draw for every column.
+                                if noisy:
+                                    for n in range(n_cols):
+                                        f = np.float64(cols[n]) + np.float64(err[n])
                                         if state_noise:
-                                            gi = gsq[r, a, s, i, n0:n1]
-                                            v2 = v * v
-                                            for n in range(width_n):
-                                                var[n] += v2 * gi[n]
-                                    for n in range(n0, n1):
-                                        col = 0
-                                        for j in range(ph_nplanes[p]):
-                                            for c in range(n_cells):
-                                                cnt_pc = 0
-                                                for wd in range(n_words):
-                                                    cnt_pc += popcount64(xp[bl, q0 + j, r, wd]
-                                                                         & wp[r, a, s, c, wd, n])
-                                                col += cnt_pc << (j + c)
-                                        f = np.float64(col) + np.float64(err[n - n0])
-                                        if state_noise:
-                                            sigma = read_sigma * math.sqrt(np.float64(var[n - n0]))
+                                            sigma = read_sigma * math.sqrt(np.float64(var[n]))
                                         else:
                                             sigma = noise_sigma
                                         if sigma > 0.0:
                                             f += sigma * gaussian(key, np.uint64(base + n))
                                         val = _adc_value(np.int64(math.floor(f + 0.5)), adc_mode,
                                                          code_max, ratio, step)
-                                        acc[n - n0] += sign * (val << shift)
-                        corr = bias * sumx[bl, r]
-                        for n in range(n0, n1):
-                            out[b0 + bl, g, n] += acc[n - n0] - corr
+                                        acc[n] += sign * (val << shift)
+                                else:
+                                    for n in range(n_cols):
+                                        f = np.float64(cols[n]) + np.float64(err[n])
+                                        val = _adc_value(np.int64(math.floor(f + 0.5)), adc_mode,
+                                                         code_max, ratio, step)
+                                        acc[n] += sign * (val << shift)
+                    corr = bias * sumx[bl, r]
+                    dst = out[b0 + bl, g]
+                    for n in range(n_cols):
+                        dst[n] += acc[n] - corr
 
     return mvm_nonideal
 

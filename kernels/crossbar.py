@@ -282,7 +282,7 @@ def crossbar_mvm_packed(x, packed: PackedWeights, *, dac_bits: int, input_bits: 
             x.astype(np.int64, copy=False), packed.planes, dev, gsq, out, rows, cell_bits,
             blocks_per_group, kind, shift, nplanes, plane0, sign, arr_sign,
             _mvm.CLIP if adc_mode == "clip" else _mvm.SCALE, code_max, code_max / adc_range,
-            adc_range / code_max, noise_sigma, read_sigma, key, bias, _TILE_B, _TILE_N)
+            adc_range / code_max, noise_sigma, read_sigma, key, bias, _batch_tile(x.shape[0]))
         return out if group_rows is not None else out[:, 0, :]
     if rows == 128 and cell_bits == 2 and dac_bits == 1 and adc_mode == "clip" \
             and noise_sigma == 0.0 and input_bits <= 8:
