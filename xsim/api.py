@@ -44,6 +44,8 @@ class SimulationResult:
     timeline: tuple[dict, ...]
     functional_tasks: tuple[dict, ...] | None = None
     functional_layers: tuple[dict, ...] | None = None
+    lifetime: tuple[dict, ...] | None = None
+    """with ``lifetime``: top-1 agreement per strategy, task and period (:mod:`xsim.mta.lifetime`)"""
     timings: dict[str, float] = field(default_factory=dict, compare=False)
     """wall seconds per stage (deployment, engine, writes, functional); never in summary.json,
     which must not change between reruns"""
@@ -117,10 +119,13 @@ def _no_progress(items: Iterable, _label: str) -> Iterable:
 
 def simulate(arch: Arch | str | Path | Deployment, workload: Workload | str | Path | None = None,
              *, arch_overrides: dict | None = None, functional: bool = False, images: int = 1,
-             progress: Progress | None = None, max_work: int = DEFAULT_MAX_WORK) -> SimulationResult:
+             progress: Progress | None = None, max_work: int = DEFAULT_MAX_WORK,
+             lifetime: bool = False) -> SimulationResult:
     """Simulate ``workload`` on ``arch`` (or an already built :class:`Deployment`): inference on
     the engine, every adaptation strategy on the schedule, and (``functional``) bit-accurate
-    inference of ``images`` images per task under XMA2's masks. A run whose estimated work
+    inference of ``images`` images per task under XMA2's masks; ``lifetime`` adds each task's
+    top-1 agreement over the chip's life under every strategy's wear (:mod:`xsim.mta.lifetime`,
+    ``images`` images per checkpoint). A run whose estimated work
     exceeds ``max_work`` is refused before it starts (:func:`xsim.config.limits.estimate_work`)."""
     from xsim.engine import simulate_inference
     from xsim.mta.overlap import first_switches
@@ -153,7 +158,8 @@ def simulate(arch: Arch | str | Path | Deployment, workload: Workload | str | Pa
     weights = model_weights(dep.workload, dep.network)
     tasks = build_tasks(dep, weights)
     mta = run_scenario(dep, tasks, inference,
-                       progress=lambda layers: progress(layers, "reprogramming"))
+                       progress=lambda layers: progress(layers, "reprogramming"),
+                       keep_cell_writes=lifetime)
     clock.lap("writes and strategies")
     first, timeline = first_switches(dep, mta, tasks)
     clock.lap("engine")
@@ -171,8 +177,14 @@ def simulate(arch: Arch | str | Path | Deployment, workload: Workload | str | Pa
             masks_by_task=dict(progress(masks.items(), "bit-accurate inference")))
         per_task, per_layer = tuple(per_task), tuple(per_layer)
         clock.lap("functional")
+    life = None
+    if lifetime:
+        from xsim.mta.lifetime import lifetime_rows
+
+        life = tuple(lifetime_rows(dep, weights, tasks, mta, images=images, seed=dep.workload.seed))
+        clock.lap("lifetime")
     return SimulationResult(dep, backbone, mta, tuple(first), tuple(timeline), per_task, per_layer,
-                            clock.laps)
+                            life, clock.laps)
 
 
 class _Stopwatch:

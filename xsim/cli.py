@@ -249,7 +249,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with _claim(args.out, RUN_FILES):
         result = simulate(dep, functional=args.functional,
                           images=args.images, progress=_progress_bar(sys.stderr.isatty()),
-                          max_work=args.max_work)
+                          max_work=args.max_work, lifetime=args.lifetime)
         simulated = time.perf_counter()
         written = write_outputs(result, args.out)
     print(summary_text(result))
@@ -399,7 +399,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--functional", action="store_true",
                    help="also run bit-accurate inference per task under XMA2's masks")
     p.add_argument("--images", type=int, default=1, metavar="N",
-                   help="images per task for --functional (default 1)")
+                   help="images per task for --functional and --lifetime (default 1)")
+    p.add_argument("--lifetime", action="store_true",
+                   help="top-1 agreement of every task with the fault-free model over the chip's "
+                        "life under each strategy's wear (lifetime.csv, lifetime.png)")
     p.add_argument("--max-work", type=int, default=DEFAULT_MAX_WORK, metavar="N",
                    help="refuse a run whose estimated work (engine events + cells costed + "
                    f"thousands of functional MACs) exceeds N (default {DEFAULT_MAX_WORK:.0e})")

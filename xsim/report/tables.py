@@ -118,6 +118,8 @@ def run_tables(result) -> dict[str, list[dict[str, Any]]]:
     if result.functional_tasks is not None:
         tables["functional_tasks"] = list(result.functional_tasks)
         tables["functional_layers"] = list(result.functional_layers)
+    if result.lifetime is not None:
+        tables["lifetime"] = list(result.lifetime)
     return tables
 
 
@@ -146,7 +148,22 @@ def run_summary(result) -> dict[str, Any]:
     }
     if result.functional_tasks is not None:
         summary["functional"] = list(result.functional_tasks)
+    if result.lifetime is not None:
+        summary["lifetime"] = lifetime_summary(result.lifetime)
     return summary
+
+
+def lifetime_summary(rows) -> dict[str, Any]:
+    """Per strategy: the checkpoints, and the first period at which some task's top-1
+    agreement with the fault-free model drops below 1 (None: never within the study)."""
+    out: dict[str, Any] = {}
+    for row in rows:
+        entry = out.setdefault(row["strategy"], {"periods": [], "first_disagreement_period": None})
+        if row["period"] not in entry["periods"]:
+            entry["periods"].append(row["period"])
+        if row["top1_agreement"] < 1.0 and entry["first_disagreement_period"] is None:
+            entry["first_disagreement_period"] = row["period"]
+    return out
 
 
 def _layer_rows(mapping, backbone) -> list[dict]:
