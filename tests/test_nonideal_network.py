@@ -210,3 +210,31 @@ def test_bad_nonideal_input_is_one_message_and_exit_2(tmp_path, capsys, key, exp
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "bad.yaml" in err and expected in err, err
+
+
+def test_nonideal_sweep_file_and_agreement_plot(tmp_path):
+    from xsim.sweep import load_sweep
+
+    spec, points = load_sweep(os.path.join(ROOT, "sweeps", "nonideal.yaml"))
+    assert spec.functional_images == 8 and len(points) == 4 * 4 * 3
+    small = tmp_path / "small.yaml"
+    small.write_text(
+        f"name: small\narch: {ARCH}\nworkload: {LENET}\nfunctional_images: 1\n"
+        "grid:\n  arch.cell.nonideal.variation.sigma: [0.0, 0.3]\n"
+        "  arch.components.adc.bits: [8]\n")
+    out = tmp_path / "out"
+    assert main(["sweep", str(small), "-o", str(out), "--workers", "1"]) == 0
+    import pandas as pd
+
+    frame = pd.read_csv(out / "sweep.csv")
+    agree = frame[(frame["kind"] == "functional_task") & (frame["item"] == "top1_agreement")]
+    assert len(agree) == 2 * 3  # two points, three tasks
+    rel = frame[(frame["kind"] == "functional_task") & (frame["item"] == "rel_error")]
+    by_sigma = rel.groupby("arch.cell.nonideal.variation.sigma")["value"].mean()
+    assert by_sigma[0.3] > by_sigma[0.0]
+    assert (out / "sweep_agreement.png").stat().st_size > 0
+    # the point's cache key covers the images: another count is another point
+    from dataclasses import replace
+
+    _, pts = load_sweep(small)
+    assert replace(pts[0], functional_images=2).key() != pts[0].key()

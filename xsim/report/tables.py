@@ -200,4 +200,9 @@ def sweep_rows(result) -> list[dict[str, Any]]:
                  "value": inference["latency_us"], "unit": "us"})
     rows.append({**base, "kind": "inference", "strategy": "", "item": "energy_per_image_uj",
                  "value": inference["energy_per_image_uj"], "unit": "uJ"})
+    for row in result.functional_tasks or ():
+        for item in ("top1_agreement", "rel_error"):
+            if row[item] is not None:
+                rows.append({**base, "kind": "functional_task", "strategy": "xma2", "task": row["task"],
+                             "item": item, "value": row[item], "unit": "fraction"})
     return rows
