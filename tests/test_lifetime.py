@@ -75,3 +75,23 @@ def test_without_lifetime_nothing_is_kept():
     r = simulate(ARCH, LENET)
     assert r.lifetime is None and r.mta.cell_writes is None and "lifetime" not in r.summary
     assert not np.any([k == "lifetime" for k in r.tables])
+
+
+def test_fault_free_reference_keeps_the_other_nonidealities():
+    """With variation on, period 0 still agrees fully: the reference has the same variation."""
+    arch = load_arch(ARCH, {"cell.endurance_cycles": 100, "cell.nonideal.variation.sigma": 0.05,
+                            "cell.nonideal.programming.enabled": True})
+    from xsim.api import model_weights
+    from xsim.deployment import Deployment
+    from xsim.mta.lifetime import lifetime_rows
+    from xsim.mta.scenario import run_scenario
+    from xsim.mta.tasks import build_tasks
+
+    dep = Deployment.build(arch, LENET)
+    weights = model_weights(dep.workload, dep.network)
+    tasks = build_tasks(dep, weights)
+    zero = {"energy_pj": 0.0, "latency_ps": 0, "tier2_pj": 0.0, "components": {}}
+    mta = run_scenario(dep, tasks, lambda scaled: zero, keep_cell_writes=True)
+    rows = lifetime_rows(dep, weights, tasks, mta, images=2, seed=dep.workload.seed)
+    assert all(r["top1_agreement"] == 1.0 for r in rows if r["period"] == 0)
+    assert min(r["top1_agreement"] for r in rows) < 1.0

@@ -191,8 +191,13 @@ def test_summary_lists_every_nonideality():
     for key in ("programming", "variation", "read_noise", "on_off", "drift", "faults", "wearout"):
         assert key in block
     json.dumps(block, allow_nan=False)
+    from xsim.cli import summary_text
+
+    assert "cell non-idealities on: programming error (row_parallel); variation sigma 0.05" \
+        in summary_text(result)
     ideal = simulate(ARCH, LENET, functional=True, images=1)
     assert ideal.summary["nonideal"]["enabled"] is False
+    assert "non-idealities on" not in summary_text(ideal)
     assert result.functional_tasks[0]["rel_error"] > ideal.functional_tasks[0]["rel_error"]
 
 

@@ -281,7 +281,35 @@ def summary_text(result) -> str:
     if "functional" in s:
         lines += ["", _table(s["functional"], ["task", "images", "rel_error", "snr_db",
                                                "top1_agreement"])]
+    on = _nonideal_on(s.get("nonideal", {}))
+    if on:
+        lines += ["", "cell non-idealities on: " + "; ".join(on)]
+    if "lifetime" in s:
+        first = {k: v["first_disagreement_period"] for k, v in s["lifetime"].items()}
+        lines += ["", "lifetime (lifetime.csv): first period with a task's top-1 disagreement: "
+                  + ", ".join(f"{k} {'never' if v is None else f'{v:.3g}'}" for k, v in first.items())]
     return "\n".join(lines)
+
+
+def _nonideal_on(block: dict) -> list[str]:
+    """The non-idealities of ``summary.json``'s ``nonideal`` block that are on, in words."""
+    if not block.get("enabled"):
+        return []
+    on = []
+    if block["programming"]["enabled"]:
+        on.append(f"programming error ({block['programming']['scheme']})")
+    for key, label in (("variation", "variation"), ("read_noise", "read noise")):
+        if block[key]["sigma"] > 0:
+            on.append(f"{label} sigma {block[key]['sigma']:g}")
+    if block["on_off"]["enabled"]:
+        on.append(f"G_min {block['on_off']['g_min_levels']:.3g} level steps")
+    if block["drift"]["time_s"] > 0:
+        on.append(f"drift at {block['drift']['time_s']:g} s")
+    if block["faults"]["rate"] > 0:
+        on.append(f"stuck-at faults {block['faults']['rate']:g}")
+    if block["wearout"]["enabled"]:
+        on.append("wear-out")
+    return on
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

@@ -15,7 +15,8 @@ endurance; a strategy that writes no cell keeps its day-one figure.
 At each checkpoint, for each strategy and task, the bit-accurate model (the arch's other
 non-idealities as the arch file sets them, plus wear-out, which this study turns on with the
 file's ``wearout`` parameters) runs ``images`` synthetic images and its top-1 class is compared
-with the fault-free model (the same crossbars with every non-ideality off): ``top1_agreement``.
+with the fault-free model (the same model without stuck cells, from manufacture or wear; with
+every other non-ideality off, the ideal crossbars): ``top1_agreement``.
 The network computed is XMA2's masked network of each task for every strategy (its tier-1
 weights and tier-2 scales): the strategies differ in which cells they wear, and this measures
 what their wear does to the same task.  ``switches`` is the number of task switches the chip
@@ -63,7 +64,12 @@ def lifetime_rows(deployment: Deployment, weights, tasks, mta, *, images: int,
     calibration = synthetic_inputs(network, CALIBRATION_IMAGES, seed + CALIBRATION_SEED_OFFSET)
     x = synthetic_inputs(network, images, seed)
     masks = {t.name: task_masks_from_tasks(tasks, t.name) for t in workload.tasks}
-    ideal = CrossbarNetwork(mapping, weights, calibration)
+    # Fault-free: the same cells without stuck ones (manufacture or wear), the other
+    # non-idealities as they are, so period 0 compares like with like.
+    healthy = replace(device, spec=spec.model_copy(update={
+        "faults": spec.faults.model_copy(update={"rate": 0.0}),
+        "wearout": spec.wearout.model_copy(update={"enabled": False})}))
+    ideal = CrossbarNetwork(mapping, weights, calibration, device=healthy, seed=seed)
     want = {task: np.argmax(ideal.run(x, m), axis=1) for task, m in masks.items()}
     periods = workload.schedule.periods if workload.schedule.kind == "round_robin" else 1
     per_period = mta.switch_count / periods
