@@ -156,11 +156,12 @@ def test_stuck_cells_read_their_stuck_level(encoding):
 def test_state_dependent_read_noise_matches_a_per_cell_model():
     """The conversion's noise (variance read_sigma² Σ x² g²) has the distribution of a per-cell
     model that gives every cell its own N(0, (read_sigma g)²) at every read (CrossSim's
-    state-proportional read noise), summed over the driven rows: KS test on the output errors."""
+    state-proportional read noise), summed over the driven rows: KS test on the output errors
+    and their σ within 2 % (the σ estimates' own spread is about 0.6 % here)."""
     from scipy import stats
 
     rng = np.random.default_rng(5)
-    rows, n, k, batch = 128, 64, 128, 64
+    rows, n, k, batch = 128, 64, 128, 256
     cfg = dict(rows=rows, cell_bits=2, dac_bits=1, input_bits=1, weight_bits=2,
                encoding="offset", signed_inputs=False)
     w = rng.integers(-2, 2, (k, n))
@@ -181,7 +182,8 @@ def test_state_dependent_read_noise_matches_a_per_cell_model():
     err_cells = np.concatenate(per_cell)
     assert err_kernel.std() > 0.5  # the test has noise to compare
     assert stats.ks_2samp(err_kernel, err_cells).pvalue > 1e-3
-    assert abs(err_kernel.std() / err_cells.std() - 1) < 0.05
+    assert abs(err_kernel.std() / err_cells.std() - 1) < 0.02
+    assert abs(err_kernel.mean() - err_cells.mean()) < 0.05
 
 
 def test_read_noise_replaces_fixed_noise_and_bad_cells_are_refused():

@@ -243,3 +243,18 @@ def test_nonideal_sweep_file_and_agreement_plot(tmp_path):
 
     _, pts = load_sweep(small)
     assert replace(pts[0], functional_images=2).key() != pts[0].key()
+
+
+def test_cli_run_with_nonidealities_reports_them(tmp_path, capsys):
+    with open(ARCH) as f:
+        text = f.read()
+    arch = tmp_path / "noisy.yaml"
+    arch.write_text(text.replace("\ncell:\n", "\ncell:\n  nonideal:\n    variation:\n      sigma: 0.05\n"
+                                 "    read_noise:\n      sigma: 0.02\n", 1))
+    out = tmp_path / "out"
+    assert main(["run", str(arch), LENET, "-o", str(out), "--functional"]) == 0
+    assert "cell non-idealities on: variation sigma 0.05; read noise sigma 0.02" in capsys.readouterr().out
+    with open(out / "summary.json") as f:
+        summary = json.load(f)
+    assert summary["nonideal"]["enabled"] and summary["nonideal"]["read_noise"]["sigma"] == 0.02
+    assert summary["functional"][0]["rel_error"] > 0.05
