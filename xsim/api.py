@@ -139,8 +139,8 @@ def simulate(arch: Arch | str | Path | Deployment, workload: Workload | str | Pa
     else:
         dep = prepare(arch, workload, arch_overrides)
         clock.lap("deployment")
-    check_work(estimate_work(dep.workload, dep.mapping, functional=functional, images=images),
-               max_work, dep.workload.source)
+    check_work(estimate_work(dep.workload, dep.mapping, functional=functional, images=images,
+                             lifetime=lifetime), max_work, dep.workload.source)
     # The pipelined batch gives throughput; strategies compare one image each, all alike.
     backbone = simulate_inference(dep, images=dep.workload.batch, record_timeline=False)
     clock.lap("engine")

@@ -245,7 +245,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     dep = prepare(args.arch, args.workload)
     deployed = time.perf_counter()
     check_work(estimate_work(dep.workload, dep.mapping, functional=args.functional,
-                             images=args.images), args.max_work, dep.workload.source)
+                             images=args.images, lifetime=args.lifetime), args.max_work,
+               dep.workload.source)
     with _claim(args.out, RUN_FILES):
         result = simulate(dep, functional=args.functional,
                           images=args.images, progress=_progress_bar(sys.stderr.isatty()),
