@@ -8,7 +8,13 @@ slice) with float64 matrix products for the deviation sums and Python loops for 
 import math
 
 import numpy as np
-from kernel_reference import reference_gaussian, reference_phases
+from kernel_reference import (
+    reference_adc,
+    reference_arrays,
+    reference_gaussian,
+    reference_groups,
+    reference_phases,
+)
 
 
 def reference_cell_deviation(levels, *, cell_bits, g_min=0.0, program=None, variation=None,
@@ -48,14 +54,7 @@ def reference_nonideal_mvm(x, w, deviation, *, rows, cell_bits, dac_bits, input_
     batch, k = x.shape
     n = w.shape[1]
     phases = reference_phases(x, input_bits, dac_bits, signed_inputs)
-    if encoding == "differential":
-        arrays = [(np.maximum(w, 0), 1), (np.maximum(-w, 0), -1)]
-        n_slices = -(-(weight_bits - 1) // cell_bits)
-        bias = 0
-    else:
-        bias = 1 << (weight_bits - 1)
-        arrays = [(w + bias, 1)]
-        n_slices = -(-weight_bits // cell_bits)
+    arrays, n_slices, bias = reference_arrays(w, weight_bits, cell_bits, encoding)
     mask = (1 << cell_bits) - 1
     levels = (1 << adc_bits) - 1
     full = rows * mask * ((1 << dac_bits) - 1) if adc_range is None else adc_range
@@ -86,16 +85,7 @@ def reference_nonideal_mvm(x, w, deviation, *, rows, cell_bits, dac_bits, input_
                                           * len(arrays) + a) * n_slices + s) * n + j
                                 f += sigma * reference_gaussian(seed, index)
                             col[b, j] = math.floor(f + 0.5)
-                    if adc_mode == "clip":
-                        value = np.clip(col, 0, levels)
-                    else:
-                        code = np.clip(np.floor(col * (levels / full) + 0.5), 0, levels)
-                        value = np.floor(code * (full / levels) + 0.5).astype(np.int64)
+                    value = reference_adc(col, adc_mode, levels, full)
                     per_block[:, r] += xsign * wsign * value * (1 << (xshift + s * cell_bits))
         per_block[:, r] -= bias * x[:, ks].sum(axis=1)[:, None]
-    if group_rows is None:
-        return per_block.sum(axis=1)
-    per_group = group_rows // rows
-    n_groups = -(-n_blocks // per_group)
-    return np.stack([per_block[:, g * per_group:(g + 1) * per_group].sum(axis=1)
-                     for g in range(n_groups)], axis=1)
+    return reference_groups(per_block, rows, group_rows)
