@@ -291,3 +291,36 @@ def test_replicas_are_rewritten_but_do_not_inflate_a_cells_writes(tmp_path):
     cells = {k: sum(sw.cells_written for (s, _, _), sw in r.mta.switches.items()
                     if s == "full_finetune") for k, r in results.items()}
     assert cells["auto"] > cells[False]
+
+
+def test_a_per_pe_gain_steers_largest_change_to_each_tasks_own_pes():
+    # With pe_spread > 0 each (task, PE) has a log-normal gain on its change size: the PEs a task
+    # picks by largest change are those its gain favours (every gain is 1 with pe_spread 0), so
+    # different tasks pick different PEs; summary.json says which change model ran.
+    from xsim import streams
+
+    base = prepare(ARCH / "isaac128.yaml", WORKLOADS / "lenet5_mta.json", SMALL)
+    spread = 1.5
+    wl = base.workload.model_copy(update={"tasks": tuple(
+        t if t.backbone else t.model_copy(update={
+            "weight_change": t.weight_change.model_copy(update={"pe_spread": spread}),
+            "tier1": t.tier1.model_copy(update={"policy": "largest_change"})})
+        for t in base.workload.tasks)})
+    dep = Deployment(base.arch, base.network, base.mapping, base.hardware, wl)
+    tasks = build_tasks(dep, model_weights(wl, dep.network))
+    first = list(dep.tier1_candidates)
+    chosen = {}
+    for ti, task in enumerate(wl.tasks):
+        if task.backbone:
+            continue
+        gains = np.exp(streams.rng(wl.seed, "task.pe_gain", ti).normal(-spread**2 / 2, spread, len(first)))
+        gain_of = dict(zip(first, gains))
+        picked = tasks.tier1[task.name]
+        assert picked
+        assert np.mean([gain_of[p] for p in picked]) > 1.5 * np.mean(gains)
+        chosen[task.name] = picked
+    sets = list(chosen.values())
+    assert all(len(a & b) < min(len(a), len(b)) for i, a in enumerate(sets) for b in sets[i + 1:])
+    summary = mta_tables(run_scenario(dep, tasks, flat_inference))[1]
+    model = {name: c["model"] for name, c in summary["synthetic_weight_change"].items()}
+    assert set(model.values()) == {"per-PE log-normal gain"}

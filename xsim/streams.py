@@ -12,11 +12,12 @@ stream                     id    key
 ``task.head``              102   task index: a new task's synthetic head
 ``task.tier1``             103   task index: tier-1 PE selection (``random`` policy, ties)
 ``task.tier2_scales``      104   task index: synthetic tier-2 scales
-``device.variation``       105   layer index, conv group: device-to-device variation
-``device.program``         106   layer index, conv group, program: programming error
-``device.drift``           107   layer index, conv group: drift exponents
-``device.faults``          108   layer index, conv group: stuck-at faults at manufacture
-``device.endurance``       109   layer index, conv group: each cell's endurance
+``task.pe_gain``           105   task index: the (task, PE) gains of the synthetic changes
+``device.variation``       201   layer index, conv group: device-to-device variation
+``device.program``         202   layer index, conv group, program: programming error
+``device.drift``           203   layer index, conv group: drift exponents
+``device.faults``          204   layer index, conv group: stuck-at faults at manufacture
+``device.endurance``       205   layer index, conv group: each cell's endurance
 ``learn.split``            17    (none): the stratified train/test split
 ``learn.permutation``      23    task position: a ``permute`` task's pixel permutation
 ``learn.random_tier1``     31    PE count: the random tier-1 baseline's PEs
@@ -39,11 +40,12 @@ STREAMS = {
     "task.head": 102,
     "task.tier1": 103,
     "task.tier2_scales": 104,
-    "device.variation": 105,
-    "device.program": 106,
-    "device.drift": 107,
-    "device.faults": 108,
-    "device.endurance": 109,
+    "task.pe_gain": 105,
+    "device.variation": 201,
+    "device.program": 202,
+    "device.drift": 203,
+    "device.faults": 204,
+    "device.endurance": 205,
     "learn.split": 17,
     "learn.permutation": 23,
     "learn.random_tier1": 31,

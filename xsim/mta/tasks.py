@@ -10,9 +10,13 @@ What is modelled:
   weight shape on the backbone's grid, as ``xsim learn`` exports them); every strategy that
   rewrites PEs then writes those weights. Otherwise each weight changes with probability
   ``weight_change.fraction`` by a step ``round(N(0, sigma_lsb²))`` least-significant bits, clipped
-  to the weight range. The number of cells a rewrite changes follows directly from this
-  distribution, so every output states it. Random streams are keyed by (workload seed, task
-  index, layer index): a task's changes do not depend on which other tasks exist.
+  to the weight range, times a gain of the (task, PE): log-normal with mean 1 and log-σ
+  ``weight_change.pe_spread`` (:class:`xsim.config.workload.WeightChange`), so each task needs
+  its own PEs most and ``largest_change`` picks task-dependent PEs. A PE's replicas share its
+  gain (each copy's rows and columns are the first instance's). The number of cells a rewrite
+  changes follows directly from this distribution, so every output states it. Random streams
+  are keyed by (workload seed, task index, layer index): a task's changes do not depend on
+  which other tasks exist.
 * **Element-wise (Piggyback-style) masks**: each backbone weight is switched off (set to 0) with
   probability ``weight_change.masked_fraction``; on a crossbar this means rewriting those cells.
 * **Heads**: the network's last weight layer is the task's classifier. Task ``t``'s head has
@@ -181,6 +185,8 @@ def build_tasks(deployment: Deployment, weights: dict) -> TaskSet:
             continue
         scores = np.zeros(len(first))
         pe_pos = {p.index: i for i, p in enumerate(first)}
+        spread = task.weight_change.pe_spread
+        gains = np.exp(_rng(workload, "task.pe_gain", ti).normal(-spread**2 / 2, spread, len(first)))
         for lm in mapping.layers:
             if lm.layer.name == deployment.head_layer:
                 continue
@@ -188,7 +194,12 @@ def build_tasks(deployment: Deployment, weights: dict) -> TaskSet:
             rng = _rng(workload, "task.weight_change", ti, lm.layer_index)
             change = task.weight_change
             changed = rng.random(w0.shape, dtype=np.float32) < change.fraction
-            step = np.rint(rng.standard_normal(w0.shape, dtype=np.float32) * change.sigma_lsb)
+            sigma = np.full(w0.shape, change.sigma_lsb, dtype=np.float32)
+            if spread > 0:
+                for pid in lm.pes[: lm.pes_per_replica]:
+                    p = mapping.pes[pid]
+                    sigma[p.row_start:p.row_stop, p.col_start:p.col_stop] *= gains[pe_pos[pid]]
+            step = np.rint(rng.standard_normal(w0.shape, dtype=np.float32) * sigma)
             delta = np.where(changed, np.clip(step, -127, 127), 0).astype(np.int8)
             tasks.deltas[(task.name, lm.layer.name)] = delta
             tasks.masked[(task.name, lm.layer.name)] = (

@@ -87,8 +87,15 @@ def mta_tables(mta: MtaResult) -> tuple[dict[str, list[dict]], dict]:
             "mean_writes": endu.mean_writes, "lifetime_periods": life_p, "lifetime_hours": life_h,
             "extra_area_mm2": tier2_area if entry.scales else 0.0,
         })
-    change = {t.name: {"fraction": t.weight_change.fraction, "sigma_lsb": t.weight_change.sigma_lsb,
-                       "masked_fraction": t.weight_change.masked_fraction}
+    change = {t.name: {"model": "weights_file" if t.weights_file else (
+                           "per-PE log-normal gain" if t.weight_change.pe_spread > 0 else "i.i.d."),
+                       "fraction": t.weight_change.fraction, "sigma_lsb": t.weight_change.sigma_lsb,
+                       "pe_spread": t.weight_change.pe_spread,
+                       "masked_fraction": t.weight_change.masked_fraction,
+                       "tier1_policy": t.tier1.policy,
+                       "description": ("each weight changes with probability fraction by "
+                                       "round(N(0, (sigma_lsb*g)^2)) LSB, g a (task, PE) gain with "
+                                       "ln g ~ N(-pe_spread^2/2, pe_spread^2)")}
               for t in workload.new_tasks}
     summary = {
         "switches": n_switches,
