@@ -7,7 +7,7 @@ ARCH     ?= arch/isaac128.yaml
 WORKLOAD ?= workloads/resnet50_mta.json
 OUT      ?= out
 
-.PHONY: install run test lint fuzz bench sweep sweep-write learn-demo clean
+.PHONY: install run test lint fuzz bench sweep sweep-write sweep-nonideal learn-demo clean
 
 install: $(STAMP)
 
@@ -30,6 +30,10 @@ sweep: $(STAMP)
 # The write-model sweep: cell presets x schemes x write-power budgets on the ResNet-50 scenario.
 sweep-write: $(STAMP)
 	$(BIN)/xsim sweep sweeps/write_model.yaml -o $(OUT)/sweep_write
+
+# Accuracy against the cells' non-idealities: variation x fault rate x ADC bits on LeNet-5.
+sweep-nonideal: $(STAMP)
+	$(BIN)/xsim sweep sweeps/nonideal.yaml -o $(OUT)/sweep_nonideal
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -13,6 +13,10 @@ Measured in one run, at 1 and at 2 threads and in every vector width the host ca
   the kernel does with nothing else around them -- the ceiling of this machine for this work.
   The kernel's throughput is printed as a fraction of it.
 
+* the **non-ideal path** (``cells=``: per-cell programming error and variation, and then with
+  state-dependent read noise too), interleaved with the ideal kernel on the same inputs, printed
+  as the ratio of the ideal throughput to the non-ideal one (the cost of non-idealities).
+
 Kernel and probe run interleaved, ``--pairs`` times, and the medians are printed (the host may
 be shared).  The kernel's result is checked against the numpy reference of the tests (on a slice
 of the batch), whose throughput is printed too.  JIT compilation is kept out of every figure by a
@@ -34,8 +38,17 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from kernel_reference import reference_mvm  # noqa: E402
+from nonideal_reference import reference_nonideal_mvm  # noqa: E402
 
-from xsim.kernels import _target, crossbar_mvm_packed, n_slices, pack_weights  # noqa: E402
+from xsim.kernels import (  # noqa: E402
+    CellDeviation,
+    _target,
+    cell_deviation,
+    crossbar_mvm_packed,
+    n_slices,
+    pack_weights,
+    stored_levels,
+)
 from xsim.kernels._popcount import popcount64  # noqa: E402
 from xsim.kernels._settings import PARALLEL_JIT  # noqa: E402
 
@@ -159,6 +172,47 @@ def main() -> None:
         for threads in sorted({t for t, _ in results}):
             print(f"  512-bit / 256-bit kernel at {threads} thread(s): "
                   f"{results[threads, 512] / results[threads, 256]:.2f}x")
+    nonideal(x, w, packed, cell_macs, args.pairs, sorted({t for t, _ in results}), chosen)
+
+
+def nonideal(x, w, packed, cell_macs, pairs, threads_list, width) -> None:
+    """The non-ideal path against the ideal kernel, interleaved, in this run."""
+    rng = np.random.default_rng(1)
+    levels = stored_levels(w, rows=ROWS, cell_bits=CELL_BITS, weight_bits=WEIGHT_BITS)
+    g = levels.astype(np.float64)
+    cases = {
+        "programming error + variation": cell_deviation(
+            levels, cell_bits=CELL_BITS, program=0.1 * np.sqrt(g) * rng.standard_normal(g.shape),
+            variation=0.05 * rng.standard_normal(g.shape)),
+        "+ state-dependent read noise": cell_deviation(
+            levels, cell_bits=CELL_BITS, program=0.1 * np.sqrt(g) * rng.standard_normal(g.shape),
+            variation=0.05 * rng.standard_normal(g.shape), read_sigma=0.02),
+    }
+    # exactness of the non-ideal kernel against its numpy reference (dyadic deviations)
+    dyadic = (np.round(rng.normal(0, 0.3, levels.shape) * 64) / 64).astype(np.float32)
+    check = crossbar_mvm_packed(x[:8], packed, cells=CellDeviation(dyadic, None, 0.0), **CONFIG)
+    ref = reference_nonideal_mvm(x[:8], w, dyadic, rows=ROWS, cell_bits=CELL_BITS,
+                                 weight_bits=WEIGHT_BITS, **CONFIG)
+    assert np.array_equal(check, ref), "non-ideal kernel differs from its reference"
+    saved = numba.get_num_threads()
+    print(f"non-ideal path ({width}-bit code; same inputs, interleaved with the ideal kernel):")
+    try:
+        for threads in threads_list:
+            numba.set_num_threads(threads)
+            for label, cells in cases.items():
+                crossbar_mvm_packed(x, packed, cells=cells, **CONFIG)  # warm-up
+                runs = [(elapsed(lambda: crossbar_mvm_packed(x, packed, **CONFIG)),
+                         elapsed(lambda cells=cells: crossbar_mvm_packed(x, packed, cells=cells,
+                                                                         **CONFIG)))
+                        for _ in range(max(3, pairs // 3))]
+                ti = statistics.median(t for t, _ in runs)
+                tn = statistics.median(t for _, t in runs)
+                ratio = statistics.median(n / i for i, n in runs)
+                print(f"  {threads} thread{'s' if threads > 1 else ' '} {label}: "
+                      f"{cell_macs / tn / 1e9:6.1f} G cell-MAC/s against ideal "
+                      f"{cell_macs / ti / 1e9:6.1f} G: {ratio:.1f}x slower")
+    finally:
+        numba.set_num_threads(saved)
 
 
 if __name__ == "__main__":

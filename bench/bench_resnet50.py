@@ -14,7 +14,12 @@ image and for a batch of ``--batch`` images (16) run by one :meth:`CrossbarNetwo
   interleaved with the crossbar runs, and the median ratio of the pairs;
 * the process's peak resident memory (``ru_maxrss``, which includes numba's allocations);
 * the logits' relative error and top-1 agreement against the float64 reference;
-* the host (CPU model) and the kernels' vector width.
+* the host (CPU model) and the kernels' vector width;
+* with programming error and device variation on (``cell.nonideal``: the arch's one-shot
+  ``row_parallel`` programming error, ``variation.sigma`` of ``--variation``, 0.05), the setup
+  time (drawing every cell's deviation), the wall time of one image (median of ``--repeats``,
+  interleaved with the ideal model), its ratio to the ideal image, and the top-1 agreement and
+  relative error of its logits against the ideal crossbar model's.
 
 Run: ``.venv/bin/python bench/bench_resnet50.py [--encoding differential] [--repeats 3]``.
 It prints figures and never fails on time.
@@ -33,6 +38,7 @@ import numpy as np
 from xsim.config import build_network, load_arch, load_workload
 from xsim.functional import CrossbarNetwork, forward_float, synthetic_inputs, synthetic_weights
 from xsim.functional import network as functional_network
+from xsim.functional.nonideal import DeviceModel
 from xsim.kernels import _target, vector_width
 from xsim.mapping import map_network
 
@@ -63,6 +69,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs after the warm-up")
     parser.add_argument("--batch", type=int, default=16, help="images of the batched run")
     parser.add_argument("--batch-repeats", type=int, default=1, help="timed batched runs")
+    parser.add_argument("--variation", type=float, default=0.05,
+                        help="cell.nonideal.variation.sigma of the non-ideal run")
     args = parser.parse_args()
 
     overrides = {"crossbar.encoding": args.encoding} if args.encoding else None
@@ -106,16 +114,52 @@ def main() -> None:
             fper = statistics.median(r[2] for r in runs) / batch
             ratio = statistics.median(r[0] / r[2] for r in runs)
             reference = forward_float(network, weights, images)
-            rel = float(np.linalg.norm(logits - reference) / np.linalg.norm(reference))
-            agree = float(np.mean(np.argmax(logits, axis=1) == np.argmax(reference, axis=1)))
+            rel, agree = compare(logits, reference)
             print(f"{batch:3d} image(s), median of {repeats}: bit-accurate {per_image:.3f} s/image "
                   f"(kernel {k:.3f} s, rest {per_image - k:.3f} s); float32 numpy {fper:.3f} "
                   f"s/image; crossbar/float32 {ratio:.2f}x; logits rel error {rel:.4f}, top-1 "
                   f"agreement {agree:.2f}")
     finally:
         functional_network.kernels.crossbar_mvm_packed = timer._inner
+    nonideal_run(arch, mapping, weights, network, model, workload, args)
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"peak memory (max RSS, whole run): {peak_gib:.2f} GiB")
+
+
+def compare(logits, reference) -> tuple[float, float]:
+    """Relative error and top-1 agreement of ``logits`` against ``reference``."""
+    rel = float(np.linalg.norm(logits - reference) / np.linalg.norm(reference))
+    return rel, float(np.mean(np.argmax(logits, axis=1) == np.argmax(reference, axis=1)))
+
+
+def nonideal_run(arch, mapping, weights, network, ideal, workload, args) -> None:
+    """One image with programming error and variation on, against the ideal crossbar model."""
+    overrides = {"cell.nonideal.programming.enabled": True,
+                 "cell.nonideal.variation.sigma": args.variation}
+    if args.encoding:
+        overrides["crossbar.encoding"] = args.encoding
+    device = DeviceModel.from_arch(load_arch(ROOT / "arch" / "isaac128.yaml", overrides), workload.seed)
+    start = time.perf_counter()
+    model = CrossbarNetwork(mapping, weights, synthetic_inputs(network, 2, workload.seed + 1),
+                            device=device)
+    setup_s = time.perf_counter() - start
+    image = synthetic_inputs(network, 1, workload.seed)
+    model.run(image)  # warm-up
+    runs = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        ideal_logits = ideal.run(image)
+        t_ideal = time.perf_counter() - start
+        start = time.perf_counter()
+        logits = model.run(image)
+        runs.append((t_ideal, time.perf_counter() - start))
+    t_ni = statistics.median(t for _, t in runs)
+    ratio = statistics.median(n / i for i, n in runs)
+    rel, agree = compare(logits, ideal_logits)
+    print(f"programming error ({arch.cell.write.scheme}) + variation sigma {args.variation}: setup "
+          f"{setup_s:.2f} s (draw and pack every cell); 1 image, median of {args.repeats}: "
+          f"{t_ni:.3f} s/image, {ratio:.1f}x the ideal image; logits against the ideal crossbar "
+          f"model: rel error {rel:.4f}, top-1 agreement {agree:.2f}")
 
 
 if __name__ == "__main__":

@@ -16,8 +16,12 @@ from .crossbar import (
     n_slices,
     pack_weights,
 )
+from .nonideal import CellDeviation, cell_deviation, stored_levels
 
 __all__ = [
+    "CellDeviation",
+    "cell_deviation",
+    "stored_levels",
     "PackedWeights",
     "crossbar_mvm",
     "crossbar_mvm_packed",

@@ -191,6 +191,135 @@ def _build_mvm_generic(width):
     return mvm_generic
 
 
+@njit(**INLINE)
+def _phase_value(v, kind, shift, nplanes):
+    """Non-negative value row input ``v`` drives in a phase (see the module docstring)."""
+    if kind == CHUNK:
+        return (v >> shift) & ((np.int64(1) << nplanes) - 1)
+    if kind == TOP_POS:
+        return max(v >> shift, 0)
+    return max(-(v >> shift), 0)
+
+
+def _build_mvm_nonideal(width):
+    @njit(**PARALLEL_JIT)
+    def mvm_nonideal(x, wp, dev, gsq, out, rows, cell_bits, blocks_per_group, ph_kind, ph_shift,
+                     ph_nplanes, ph_plane0, ph_sign, arr_sign, adc_mode, code_max, ratio, step,
+                     noise_sigma, read_sigma, key, bias, tile_b):
+        """:func:`mvm_generic` with per-cell deviations ``dev`` (float32 ``[R, A, S, rows, N]``).
+
+        Each conversion's column sum is the popcount sum plus ``sum_k x_k * dev[k, n]`` (float32,
+        summed over the driven rows in row order) plus read noise: ``noise_sigma`` (fixed) or, with
+        ``read_sigma`` > 0, ``read_sigma * sqrt(sum_k x_k**2 * gsq[k, n])``; then it is rounded
+        half up and converted as in :func:`mvm_generic`, with the same noise indices.  Every inner
+        loop runs over all N columns of one row (contiguous), so LLVM vectorises it; buffers are
+        cleared by explicit loops (a slice assignment inside ``prange`` becomes a nested parfor,
+        which costs far more than the work here).
+        """
+        n_batch = x.shape[0]
+        k_total = x.shape[1]
+        n_blocks, n_arrays, n_slices, n_cells, n_words, n_cols = wp.shape
+        n_phases = ph_kind.shape[0]
+        n_planes = ph_plane0[n_phases - 1] + ph_nplanes[n_phases - 1]
+        n_tiles = (n_batch + tile_b - 1) // tile_b
+        state_noise = read_sigma > 0.0
+        noisy = state_noise or noise_sigma > 0.0
+        for it in prange(n_tiles):
+            prefer_vector_width(width)
+            b0 = it * tile_b
+            nb = min(n_batch, b0 + tile_b) - b0
+            xp = np.empty((nb, n_planes, n_blocks, n_words), np.uint64)
+            sumx = np.empty((nb, n_blocks), np.int64)
+            pack_inputs_tile(x, b0, rows, ph_kind, ph_shift, ph_nplanes, ph_plane0, xp, sumx)
+            driven = np.empty((nb, n_phases, rows), np.int64)
+            drive = np.empty((nb, n_phases, rows), np.float32)
+            n_driven = np.empty((nb, n_phases), np.int64)
+            acc = np.empty(n_cols, np.int64)
+            err = np.empty(n_cols, np.float32)
+            var = np.empty(n_cols, np.float32)
+            cols = np.empty(n_cols, np.int64)
+            for r in range(n_blocks):
+                g = r // blocks_per_group
+                k0 = r * rows
+                cnt = max(0, min(rows, k_total - k0))
+                for bl in range(nb):
+                    for p in range(n_phases):
+                        m = 0
+                        for i in range(cnt):
+                            v = _phase_value(np.int64(x[b0 + bl, k0 + i]), ph_kind[p],
+                                             ph_shift[p], ph_nplanes[p])
+                            if v != 0:
+                                driven[bl, p, m] = i
+                                drive[bl, p, m] = np.float32(v)
+                                m += 1
+                        n_driven[bl, p] = m
+                for bl in range(nb):
+                    for n in range(n_cols):
+                        acc[n] = 0
+                    for p in range(n_phases):
+                        q0 = ph_plane0[p]
+                        for a in range(n_arrays):
+                            sign = ph_sign[p] * arr_sign[a]
+                            for s in range(n_slices):
+                                shift = ph_shift[p] + s * cell_bits
+                                base = (((((b0 + bl) * n_blocks + r) * n_phases + p)
+                                         * n_arrays + a) * n_slices + s) * n_cols
+                                d = dev[r, a, s]
+                                for n in range(n_cols):
+                                    err[n] = 0.0
+                                    cols[n] = 0
+                                for m in range(n_driven[bl, p]):
+                                    di = d[driven[bl, p, m]]
+                                    v = drive[bl, p, m]
+                                    for n in range(n_cols):
+                                        err[n] += v * di[n]
+                                if state_noise:
+                                    for n in range(n_cols):
+                                        var[n] = 0.0
+                                    gs = gsq[r, a, s]
+                                    for m in range(n_driven[bl, p]):
+                                        gi = gs[driven[bl, p, m]]
+                                        v2 = drive[bl, p, m] * drive[bl, p, m]
+                                        for n in range(n_cols):
+                                            var[n] += v2 * gi[n]
+                                for j in range(ph_nplanes[p]):
+                                    for c in range(n_cells):
+                                        for wd in range(n_words):
+                                            xw = xp[bl, q0 + j, r, wd]
+                                            if xw == 0:
+                                                continue
+                                            wrow = wp[r, a, s, c, wd]
+                                            sh = j + c
+                                            for n in range(n_cols):
+                                                cols[n] += popcount64(xw & wrow[n]) << sh
+                                # Two loops: with the noise draw in a branch, LLVM would
+                                # if-convert it and draw for every column.
+                                if noisy:
+                                    for n in range(n_cols):
+                                        f = np.float64(cols[n]) + np.float64(err[n])
+                                        if state_noise:
+                                            sigma = read_sigma * math.sqrt(np.float64(var[n]))
+                                        else:
+                                            sigma = noise_sigma
+                                        if sigma > 0.0:
+                                            f += sigma * gaussian(key, np.uint64(base + n))
+                                        val = _adc_value(np.int64(math.floor(f + 0.5)), adc_mode,
+                                                         code_max, ratio, step)
+                                        acc[n] += sign * (val << shift)
+                                else:
+                                    for n in range(n_cols):
+                                        f = np.float64(cols[n]) + np.float64(err[n])
+                                        val = _adc_value(np.int64(math.floor(f + 0.5)), adc_mode,
+                                                         code_max, ratio, step)
+                                        acc[n] += sign * (val << shift)
+                    corr = bias * sumx[bl, r]
+                    dst = out[b0 + bl, g]
+                    for n in range(n_cols):
+                        dst[n] += acc[n] - corr
+
+    return mvm_nonideal
+
+
 _M7 = np.uint64(0x00AA00AA00AA00AA)
 _M14 = np.uint64(0x0000CCCC0000CCCC)
 _M28 = np.uint64(0x00000000F0F0F0F0)
@@ -403,3 +532,4 @@ def _build_mvm_128x2(width):
 # Each kernel in both vector widths (see ``_target.py``); compiled on first call, cached on disk.
 MVM_GENERIC = {w: _build_mvm_generic(w) for w in WIDTHS}
 MVM_128X2 = {w: _build_mvm_128x2(w) for w in WIDTHS}
+MVM_NONIDEAL = {w: _build_mvm_nonideal(w) for w in WIDTHS}

@@ -57,6 +57,12 @@ What is modelled (ISAAC-class tile, one MVM ``x @ w``):
 When the ADC covers ``rows * (2**cell_bits - 1) * (2**dac_bits - 1)`` losslessly
 and there is no noise, ``Y == x @ w`` exactly.
 
+Stored-value non-idealities (programming error, variation, drift, stuck cells, a finite on/off
+ratio, state-dependent read noise) come in as a per-cell :class:`~.nonideal.CellDeviation`
+(``cells=``); they add ``sum_k x_k * E_k`` to every column sum before the rounding and the ADC
+(``nonideal.py``), in a kernel of their own (``_mvm.MVM_NONIDEAL``): without ``cells`` the
+kernels above run untouched.
+
 Kernels: 128-row crossbars of 2-bit cells with 1-bit DACs, a clip ADC, no noise
 and inputs of at most 8 bits run a specialised kernel (``_mvm.MVM_128X2``) that reads
 the inputs' bytes in place (``uint8``/``int8`` arrays are not copied; wider integer
@@ -211,13 +217,16 @@ def input_phases(input_bits: int, dac_bits: int, signed_inputs: bool):
 def crossbar_mvm_packed(x, packed: PackedWeights, *, dac_bits: int, input_bits: int,
                         adc_bits: int, adc_mode: str = "clip", adc_range=None,
                         signed_inputs: bool = False, noise_sigma: float = 0.0,
-                        seed: int = 0, group_rows=None) -> np.ndarray:
+                        seed: int = 0, group_rows=None, cells=None) -> np.ndarray:
     """Hardware result of ``x @ w`` for weights packed by :func:`pack_weights`.
 
     ``x`` is an integer (batch x K) array.  Returns int64 (batch x N), or with
     ``group_rows`` (a multiple of ``rows``) the partial sums of each group of
     consecutive row blocks, int64 (batch x ceil(K/group_rows) x N), whose sum
-    over axis 1 is the ungrouped result.
+    over axis 1 is the ungrouped result.  ``cells`` (a
+    :class:`~.nonideal.CellDeviation` of the same weights) adds the cells' stored-value
+    deviations and state-dependent read noise (``nonideal.py``); with state-dependent read
+    noise ``noise_sigma`` must be 0, as that noise replaces the fixed one.
     """
     if not isinstance(packed, PackedWeights):
         raise ValueError("packed must come from pack_weights")
@@ -267,6 +276,14 @@ def crossbar_mvm_packed(x, packed: PackedWeights, *, dac_bits: int, input_bits: 
     bias = 0 if packed.encoding == "differential" else 1 << (packed.weight_bits - 1)
     key = np.uint64(noise_key(np.uint64(seed % (1 << 64))))
     width = vector_width()
+    if cells is not None:
+        dev, gsq, read_sigma = _check_cells(cells, packed, noise_sigma)
+        _mvm.MVM_NONIDEAL[width](
+            x.astype(np.int64, copy=False), packed.planes, dev, gsq, out, rows, cell_bits,
+            blocks_per_group, kind, shift, nplanes, plane0, sign, arr_sign,
+            _mvm.CLIP if adc_mode == "clip" else _mvm.SCALE, code_max, code_max / adc_range,
+            adc_range / code_max, noise_sigma, read_sigma, key, bias, _batch_tile(x.shape[0]))
+        return out if group_rows is not None else out[:, 0, :]
     if rows == 128 and cell_bits == 2 and dac_bits == 1 and adc_mode == "clip" \
             and noise_sigma == 0.0 and input_bits <= 8:
         _mvm.MVM_128X2[width](_input_bytes(x, signed_inputs), packed.planes, out,
@@ -279,6 +296,30 @@ def crossbar_mvm_packed(x, packed: PackedWeights, *, dac_bits: int, input_bits: 
         _mvm.CLIP if adc_mode == "clip" else _mvm.SCALE, code_max, code_max / adc_range,
         adc_range / code_max, noise_sigma, key, bias, _TILE_B, _TILE_N)
     return out if group_rows is not None else out[:, 0, :]
+
+
+def _check_cells(cells, packed, noise_sigma):
+    """The deviation arrays of ``cells`` for the kernel, checked against ``packed``."""
+    from .nonideal import CellDeviation
+
+    if not isinstance(cells, CellDeviation):
+        raise ValueError("cells must be a CellDeviation (xsim.kernels.cell_deviation)")
+    shape = (packed.n_blocks, packed.planes.shape[1], packed.n_slices, packed.rows, packed.n)
+    dev = cells.deviation
+    if dev.shape != shape or dev.dtype != np.float32 or not dev.flags.c_contiguous:
+        raise ValueError(f"cells.deviation must be C-contiguous float32 of shape {shape}, "
+                         f"got {dev.dtype} {dev.shape}")
+    read_sigma = float(cells.read_sigma)
+    if read_sigma > 0.0:
+        gsq = cells.conductance_sq
+        if gsq is None or gsq.shape != shape or gsq.dtype != np.float32 \
+                or not gsq.flags.c_contiguous:
+            raise ValueError(f"cells.conductance_sq must be C-contiguous float32 of shape {shape}")
+        if noise_sigma > 0.0:
+            raise ValueError("state-dependent read noise replaces noise_sigma: give one of them")
+    else:
+        gsq = np.zeros((1, 1, 1, 1, 1), np.float32)
+    return dev, gsq, read_sigma
 
 
 def _input_bytes(x, signed_inputs):
@@ -303,7 +344,8 @@ def _batch_tile(batch):
 def crossbar_mvm(x, w, *, rows: int, cell_bits: int, dac_bits: int, input_bits: int,
                  weight_bits: int, adc_bits: int, adc_mode: str = "clip", adc_range=None,
                  encoding: str = "differential", signed_inputs: bool = False,
-                 noise_sigma: float = 0.0, seed: int = 0, group_rows=None) -> np.ndarray:
+                 noise_sigma: float = 0.0, seed: int = 0, group_rows=None,
+                 cells=None) -> np.ndarray:
     """Hardware result (int64, batch x N) of integer inputs ``x`` times weights ``w``.
 
     Packs ``w`` with :func:`pack_weights` and calls :func:`crossbar_mvm_packed`;
@@ -314,4 +356,4 @@ def crossbar_mvm(x, w, *, rows: int, cell_bits: int, dac_bits: int, input_bits: 
     return crossbar_mvm_packed(x, packed, dac_bits=dac_bits, input_bits=input_bits,
                                adc_bits=adc_bits, adc_mode=adc_mode, adc_range=adc_range,
                                signed_inputs=signed_inputs, noise_sigma=noise_sigma,
-                               seed=seed, group_rows=group_rows)
+                               seed=seed, group_rows=group_rows, cells=cells)

@@ -55,14 +55,7 @@ def reference_mvm(x, w, *, rows, cell_bits, dac_bits, input_bits, weight_bits, a
     batch, k = x.shape
     n = w.shape[1]
     phases = reference_phases(x, input_bits, dac_bits, signed_inputs)
-    if encoding == "differential":
-        arrays = [(np.maximum(w, 0), 1), (np.maximum(-w, 0), -1)]
-        n_slices = -(-(weight_bits - 1) // cell_bits)
-        bias = 0
-    else:
-        bias = 1 << (weight_bits - 1)
-        arrays = [(w + bias, 1)]
-        n_slices = -(-weight_bits // cell_bits)
+    arrays, n_slices, bias = reference_arrays(w, weight_bits, cell_bits, encoding)
     mask = (1 << cell_bits) - 1
     levels = (1 << adc_bits) - 1
     full = rows * mask * ((1 << dac_bits) - 1) if adc_range is None else adc_range
@@ -83,15 +76,34 @@ def reference_mvm(x, w, *, rows, cell_bits, dac_bits, input_bits, weight_bits, a
                                 g = reference_gaussian(seed, index)
                                 col[b, j] = math.floor(col[b, j] + noise_sigma * g + 0.5)
                         col = col.astype(np.int64)
-                    if adc_mode == "clip":
-                        value = np.clip(col, 0, levels)
-                    else:
-                        code = np.clip(np.floor(col * (levels / full) + 0.5), 0, levels)
-                        value = np.floor(code * (full / levels) + 0.5).astype(np.int64)
+                    value = reference_adc(col, adc_mode, levels, full)
                     per_block[:, r] += xsign * wsign * value * (1 << (xshift + s * cell_bits))
         per_block[:, r] -= bias * x[:, ks].sum(axis=1)[:, None]
+    return reference_groups(per_block, rows, group_rows)
+
+
+def reference_arrays(w, weight_bits, cell_bits, encoding):
+    """([(stored magnitudes, sign) per array], slices, offset bias) of integer weights ``w``."""
+    if encoding == "differential":
+        return ([(np.maximum(w, 0), 1), (np.maximum(-w, 0), -1)],
+                -(-(weight_bits - 1) // cell_bits), 0)
+    bias = 1 << (weight_bits - 1)
+    return [(w + bias, 1)], -(-weight_bits // cell_bits), bias
+
+
+def reference_adc(col, adc_mode, levels, full):
+    """Integer value of the rounded column sums ``col`` after the ADC."""
+    if adc_mode == "clip":
+        return np.clip(col, 0, levels)
+    code = np.clip(np.floor(col * (levels / full) + 0.5), 0, levels)
+    return np.floor(code * (full / levels) + 0.5).astype(np.int64)
+
+
+def reference_groups(per_block, rows, group_rows):
+    """Per-row-block results summed over all row blocks, or per group of ``group_rows``."""
     if group_rows is None:
         return per_block.sum(axis=1)
+    n_blocks = per_block.shape[1]
     per_group = group_rows // rows
     n_groups = -(-n_blocks // per_group)
     return np.stack([per_block[:, g * per_group:(g + 1) * per_group].sum(axis=1)

@@ -44,6 +44,8 @@ class SimulationResult:
     timeline: tuple[dict, ...]
     functional_tasks: tuple[dict, ...] | None = None
     functional_layers: tuple[dict, ...] | None = None
+    lifetime: tuple[dict, ...] | None = None
+    """with ``lifetime``: top-1 agreement per strategy, task and period (:mod:`xsim.mta.lifetime`)"""
     timings: dict[str, float] = field(default_factory=dict, compare=False)
     """wall seconds per stage (deployment, engine, writes, functional); never in summary.json,
     which must not change between reruns"""
@@ -117,10 +119,13 @@ def _no_progress(items: Iterable, _label: str) -> Iterable:
 
 def simulate(arch: Arch | str | Path | Deployment, workload: Workload | str | Path | None = None,
              *, arch_overrides: dict | None = None, functional: bool = False, images: int = 1,
-             progress: Progress | None = None, max_work: int = DEFAULT_MAX_WORK) -> SimulationResult:
+             progress: Progress | None = None, max_work: int = DEFAULT_MAX_WORK,
+             lifetime: bool = False) -> SimulationResult:
     """Simulate ``workload`` on ``arch`` (or an already built :class:`Deployment`): inference on
     the engine, every adaptation strategy on the schedule, and (``functional``) bit-accurate
-    inference of ``images`` images per task under XMA2's masks. A run whose estimated work
+    inference of ``images`` images per task under XMA2's masks; ``lifetime`` adds each task's
+    top-1 agreement over the chip's life under every strategy's wear (:mod:`xsim.mta.lifetime`,
+    ``images`` images per checkpoint). A run whose estimated work
     exceeds ``max_work`` is refused before it starts (:func:`xsim.config.limits.estimate_work`)."""
     from xsim.engine import simulate_inference
     from xsim.mta.overlap import first_switches
@@ -134,8 +139,8 @@ def simulate(arch: Arch | str | Path | Deployment, workload: Workload | str | Pa
     else:
         dep = prepare(arch, workload, arch_overrides)
         clock.lap("deployment")
-    check_work(estimate_work(dep.workload, dep.mapping, functional=functional, images=images),
-               max_work, dep.workload.source)
+    check_work(estimate_work(dep.workload, dep.mapping, functional=functional, images=images,
+                             lifetime=lifetime), max_work, dep.workload.source)
     # The pipelined batch gives throughput; strategies compare one image each, all alike.
     backbone = simulate_inference(dep, images=dep.workload.batch, record_timeline=False)
     clock.lap("engine")
@@ -153,7 +158,8 @@ def simulate(arch: Arch | str | Path | Deployment, workload: Workload | str | Pa
     weights = model_weights(dep.workload, dep.network)
     tasks = build_tasks(dep, weights)
     mta = run_scenario(dep, tasks, inference,
-                       progress=lambda layers: progress(layers, "reprogramming"))
+                       progress=lambda layers: progress(layers, "reprogramming"),
+                       keep_cell_writes=lifetime)
     clock.lap("writes and strategies")
     first, timeline = first_switches(dep, mta, tasks)
     clock.lap("engine")
@@ -161,16 +167,24 @@ def simulate(arch: Arch | str | Path | Deployment, workload: Workload | str | Pa
     if functional:
         from xsim.functional.masks import task_masks_from_tasks
         from xsim.functional.metrics import functional_metrics
+        from xsim.functional.nonideal import DeviceModel
 
         masks = {task.name: task_masks_from_tasks(tasks, task.name) for task in dep.workload.tasks}
         per_task, per_layer = functional_metrics(
             dep, weights, images=images, seed=dep.workload.seed,
             calibration_images=CALIBRATION_IMAGES,
+            device=DeviceModel.from_arch(dep.arch, dep.workload.seed),
             masks_by_task=dict(progress(masks.items(), "bit-accurate inference")))
         per_task, per_layer = tuple(per_task), tuple(per_layer)
         clock.lap("functional")
+    life = None
+    if lifetime:
+        from xsim.mta.lifetime import lifetime_rows
+
+        life = tuple(lifetime_rows(dep, weights, tasks, mta, images=images, seed=dep.workload.seed))
+        clock.lap("lifetime")
     return SimulationResult(dep, backbone, mta, tuple(first), tuple(timeline), per_task, per_layer,
-                            clock.laps)
+                            life, clock.laps)
 
 
 class _Stopwatch:

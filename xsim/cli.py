@@ -245,11 +245,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     dep = prepare(args.arch, args.workload)
     deployed = time.perf_counter()
     check_work(estimate_work(dep.workload, dep.mapping, functional=args.functional,
-                             images=args.images), args.max_work, dep.workload.source)
+                             images=args.images, lifetime=args.lifetime), args.max_work,
+               dep.workload.source)
     with _claim(args.out, RUN_FILES):
         result = simulate(dep, functional=args.functional,
                           images=args.images, progress=_progress_bar(sys.stderr.isatty()),
-                          max_work=args.max_work)
+                          max_work=args.max_work, lifetime=args.lifetime)
         simulated = time.perf_counter()
         written = write_outputs(result, args.out)
     print(summary_text(result))
@@ -281,7 +282,35 @@ def summary_text(result) -> str:
     if "functional" in s:
         lines += ["", _table(s["functional"], ["task", "images", "rel_error", "snr_db",
                                                "top1_agreement"])]
+    on = _nonideal_on(s.get("nonideal", {}))
+    if on:
+        lines += ["", "cell non-idealities on: " + "; ".join(on)]
+    if "lifetime" in s:
+        first = {k: v["first_disagreement_period"] for k, v in s["lifetime"].items()}
+        lines += ["", "lifetime (lifetime.csv): first period with a task's top-1 disagreement: "
+                  + ", ".join(f"{k} {'never' if v is None else f'{v:.3g}'}" for k, v in first.items())]
     return "\n".join(lines)
+
+
+def _nonideal_on(block: dict) -> list[str]:
+    """The non-idealities of ``summary.json``'s ``nonideal`` block that are on, in words."""
+    if not block.get("enabled"):
+        return []
+    on = []
+    if block["programming"]["enabled"]:
+        on.append(f"programming error ({block['programming']['scheme']})")
+    for key, label in (("variation", "variation"), ("read_noise", "read noise")):
+        if block[key]["sigma"] > 0:
+            on.append(f"{label} sigma {block[key]['sigma']:g}")
+    if block["on_off"]["enabled"]:
+        on.append(f"G_min {block['on_off']['g_min_levels']:.3g} level steps")
+    if block["drift"]["time_s"] > 0:
+        on.append(f"drift at {block['drift']['time_s']:g} s")
+    if block["faults"]["rate"] > 0:
+        on.append(f"stuck-at faults {block['faults']['rate']:g}")
+    if block["wearout"]["enabled"]:
+        on.append("wear-out")
+    return on
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -399,7 +428,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--functional", action="store_true",
                    help="also run bit-accurate inference per task under XMA2's masks")
     p.add_argument("--images", type=int, default=1, metavar="N",
-                   help="images per task for --functional (default 1)")
+                   help="images per task for --functional and --lifetime (default 1)")
+    p.add_argument("--lifetime", action="store_true",
+                   help="top-1 agreement of every task with the fault-free model over the chip's "
+                        "life under each strategy's wear (lifetime.csv, lifetime.png)")
     p.add_argument("--max-work", type=int, default=DEFAULT_MAX_WORK, metavar="N",
                    help="refuse a run whose estimated work (engine events + cells costed + "
                    f"thousands of functional MACs) exceeds N (default {DEFAULT_MAX_WORK:.0e})")

@@ -13,6 +13,11 @@ stream                     id    key
 ``task.tier1``             103   task index: tier-1 PE selection (``random`` policy, ties)
 ``task.tier2_scales``      104   task index: synthetic tier-2 scales
 ``task.pe_gain``           105   task index: the (task, PE) gains of the synthetic changes
+``device.variation``       201   layer index, conv group: device-to-device variation
+``device.program``         202   layer index, conv group, program: programming error
+``device.drift``           203   layer index, conv group: drift exponents
+``device.faults``          204   layer index, conv group: stuck-at faults at manufacture
+``device.endurance``       205   layer index, conv group: each cell's endurance
 ``learn.split``            17    (none): the stratified train/test split
 ``learn.permutation``      23    task position: a ``permute`` task's pixel permutation
 ``learn.random_tier1``     31    PE count: the random tier-1 baseline's PEs
@@ -36,6 +41,11 @@ STREAMS = {
     "task.tier1": 103,
     "task.tier2_scales": 104,
     "task.pe_gain": 105,
+    "device.variation": 201,
+    "device.program": 202,
+    "device.drift": 203,
+    "device.faults": 204,
+    "device.endurance": 205,
     "learn.split": 17,
     "learn.permutation": 23,
     "learn.random_tier1": 31,

@@ -288,6 +288,107 @@ class CellWrite(Frozen):
         return self
 
 
+Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+
+
+class ProgrammingError(Frozen):
+    """Conductance error a write leaves (:mod:`xsim.functional.nonideal`): under ``write_verify``
+    uniform within the verify ``tolerance``; a one-shot write (``row_parallel``, ``array``)
+    accumulates ``pulse_sigma`` of the conductance range per program pulse from the erased state."""
+
+    enabled: bool = False
+    """model the programming error of the cell's write scheme."""
+    pulse_sigma: NonNegativeFloat = 0.035
+    """cycle-to-cycle error of one program pulse, a fraction of G_max - G_min (NeuroSim's sigmaCtoC)."""
+
+
+class Variation(Frozen):
+    """Device-to-device variation: a fixed relative deviation of each cell's conductance, drawn once
+    per cell (seeded), kept across rewrites."""
+
+    sigma: NonNegativeFloat = 0.0
+    """relative standard deviation of a cell's conductance (0: off; assumption, no default source)."""
+
+
+class ReadNoise(Frozen):
+    """Cycle-to-cycle read noise of each cell, proportional to its conductance (CrossSim's and
+    aihwkit's state-proportional model); a conversion's noise then grows with the conductance and
+    the rows driven. Replaces the functional model's fixed column noise when on."""
+
+    sigma: NonNegativeFloat = 0.0
+    """relative standard deviation of one cell's read (0: off; assumption, no default source)."""
+
+
+class OnOffRatio(Frozen):
+    """A finite on/off ratio: G_min = 1 / r_off_kohm above zero; its current is removed exactly
+    (known from the digital inputs), so it acts through the errors that scale with conductance."""
+
+    enabled: bool = False
+    """give the cells G_min = 1/r_off instead of 0."""
+
+
+class Drift(Frozen):
+    """Power-law conductance drift G(t) = G0 (t / t0)^-nu with nu = |nu_mean + nu_std xi| per cell
+    (aihwkit's StateIndependentNoiseModel and its defaults, fitted to PCM)."""
+
+    time_s: NonNegativeFloat = 0.0
+    """time since programming at which inference runs (0: no drift)."""
+    nu_mean: NonNegativeFloat = 0.1
+    """mean drift exponent (aihwkit default)."""
+    nu_std: NonNegativeFloat = 0.05
+    """device-to-device spread of the drift exponent (aihwkit default)."""
+    t0_s: PositiveFloat = 20.0
+    """time of the first read after programming, where G = G0 (aihwkit default)."""
+
+
+class StuckFaults(Frozen):
+    """Cells stuck at manufacture: each cell independently, at G_max with ``high_fraction``, else
+    at G_min."""
+
+    rate: Fraction = 0.0
+    """fraction of cells stuck at manufacture (0: off)."""
+    high_fraction: Fraction = 0.838
+    """share stuck at G_max: SA1 9.04 % of 10.79 % (Chen et al., IEEE Trans. Comput. 2015)."""
+
+
+class WearOut(Frozen):
+    """A cell written more times than its own endurance sticks. Each cell's endurance is
+    ``endurance_cycles * exp(sigma_log * xi)`` (lognormal around the cell's figure, seeded)."""
+
+    enabled: bool = False
+    """stick cells whose write count exceeds their endurance."""
+    sigma_log: NonNegativeFloat = 0.5
+    """spread of ln(endurance) over cells (assumption)."""
+    level: Literal["low", "high"] = "low"
+    """where a worn cell sticks: G_min (low) or G_max (high) (assumption)."""
+
+
+class NonIdeal(Frozen):
+    """Non-idealities of the stored value (:mod:`xsim.functional.nonideal`); every one is off by
+    default, and with all off the bit-accurate model is exact."""
+
+    programming: ProgrammingError = ProgrammingError()
+    """the programming error of the write scheme."""
+    variation: Variation = Variation()
+    """device-to-device variation."""
+    read_noise: ReadNoise = ReadNoise()
+    """state-dependent read noise."""
+    on_off: OnOffRatio = OnOffRatio()
+    """a finite on/off ratio."""
+    drift: Drift = Drift()
+    """conductance drift since programming."""
+    faults: StuckFaults = StuckFaults()
+    """stuck-at faults at manufacture."""
+    wearout: WearOut = WearOut()
+    """stuck-at faults from wear (needs per-cell write counts: xsim run --lifetime)."""
+
+    @property
+    def enabled(self) -> bool:
+        return (self.programming.enabled or self.variation.sigma > 0 or self.read_noise.sigma > 0
+                or self.on_off.enabled or self.drift.time_s > 0 or self.faults.rate > 0
+                or self.wearout.enabled)
+
+
 class Cell(Frozen):
     """The ReRAM cell: ``2**bits`` conductance levels between ``1/r_off`` and ``1/r_on`` (linear
     in conductance), read pulses, the write model and endurance. ``preset`` names a cell of
@@ -309,6 +410,8 @@ class Cell(Frozen):
     """how a cell is programmed."""
     endurance_cycles: PositiveFloat
     """writes a cell survives."""
+    nonideal: NonIdeal = NonIdeal()
+    """non-idealities of the stored value (all off by default)."""
 
     @model_validator(mode="before")
     @classmethod

@@ -52,6 +52,8 @@ MAX_TIER2_SCALE = 2.0**16  # magnitude of a tier-2 column scale read from a file
 MAX_TRAINING_EPOCHS = 10_000  # epochs of one training phase of `xsim learn`
 # Work of one `xsim run` (engine events + cells costed + schedule steps), see estimate_work.
 DEFAULT_MAX_WORK = 10**10
+# How many times the ideal kernel's time the non-ideal kernel takes (bench_kernels.py: 20-40x).
+NONIDEAL_COST = 30
 
 
 def read_input(path: str | Path, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
@@ -237,14 +239,17 @@ def _check_rollup(arch: Any) -> None:
 
 
 def estimate_work(workload: Any, mapping: Any, *, functional: bool = False,
-                  images: int = 1) -> dict[str, int]:
+                  images: int = 1, lifetime: bool = False) -> dict[str, int]:
     """What one ``xsim run`` will do, in units of about equal cost, before doing any of it.
 
     * ``engine_events``: one per layer replica and output row per image, for the pipelined batch,
       every (strategy, task) inference and every strategy's first switch;
     * ``cell_writes``: cells of the mapped network costed per strategy and distinct switch;
     * ``functional_macs``: with ``functional``, thousands of bit-sliced multiply-accumulates
-      (one per weight bit slice) of ``images`` images per task.
+      (one per weight bit slice) of ``images`` images per task;
+    * ``lifetime_macs``: with ``lifetime``, the same for every strategy and checkpoint of
+      :mod:`xsim.mta.lifetime` (the fault-free run and the worn one), times
+      ``NONIDEAL_COST``, the non-ideal kernel's cost against the ideal one's (``bench_kernels.py``).
 
     ``total`` is their sum, compared with ``--max-work`` (default :data:`DEFAULT_MAX_WORK`).
     """
@@ -260,6 +265,11 @@ def estimate_work(workload: Any, mapping: Any, *, functional: bool = False,
     if functional:
         macs = mapping.network.macs * cpw * images * len(workload.tasks)
         work["functional_macs"] = macs // 1000
+    if lifetime:
+        from xsim.mta.lifetime import CHECKPOINTS
+
+        macs = mapping.network.macs * cpw * images * len(workload.tasks)
+        work["lifetime_macs"] = macs * (1 + strategies * (CHECKPOINTS + 1) * NONIDEAL_COST) // 1000
     work["total"] = sum(work.values())
     return work
 

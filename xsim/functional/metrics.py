@@ -26,6 +26,7 @@ import numpy as np
 from xsim.deployment import Deployment
 from xsim.functional.masks import TaskMasks
 from xsim.functional.network import CrossbarNetwork
+from xsim.functional.nonideal import DeviceModel
 from xsim.functional.reference import forward_float, synthetic_inputs
 
 # Calibration images are drawn from their own stream: seed + this offset.
@@ -80,6 +81,7 @@ def functional_metrics(
     labels: np.ndarray | None = None,
     inputs: np.ndarray | None = None,
     network_model: CrossbarNetwork | None = None,
+    device: DeviceModel | None = None,
 ) -> tuple[list[dict], list[dict]]:
     """Per-task and per-layer accuracy rows of the crossbar model (see the module docstring).
 
@@ -89,7 +91,8 @@ def functional_metrics(
     ``seed + CALIBRATION_SEED_OFFSET``, for each task on its masked float network (see
     :mod:`xsim.functional.network`).  ``inputs`` (B, C, H, W) replaces
     the synthetic images (then ``images`` must equal B) and ``labels`` (B,) adds ``accuracy``;
-    ``network_model`` reuses an already built :class:`CrossbarNetwork` of the same mapping.
+    ``network_model`` reuses an already built :class:`CrossbarNetwork` of the same mapping;
+    ``device`` (the arch's ``cell.nonideal``) gives the crossbar model the cells' non-idealities.
 
     Returns ``(per_task_rows, per_layer_rows)``: flat dicts with keys ``task, images, output,
     rel_error, snr_db, top1_agreement[, accuracy], tier1_pes`` and ``task, layer, kind, images,
@@ -111,7 +114,7 @@ def functional_metrics(
                              f"of {labels.dtype}")
     if network_model is None:
         calibration = synthetic_inputs(network, calibration_images, seed + CALIBRATION_SEED_OFFSET)
-        network_model = CrossbarNetwork(mapping, weights, calibration)
+        network_model = CrossbarNetwork(mapping, weights, calibration, device=device, seed=seed)
     elif network_model.mapping is not mapping:
         raise ValueError("network_model was built for another mapping")
     out_name = network.output.name

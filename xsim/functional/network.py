@@ -34,6 +34,14 @@ dequantised task weights inside the tier-1 PEs.
 
 Read noise (``noise_sigma`` > 0) draws from the kernels' counter-based stream with a seed derived
 from (``seed``, layer index, image index in the batch, conv group).
+
+Stored-value non-idealities (``device``, a :class:`~xsim.functional.nonideal.DeviceModel` of the
+arch's ``cell.nonideal``) give every packed conv group its per-cell deviations, drawn once when
+the group is packed (per task for the tier-1 layers, whose cells hold other weights) and, with
+``writes`` (layer → per-cell write counts in :mod:`xsim.mta.cells`' layout), its worn-out cells;
+the kernels then add them to every column sum (:mod:`xsim.kernels.nonideal`).  State-dependent
+read noise replaces ``noise_sigma`` and is seeded like it.  Without ``device`` (or with every
+non-ideality off) nothing changes: the ideal kernels run as before.
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ from xsim import kernels, streams
 from xsim.config.arch import Arch
 from xsim.functional.im2col import batch_patches
 from xsim.functional.masks import PeGrid, TaskMasks, pe_grid
+from xsim.functional.nonideal import DeviceModel, cell_layout
 from xsim.functional.quantise import ActivationQuantiser, calibrate_activations, quantise_weights
 from xsim.functional.reference import forward_float, run_graph
 from xsim.functional.weights import Weights, check_weights
@@ -107,6 +116,7 @@ class _Program:
     packed: tuple[kernels.PackedWeights, ...]
     tier2: np.ndarray | None
     act: ActivationQuantiser
+    cells: tuple[kernels.CellDeviation | None, ...]
 
 
 def weight_matrix(w: np.ndarray) -> np.ndarray:
@@ -122,15 +132,22 @@ class CrossbarNetwork:
     ``mapping.weight_bits`` (per output channel unless ``per_channel`` is False), inputs to
     ``mapping.input_bits``.  Kernel settings come from the mapping's arch
 (:meth:`KernelSettings.from_arch`);
-    ``adc_mode``, ``adc_range``, ``noise_sigma`` and ``seed`` pass to the kernels.
+    ``adc_mode``, ``adc_range``, ``noise_sigma`` and ``seed`` pass to the kernels; ``device`` and
+    ``writes`` add the cells' non-idealities (see the module docstring).
     """
 
     def __init__(self, mapping: XMapping,
                  weights: Mapping[str, tuple[np.ndarray, np.ndarray | None]],
                  calibration: np.ndarray, *, per_channel: bool = True, percentile: float = 100.0,
                  adc_mode: str = "clip", adc_range: float | None = None, noise_sigma: float = 0.0,
-                 seed: int = 0) -> None:
+                 seed: int = 0, device: DeviceModel | None = None,
+                 writes: Mapping[str, np.ndarray] | None = None) -> None:
         arch = mapping.arch
+        self.device = device if device is not None and device.enabled else None
+        if self.device is not None and self.device.read_sigma > 0 and noise_sigma > 0:
+            raise ValueError("the cells' read noise (cell.nonideal.read_noise) replaces noise_sigma: "
+                             "give one of them")
+        self.writes = dict(writes or {})
         self.network = mapping.network
         self.mapping = mapping
         self.weights: Weights = dict(weights)
@@ -152,8 +169,11 @@ class CrossbarNetwork:
                 matrix=np.ascontiguousarray(weight_matrix(q).astype(wdtype)), scale=scale,
                 bias=None if b is None else np.asarray(b, dtype=np.float64), act=acts[name],
                 grid=pe_grid(mapping, lm))
-        self._backbone = {name: _Program(ql.matrix, self._pack(ql, ql.matrix), None, ql.act)
-                          for name, ql in self.layers.items()}
+        self._backbone = {}
+        for name, ql in self.layers.items():
+            packed = self._pack(ql, ql.matrix)
+            self._backbone[name] = _Program(ql.matrix, packed, None, ql.act,
+                                            self._cells(ql, ql.matrix))
         self._tasks: OrderedDict[int, tuple[TaskMasks, dict[str, _Program]]] = OrderedDict()
 
     # -- weights of a task ---------------------------------------------------------------------
@@ -170,6 +190,31 @@ class CrossbarNetwork:
             kernels.pack_weights(matrix[:, g * ng : (g + 1) * ng].astype(np.int64), rows=s.rows,
                                  cell_bits=s.cell_bits, weight_bits=s.weight_bits, encoding=s.encoding)
             for g in range(ql.layer.groups))
+
+    @property
+    def _read_noise(self) -> bool:
+        return self.settings.noise_sigma > 0 or (self.device is not None and self.device.read_sigma > 0)
+
+    def _cells(self, ql: QuantisedLayer, matrix: np.ndarray) -> tuple[kernels.CellDeviation | None, ...]:
+        """Per conv group, the cells' deviations under :attr:`device` (None without one)."""
+        layer = ql.layer
+        if self.device is None:
+            return (None,) * layer.groups
+        s = self.settings
+        ng = layer.out_channels // layer.groups
+        writes = self.writes.get(layer.name)
+        out = []
+        for g in range(layer.groups):
+            levels = kernels.stored_levels(matrix[:, g * ng : (g + 1) * ng], rows=s.rows,
+                                           cell_bits=s.cell_bits, weight_bits=s.weight_bits,
+                                           encoding=s.encoding)
+            counts = None
+            if writes is not None:
+                cpw = levels.shape[1] * levels.shape[2]
+                counts = cell_layout(writes[:, g * ng * cpw : (g + 1) * ng * cpw], rows=s.rows,
+                                     arrays=levels.shape[1], slices=levels.shape[2])
+            out.append(self.device.cells(levels, layer=ql.index, group=g, writes=counts))
+        return tuple(out)
 
     def _task_matrix(self, ql: QuantisedLayer, masks: TaskMasks, pes: tuple[int, ...]) -> np.ndarray:
         """The layer's integer matrix with the task's weights inside its tier-1 PEs."""
@@ -206,10 +251,11 @@ class CrossbarNetwork:
             if pes:
                 matrix = self._task_matrix(ql, masks, pes)
                 programs[lm.layer.name] = _Program(matrix, self._pack(ql, matrix), self._tier2(ql, masks),
-                                                   ql.act)
+                                                   ql.act, self._cells(ql, matrix))
             else:
                 base = self._backbone[lm.layer.name]
-                programs[lm.layer.name] = _Program(base.matrix, base.packed, self._tier2(ql, masks), ql.act)
+                programs[lm.layer.name] = _Program(base.matrix, base.packed, self._tier2(ql, masks), ql.act,
+                                                   base.cells)
         if masks.tier1 or (masks.tier2 is not None and np.any(masks.tier2 != 1.0)):
             acts = self._calibrate(self._effective(masks, programs))
             programs = {name: replace(prog, act=acts[name]) for name, prog in programs.items()}
@@ -269,13 +315,13 @@ class CrossbarNetwork:
         else:
             s = self.settings
             seed = 0
-            if s.noise_sigma > 0:
+            if self._read_noise:
                 seed = streams.read_noise_seed(s.seed, ql.index, image, group)
             y = kernels.crossbar_mvm_packed(
                 x, prog.packed[group], dac_bits=s.dac_bits, input_bits=s.input_bits,
                 adc_bits=s.adc_bits, adc_mode=s.adc_mode, adc_range=s.adc_range,
                 signed_inputs=prog.act.signed, noise_sigma=s.noise_sigma, seed=seed,
-                group_rows=None if tier2 is None else rows)
+                group_rows=None if tier2 is None else rows, cells=prog.cells[group])
             if tier2 is None:
                 return y
             parts = y.astype(np.float64)
@@ -293,7 +339,7 @@ class CrossbarNetwork:
         # Images share a kernel call (one packed input feeds every column of the layer, and a
         # late layer's few pixels fill the threads), up to _CHUNK_ROWS patches; with read noise
         # one image per call, as its noise stream is seeded per image.
-        per_call = 1 if self.settings.noise_sigma > 0 else max(1, _CHUNK_ROWS // pixels)
+        per_call = 1 if self._read_noise else max(1, _CHUNK_ROWS // pixels)
         for i0 in range(0, x.shape[0], per_call):
             i1 = min(x.shape[0], i0 + per_call)
             patches = batch_patches(codes[i0:i1], layer)  # (groups, images·P, K)

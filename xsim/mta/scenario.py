@@ -106,6 +106,9 @@ class MtaResult:
     sequence: tuple[str, ...]
     inference: dict[tuple[str, str], dict]
     tier1: dict[str, frozenset[int]]
+    cell_writes: dict[str, dict[str, np.ndarray]] | None = None
+    """with ``keep_cell_writes``: strategy → layer → per-cell writes over the schedule, (K, N·cpw)
+    as :mod:`xsim.mta.cells` lays them out (wear-out in :mod:`xsim.mta.lifetime`)"""
 
     @property
     def switch_count(self) -> int:
@@ -170,9 +173,11 @@ def _version(strategy: str, task: str, first_pe: int, tasks: TaskSet, head: bool
 
 
 def run_scenario(deployment: Deployment, tasks: TaskSet,
-                 inference: Callable[[frozenset[int]], dict], progress=None) -> MtaResult:
+                 inference: Callable[[frozenset[int]], dict], progress=None,
+                 keep_cell_writes: bool = False) -> MtaResult:
     """Cost every strategy of the workload on the schedule; ``inference(scaled_pes)`` returns the
-    engine's per-image figures for a set of tier-2-scaled PEs."""
+    engine's per-image figures for a set of tier-2-scaled PEs; ``keep_cell_writes`` keeps every
+    layer's per-cell write counters in the result."""
     arch, workload, mapping = deployment.arch, deployment.workload, deployment.mapping
     hw = deployment.hardware
     sequence = _switch_sequence(workload)
@@ -191,6 +196,7 @@ def run_scenario(deployment: Deployment, tasks: TaskSet,
     switches = {(s, a, b): SwitchCost(s, a, b, n) for s in strategies for (a, b), n in pairs.items()}
     hist = {s: np.zeros(1, dtype=np.int64) for s in strategies}
     tracked = dict.fromkeys(strategies, 0)
+    cell_writes = {s: {} for s in strategies} if keep_cell_writes else None
     layers = mapping.layers if progress is None else progress(mapping.layers)
     for lm in layers:
         levels = _LayerLevels(arch, tasks, lm, mapping.weight_bits, deployment.head_layer)
@@ -228,6 +234,8 @@ def run_scenario(deployment: Deployment, tasks: TaskSet,
                     if rp.compare_before_write:
                         sw.compared_cells += (window[1] - window[0]) * (window[3] - window[2])
                     ever[i] = True
+            if cell_writes is not None:
+                cell_writes[s][lm.layer.name] = counts
             for i in np.flatnonzero(ever):
                 pe = mapping.pes[lm.pes[i]]
                 block = counts[pe.row_start:pe.row_stop, pe.col_start * cpw:pe.col_stop * cpw]
@@ -263,7 +271,7 @@ def run_scenario(deployment: Deployment, tasks: TaskSet,
 
     endurance = {s: Endurance(s, hist[s], tracked[s]) for s in strategies}
     infer = _inference_figures(deployment, tasks, inference)
-    return MtaResult(deployment, switches, endurance, sequence, infer, dict(tasks.tier1))
+    return MtaResult(deployment, switches, endurance, sequence, infer, dict(tasks.tier1), cell_writes)
 
 
 def scaled_pes(strategy: str, task: str, deployment: Deployment, tasks: TaskSet) -> frozenset[int]:

@@ -20,9 +20,9 @@ import pandas as pd  # noqa: E402
 from xsim.config.arch import ROLES  # noqa: E402
 from xsim.report.files import save_figure  # noqa: E402
 
-PLOT_NAMES = ("energy_breakdown", "reprogram_vs_scale", "timeline", "endurance")
+PLOT_NAMES = ("energy_breakdown", "reprogram_vs_scale", "timeline", "endurance", "lifetime")
 PLOT_FORMATS = ("png", "svg")
-from xsim.strategies import ALL  # noqa: E402
+from xsim.strategies import ALL, BY_NAME  # noqa: E402
 
 # Components grouped for the stacked bars: the analogue datapath, data movement, digital units,
 # tier 2 and the reprogramming phase, each with a colour a reader can tell apart.
@@ -206,6 +206,44 @@ def endurance(hist: list[dict], totals: list[dict], endurance_cycles: float):
     return fig
 
 
+def lifetime(rows: list[dict]):
+    """Top-1 agreement with the fault-free model against switches survived: one panel per task,
+    one line per strategy (mean over the task's images)."""
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    strategies = list(dict.fromkeys(r["strategy"] for r in rows))
+    cols = min(3, len(tasks))
+    nrows = -(-len(tasks) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.2 * nrows), squeeze=False,
+                             sharey=True)
+    positive = [r["switches"] for r in rows if r["switches"] > 0]
+    floor = min(positive) / 4 if positive else 1.0
+    # Strategies that wear the same cells (tier 1 only and XMA2) draw the same line: distinct
+    # dashes and markers keep both visible.
+    styles = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"), ((0, (5, 2, 1, 2)), "v")]
+    for ax, task in zip(axes.flat, tasks):
+        for i, strategy in enumerate(strategies):
+            pts = [(max(r["switches"], floor), r["top1_agreement"]) for r in rows
+                   if r["task"] == task and r["strategy"] == strategy]
+            dash, marker = styles[i % len(styles)]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], linestyle=dash, marker=marker,
+                    ms=4 - 0.4 * (i % len(styles)), lw=1.4,
+                    label=BY_NAME[strategy].label if strategy in BY_NAME else strategy)
+        ax.set_xscale("log")
+        ax.set_title(task, fontsize=9)
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_xlabel("switches survived (0 drawn at the left edge)", fontsize=8)
+        ax.grid(alpha=0.3)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("top-1 agreement with fault-free")
+    for ax in list(axes.flat)[len(tasks):]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle("Accuracy over the chip's life: worn cells stick (cell.nonideal.wearout)",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def write_plots(tables: dict[str, list[dict]], out: Path, *, endurance_cycles: float,
                 timeline_title: str = "") -> list[Path]:
     """Every plot as PNG and SVG."""
@@ -222,6 +260,8 @@ def write_plots(tables: dict[str, list[dict]], out: Path, *, endurance_cycles: f
         figures.append(("endurance", endurance(tables["endurance"],
                                                tables.get("strategy_totals", []),
                                                endurance_cycles)))
+    if tables.get("lifetime"):
+        figures.append(("lifetime", lifetime(tables["lifetime"])))
     written = []
     for name, fig in figures:
         for kind in PLOT_FORMATS:

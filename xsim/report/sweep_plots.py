@@ -82,4 +82,40 @@ def write_sweep_plots(rows: list[dict], out: Path, *, x: str, title: str) -> lis
     fig.tight_layout()
     written.append(save_figure(out / "sweep_switch.png", fig))
     plt.close(fig)
+    if (frame["kind"] == "functional_task").any():
+        written.append(_agreement_plot(frame, out, title))
     return written
+
+
+def _agreement_plot(frame: pd.DataFrame, out: Path, title: str) -> Path:
+    """Top-1 agreement of the bit-accurate model with the float reference against every grid
+    dimension: one panel a dimension, one line per value of the next dimension (cyclically),
+    each the mean over the tasks and the remaining dimensions' values."""
+    rows = frame[(frame["kind"] == "functional_task") & (frame["item"] == "top1_agreement")]
+    dims = [c for c in frame.columns if c == "arch" or c == "workload"
+            or c.startswith(("arch.", "workload."))]
+    dims = [d for d in dims if rows[d].nunique() > 1] or dims[:1]
+    fig, axes = plt.subplots(1, len(dims), figsize=(4.5 * len(dims), 3.8), squeeze=False,
+                             sharey=True)
+    short = {d: d.replace("arch.cell.nonideal.", "").replace("arch.components.", "") for d in dims}
+    for i, (ax, dim) in enumerate(zip(axes[0], dims)):
+        order = list(dict.fromkeys(rows[dim]))
+        labels = [str(v) for v in order]
+        series = dims[(i + 1) % len(dims)] if len(dims) > 1 else None
+        groups = [(None, rows)] if series is None else \
+            [(v, rows[rows[series] == v]) for v in dict.fromkeys(rows[series])]
+        for value, part in groups:
+            mean = part.groupby(dim)["value"].mean().reindex(order)
+            ax.plot(labels, mean.to_numpy(), marker="o",
+                    label="mean" if series is None else f"{short[series]} = {value}")
+        ax.set_xlabel(short[dim], fontsize=8)
+        ax.set_ylim(-0.05, 1.05)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower left")
+    axes[0, 0].set_ylabel("top-1 agreement with float reference")
+    fig.suptitle(f"{title}: bit-accurate top-1 agreement (XMA2's masks; mean over tasks and the "
+                 "dimensions not on the axis or in the legend)", fontsize=10)
+    fig.tight_layout()
+    path = save_figure(out / "sweep_agreement.png", fig)
+    plt.close(fig)
+    return path

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from xsim.functional.nonideal import DeviceModel
 from xsim.mta.scenario import MtaResult
 from xsim.strategies import strategy as strategy_of
 from xsim.write_model import assumptions
@@ -124,6 +125,8 @@ def run_tables(result) -> dict[str, list[dict[str, Any]]]:
     if result.functional_tasks is not None:
         tables["functional_tasks"] = list(result.functional_tasks)
         tables["functional_layers"] = list(result.functional_layers)
+    if result.lifetime is not None:
+        tables["lifetime"] = list(result.lifetime)
     return tables
 
 
@@ -148,10 +151,26 @@ def run_summary(result) -> dict[str, Any]:
                       if k not in ("layers", "components", "counts")},
         "multi_task": {**mta_summary, "first_switch": first_switch_rows(result.first_switch)},
         "write_model": {**dep.hardware.write, **assumptions(dep.arch)},
+        "nonideal": DeviceModel.from_arch(dep.arch, dep.workload.seed).summary(),
     }
     if result.functional_tasks is not None:
         summary["functional"] = list(result.functional_tasks)
+    if result.lifetime is not None:
+        summary["lifetime"] = lifetime_summary(result.lifetime)
     return summary
+
+
+def lifetime_summary(rows) -> dict[str, Any]:
+    """Per strategy: the checkpoints, and the first period at which some task's top-1
+    agreement with the fault-free model drops below 1 (None: never within the study)."""
+    out: dict[str, Any] = {}
+    for row in rows:
+        entry = out.setdefault(row["strategy"], {"periods": [], "first_disagreement_period": None})
+        if row["period"] not in entry["periods"]:
+            entry["periods"].append(row["period"])
+        if row["top1_agreement"] < 1.0 and entry["first_disagreement_period"] is None:
+            entry["first_disagreement_period"] = row["period"]
+    return out
 
 
 def _layer_rows(mapping, backbone) -> list[dict]:
@@ -188,4 +207,9 @@ def sweep_rows(result) -> list[dict[str, Any]]:
                  "value": inference["latency_us"], "unit": "us"})
     rows.append({**base, "kind": "inference", "strategy": "", "item": "energy_per_image_uj",
                  "value": inference["energy_per_image_uj"], "unit": "uJ"})
+    for row in result.functional_tasks or ():
+        for item in ("top1_agreement", "rel_error"):
+            if row[item] is not None:
+                rows.append({**base, "kind": "functional_task", "strategy": "xma2", "task": row["task"],
+                             "item": item, "value": row[item], "unit": "fraction"})
     return rows

@@ -15,7 +15,7 @@ from xsim.report.provenance import provenance
 
 TABLES = ("strategies", "strategy_totals", "switches", "energy_breakdown", "endurance", "layers",
           "components", "actions", "first_switch", "timeline", "functional_tasks",
-          "functional_layers")
+          "functional_layers", "lifetime")
 PLOTS = tuple(f"{name}.{kind}" for name in PLOT_NAMES for kind in PLOT_FORMATS)
 RUN_FILES = ("summary.json", "report.html", *(f"{t}.csv" for t in TABLES), *PLOTS)
 

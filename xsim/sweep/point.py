@@ -20,7 +20,9 @@ def run_point(point: Point) -> dict:
     workload_doc = deep_update(point.workload_doc, dict(point.workload_overrides), point.workload)
     arch = build(Arch, arch_doc, point.arch)
     workload = build(Workload, workload_doc, point.workload)
-    return {"status": "ok", "rows": sweep_rows(simulate(arch, workload))}
+    images = point.functional_images
+    result = simulate(arch, workload, functional=images > 0, images=max(1, images))
+    return {"status": "ok", "rows": sweep_rows(result)}
 
 
 # Kernel warm-up, once per worker process. Counted so that a result can show it happened once in

@@ -9,7 +9,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -37,6 +37,9 @@ class SweepSpec(Frozen):
     grid: dict[str, list[Any]] = Field(min_length=1)
     """Dimension → values: arch or workload (files), arch.<dotted key> or workload.<dotted key>
     (overrides; numeric parts index lists)."""
+    functional_images: Annotated[int, Field(ge=0, le=64)] = 0
+    """Images per task of the bit-accurate model at every point (0: none); adds each task's
+    top-1 agreement and error to sweep.csv and the plot sweep_agreement.png."""
     source: str | None = Field(default=None, exclude=True)
 
 
@@ -56,6 +59,7 @@ class Point:
     coords: tuple[tuple[str, Any], ...]
     arch_doc: Mapping[str, Any] = field(repr=False, hash=False)
     workload_doc: Mapping[str, Any] = field(repr=False, hash=False)
+    functional_images: int = 0
 
     def key(self) -> str:
         """Hash of everything the result depends on: documents, overrides, the contents of every
@@ -64,6 +68,8 @@ class Point:
 
         data = [self.arch_doc, self.workload_doc, self.arch_overrides, self.workload_overrides,
                 self.referenced_files(), __version__]
+        if self.functional_images:
+            data.append({"functional_images": self.functional_images})
         text = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:20]
 
@@ -153,5 +159,6 @@ def load_sweep(path: str | Path) -> tuple[SweepSpec, list[Point]]:
             if f not in documents:
                 documents[f] = read_document(f)
         coords = tuple((name, label) for (name, _), label in zip(dims, labels))
-        points.append(Point(a, w, tuple(ao), tuple(wo), coords, documents[a], documents[w]))
+        points.append(Point(a, w, tuple(ao), tuple(wo), coords, documents[a], documents[w],
+                            spec.functional_images))
     return spec, points
