@@ -20,19 +20,21 @@ on the way. The row exists for its consumers when its last item is delivered.
 
 Start of a row. With the arch's ``chip.pipeline_start: window`` (the default, as ISAAC) a layer
 replica starts an output row once the first window of its inputs exists (the input rows it reads
-above the last one, and the first item of that one), and MVM ``i`` of its ``n`` cannot end
-before the share ``(i+1)/n`` of that last row has arrived (a row's items arrive evenly between
-its first and its last); digital layers start per whole row. With ``row``, every layer waits for
+above the last one, and the first item of that one), and its MVM of pixel ``x`` cannot end
+before the share ``(x+1)/width`` of that last row has arrived (a row's items arrive evenly
+between its first and its last; a replica's pixels are every ``R``-th of the row); digital
+layers start per whole row, and their units stream its pixels out, the first a pixel's share
+of the row's time after the row starts. With ``row``, every layer waits for
 whole input rows. A reader waits for the rows it reads only, not for every row above them.
 
 Room to write (:class:`~xsim.engine.plan.Buffer`). A node's output row ``g`` (counted over the
 batch's images) goes into the slot of row ``g - depth`` of every reader's buffer, which is free
 once the reader's last row reading it has read it (:attr:`Batch.read`: from a row's first MVM to
 its last, or a digital row's read and units). With a window-level start the new row may begin
-once that reading has begun, and its MVM ``i`` cannot end before the share ``(i+1)/n`` of the
-slot is free (the reader slides its window over the old row pixel by pixel); with a row-level
-start it waits for the whole read. The image stream always waits for room; every other node
-only with ``chip.backpressure: all``.
+once that reading has begun, and its MVM of pixel ``x`` cannot end before the share
+``(x+1)/width`` of the slot is free (the reader slides its window over the old row pixel by
+pixel); with a row-level start it waits for the whole read. The image stream always waits for
+room; every other node only with ``chip.backpressure: all``.
 
 Granularity. ``coarse``: one booking per (replica, output row), its ``n`` MVMs counted
 analytically — every server on the path is held for ``n`` items' time in one block, the crossbars
@@ -521,10 +523,11 @@ class ChipModel:
                 t, last = _fork(row.read, now, now, 1)
                 start = t
                 t, last = _through(row.unit, t, last, 1)
-                # The units stream the row's pixels, so its inputs are read until the last pixel
-                # is done; the row is delivered whole (digital layers start per whole row).
+                # The units stream the row's pixels: its inputs are read until the last pixel is
+                # done, and its first pixel is out a pixel's share of the row's time early.
                 batch.row_read(node.index, image, r, t, now)
                 _, ready = _forks(row.deliver, t, last, 1)
+                first = now + (ready - now) // node.width
                 unit_free[home] = t
                 self.counters.tally(source)
                 activity.busy_ps += plan.busy_ps
@@ -533,7 +536,7 @@ class ChipModel:
                     timeline.append((start, t, name, home, kind))
                 if self.window_start:  # its last pixels land as the reader frees their slot
                     ready = max(ready, _freed(batch, buffers, node.rows, g)[1])
-                batch.row_done(node.index, image, r, ready)
+                batch.row_done(node.index, image, r, ready, min(first, ready))
 
     def _replica(self, batch: Batch, node: Node, rp: ReplicaPlan, group: PeGroup,
                  bound: tuple[_Bound, ...], sources: tuple[int, ...]):
@@ -545,6 +548,7 @@ class ChipModel:
         fine = self.mode == "fine"
         window = self.window_start
         buffers, rows = self.plan.buffers[index] if self.stall else (), node.rows
+        width, n_reps = node.width, len(node.replicas)
         for image in range(batch.images):
             inputs = [(batch.progress[p][image], need, lo)
                       for (p, need), lo in zip(node.producers, node.firsts)]
@@ -557,8 +561,8 @@ class ChipModel:
                 g = image * rows + r
                 while (room := _room(batch, buffers, rows, g, window)) is not None:
                     yield room
-                # With a window-level start, item i cannot end before the share (i+1)/n of the
-                # slot it overwrites has been freed.
+                # With a window-level start, an MVM cannot end before the share of the slot its
+                # pixel overwrites has been freed.
                 freed_open, freed_full = _freed(batch, buffers, rows, g) if window else (0, 0)
                 for st, need, lo in inputs:
                     wait = st.wait_for(need[r], window, lo[r])
@@ -567,6 +571,7 @@ class ChipModel:
                 # With a window-level start the row begins once its first window exists; its
                 # item i cannot end before the share i/n of its last input row has arrived.
                 opened = full = 0
+                first_px = (rp.replica - r * width) % n_reps
                 if window:
                     for st, need, lo in inputs:
                         opened = max(opened, st.at(lo[r], need[r], True))
@@ -598,11 +603,14 @@ class ChipModel:
                     if last + mvm > x1:
                         x1 = last + mvm
                     if window:
-                        arrived = opened + (item + 1) * (full - opened) // items + mvm
+                        # The replica's pixels of the row are x0 + i·R: the last one this booking
+                        # computes needs the share (x + 1)/width of the row it reads (or frees).
+                        pos = first_px + (item if fine else n - 1) * n_reps + 1
+                        arrived = opened + pos * (full - opened) // width + mvm
                         if arrived > x1:
                             x1 = arrived
                         if freed_full:
-                            freed = freed_open + (item + 1) * (freed_full - freed_open) // items
+                            freed = freed_open + pos * (freed_full - freed_open) // width
                             if freed > x1:
                                 x1 = freed
                     group.xbar_free_ps = x1

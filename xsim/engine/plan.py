@@ -162,6 +162,8 @@ class Node:
     replicas: tuple[ReplicaPlan, ...] = ()
     row_plans: tuple[RowPlan, ...] = ()
     consumers: tuple[int, ...] = field(default=(), compare=False)
+    width: int = 1
+    """pixels in one output row (dealt round-robin over a weight layer's replicas)"""
 
 
 @dataclass(frozen=True)
@@ -509,7 +511,7 @@ class _Builder:
         for index in range(1, len(layers)):
             layer = layers[index]
             common = dict(index=index, name=layer.name, kind=layer.kind, rows=rows[index],
-                          firsts=firsts[index],
+                          firsts=firsts[index], width=layer.out_shape[2],
                           producers=producers[index], home=homes[index], tiles=tiles[index],
                           consumers=tuple(consumers[index]))
             if layer.has_weights:
