@@ -7,7 +7,7 @@ ARCH     ?= arch/isaac128.yaml
 WORKLOAD ?= workloads/resnet50_mta.json
 OUT      ?= out
 
-.PHONY: install run test lint fuzz bench sweep sweep-write learn-demo clean
+.PHONY: install run test lint fuzz bench sweep sweep-write learn-demo study clean
 
 install: $(STAMP)
 
@@ -50,6 +50,12 @@ bench: $(STAMP)
 # Learn XMA2's masks on scikit-learn's digits, measure the frontier, export a workload for xsim run.
 learn-demo: $(STAMP)
 	$(BIN)/xsim learn $(ARCH) workloads/learn_digits.json -o $(OUT)/learn
+
+# The XMA2 study (issue #14): 3 seeds, 10 strategies, a validation search, costs from the simulator;
+# tables and plots into results/study (committed), exported scenarios into $(OUT)/study_exports.
+study: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/xsim study $(ARCH) workloads/study_glyphs.json -o results/study \
+		--exports $(OUT)/study_exports --verbose --command "make study"
 
 # Removes build outputs only: the virtual environment, caches and run outputs. Never inputs.
 clean:

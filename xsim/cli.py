@@ -345,6 +345,23 @@ def cmd_learn(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study(args: argparse.Namespace) -> int:
+    _out_dir(args.out)
+    _learn_module()
+    from xsim.learn.study import command_line, run_study
+
+    def progress(message: str) -> None:
+        if args.verbose:
+            print(message, file=sys.stderr, flush=True)
+
+    with _claim(args.out):
+        summary = run_study(args.arch, args.spec, args.out, args.exports, quick=args.quick,
+                            command=args.command or command_line(), progress=progress)
+    print(f"wrote the study's tables and plots to {args.out}/ ({summary['wall_seconds']} s) and "
+          f"its exported scenarios to {args.exports}/")
+    return 0
+
+
 def _version() -> str:
     from xsim.report.provenance import git_commit, version
 
@@ -428,6 +445,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output folder (default out/learn)")
     p.add_argument("--quick", action="store_true", help="a reduced smoke run (few epochs, 2 tasks)")
     p.set_defaults(func=cmd_learn)
+
+    p = sub.add_parser("study", help="XMA2 against its baselines over seeds, costed by the "
+                       "simulator (extra 'learn')")
+    p.add_argument("arch", metavar="ARCH")
+    p.add_argument("spec", metavar="STUDY", help="study spec (JSON), e.g. workloads/study_glyphs.json")
+    p.add_argument("-o", "--out", default="out/study", metavar="OUTDIR",
+                   help="folder of the tables and plots (default out/study)")
+    p.add_argument("--exports", default="out/study_exports", metavar="DIR",
+                   help="folder of every exported scenario (default out/study_exports)")
+    p.add_argument("--quick", action="store_true", help="a reduced smoke run (2 seeds, 2 tasks)")
+    p.add_argument("--verbose", action="store_true", help="print each training run to stderr")
+    p.add_argument("--command", default=None, help="the command to record (default: this one)")
+    p.set_defaults(func=cmd_study)
     return parser
 
 

@@ -147,8 +147,8 @@ def write_scenario(out: Path, arch_path: str | os.PathLike[str], arch_overrides:
                    classes: dict[str, int], head: str, *, backbone_file: str = "backbone.npz",
                    arch_file: str | None = "arch.yaml", tier2_columns: int | None = None) -> Path:
     """Write a scenario's files under ``out`` (see the module docstring); returns the workload's
-    path.  A task without tier-2 scales exports ``tier2_columns`` scales of 1 (nothing rescaled).  ``arch_file``
-    None writes no arch file (a caller exporting many scenarios on one arch writes it once)."""
+    path.  A task without tier-2 scales exports ``tier2_columns`` scales of 1 (nothing
+    rescaled).  ``arch_file`` None writes no arch file."""
     if arch_file is not None:
         arch_data = read_document(arch_path)
         if arch_overrides:
