@@ -99,6 +99,14 @@ def load_data(spec: StudySpec) -> tuple[glyphs.Split, list[glyphs.Split]]:
 # -- backbone with batch norm, folded ------------------------------------------------------------
 
 
+def fold_batch_norm(matrix: np.ndarray, bn: torch.nn.BatchNorm2d) -> tuple[np.ndarray, np.ndarray]:
+    """A (K, N) conv matrix followed by ``bn`` (inference statistics) as one matrix and bias:
+    ``W·γ/σ`` and ``β − μ·γ/σ``, ``σ = sqrt(running_var + eps)``."""
+    with torch.no_grad():
+        factor = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).numpy()
+        return matrix * factor[None, :], bn.bias.numpy() - bn.running_mean.numpy() * factor
+
+
 def train_backbone_bn(network: Network, head: str, x: np.ndarray, y: np.ndarray, *, epochs: int,
                       batch: int, lr: float, weight_bits: int, seed: int) -> Backbone:
     """Train with a batch norm after every body conv layer, fold it, quantise (step 1)."""
@@ -140,10 +148,7 @@ def train_backbone_bn(network: Network, head: str, x: np.ndarray, y: np.ndarray,
             w = weights[layer.name].numpy().copy()
             b = biases[layer.name].numpy().copy()
             if layer.name in norms:
-                bn = norms[layer.name]
-                factor = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).numpy()
-                w = w * factor[None, :]
-                b = bn.bias.numpy() - bn.running_mean.numpy() * factor
+                w, b = fold_batch_norm(w, norms[layer.name])
             q, s = quantise_weights(w.T, weight_bits)
             codes[layer.name] = np.ascontiguousarray(q.T)
             scales[layer.name] = s
