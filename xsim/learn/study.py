@@ -47,7 +47,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numba
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -68,9 +67,10 @@ from xsim.learn.method import (
     _batches,
     apply_matrix,
     export_result,
+    fit_graph,
     init_scores,
-    run_graph,
 )
+from xsim.learn.run import single_threaded
 from xsim.learn.study_spec import BUDGETED, STUDY_STRATEGIES, StudySpec, load_study_spec
 from xsim.models import network_from_spec
 from xsim.models.graph import Layer, Network
@@ -132,16 +132,10 @@ def train_backbone_bn(network: Network, head: str, x: np.ndarray, y: np.ndarray,
             return norms[layer.name](out)
         return out + biases[layer.name][None, :, None, None]
 
-    opt = torch.optim.Adam(params, lr=lr)
-    xt, yt = torch.as_tensor(x, dtype=DTYPE), torch.as_tensor(y)
     for bn in norms.values():
         bn.train()
-    for _ in range(epochs):
-        for idx in _batches(len(xt), batch, generator):
-            loss = F.cross_entropy(run_graph(network, xt[idx], weight_layer), yt[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    fit_graph(network, weight_layer, params, x, y, epochs=epochs, batch=batch, lr=lr,
+              generator=generator)
     codes, scales, out_biases = {}, {}, {}
     with torch.no_grad():
         for layer in network.weight_layers:
@@ -320,18 +314,9 @@ def run_study(arch_path: str | os.PathLike[str], spec_path: str | os.PathLike[st
     spec = load_study_spec(spec_path)
     if quick:
         spec = quick_spec(spec)
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    kernel_threads = numba.get_num_threads()
-    torch.set_num_threads(1)
-    numba.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
-    try:
+    with single_threaded():
         return _run(arch_path, spec, Path(out_dir), Path(exports_dir), quick,
                     command, progress or (lambda _m: None))
-    finally:
-        torch.set_num_threads(threads)
-        numba.set_num_threads(kernel_threads)
-        torch.use_deterministic_algorithms(deterministic)
 
 
 def _network(spec: StudySpec, size: int) -> Network:
