@@ -52,10 +52,12 @@ learn-demo: $(STAMP)
 	$(BIN)/xsim learn $(ARCH) workloads/learn_digits.json -o $(OUT)/learn
 
 # The XMA2 study (issue #14): 3 seeds, 10 strategies, a validation search, costs from the simulator;
-# tables and plots into results/study (committed), exported scenarios into $(OUT)/study_exports.
+# tables and plots into results/study (committed), exported scenarios into $(OUT)/study_exports;
+# seed 0's XMA2 scenario at the main budget becomes the bundled workloads/learned_cnn_mta.json.
 study: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/xsim study $(ARCH) workloads/study_glyphs.json -o results/study \
 		--exports $(OUT)/study_exports --verbose --command "make study"
+	$(BIN)/python -m xsim.learn.bundle $(OUT)/study_exports/seed0/xma2_0.1 workloads/learned_cnn_mta.json
 
 # Removes build outputs only: the virtual environment, caches and run outputs. Never inputs.
 clean:

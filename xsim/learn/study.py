@@ -284,7 +284,8 @@ def shown(mean: float, half: float, scale: float = 1.0, digits: int = 1) -> str:
 
 def quick_spec(spec: StudySpec) -> StudySpec:
     """A reduced study (the tests' smoke run): two seeds, two tasks, few epochs, one budget,
-    one glyph per font and class, two ADC resolutions, few crossbar images."""
+    one glyph per font and class, a two-point search (the same for every strategy), two ADC
+    resolutions, few crossbar images."""
     return spec.model_copy(update={
         "seeds": spec.seeds[:2],
         "data": spec.data.model_copy(update={
@@ -293,7 +294,8 @@ def quick_spec(spec: StudySpec) -> StudySpec:
         "backbone_training": spec.backbone_training.model_copy(update={"epochs": 1}),
         "task_training": spec.task_training.model_copy(update={"epochs": 2}),
         "budgets": (spec.main_budget,),
-        "crossbar": spec.crossbar.model_copy(update={"adc_bits": (8, 4), "images": 40,
+        "search": spec.search.model_copy(update={"lr_scales": spec.search.lr_scales[-2:]}),
+        "crossbar": spec.crossbar.model_copy(update={"adc_bits": (8, 4), "images": 20,
                                                      "calibration_images": 16}),
         "periods": 1,
     })
