@@ -354,6 +354,16 @@ def cmd_study(args: argparse.Namespace) -> int:
         if args.verbose:
             print(message, file=sys.stderr, flush=True)
 
+    if args.wear_sweep:
+        from xsim.learn.study import run_wear_sweep
+
+        weights = tuple(float(w) for w in args.wear_sweep.split(","))
+        with _claim(args.out):
+            summary = run_wear_sweep(args.arch, args.spec, args.from_study, weights, args.out,
+                                     args.exports, command=args.command or command_line(),
+                                     progress=progress)
+        print(f"wrote the wear sweep to {args.out}/ ({summary['wall_seconds']} s)")
+        return 0
     with _claim(args.out):
         summary = run_study(args.arch, args.spec, args.out, args.exports, quick=args.quick,
                             command=args.command or command_line(), progress=progress)
@@ -457,6 +467,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a reduced smoke run (2 seeds, 2 tasks)")
     p.add_argument("--verbose", action="store_true", help="print each training run to stderr")
     p.add_argument("--command", default=None, help="the command to record (default: this one)")
+    p.add_argument("--wear-sweep", default=None, metavar="W1,W2,...",
+                   help="instead of the study: wear-aware XMA2 at these wear weights (0: plain), "
+                   "at the learning rates the study's search chose (--from-study)")
+    p.add_argument("--from-study", default="results/study/study.json", metavar="STUDY_JSON",
+                   help="the study whose search the wear sweep reuses")
     p.set_defaults(func=cmd_study)
     return parser
 

@@ -489,44 +489,126 @@ def results_backbone(structure: PeStructure, backbone: Backbone) -> TaskResult:
 def _costs(arch_path, spec, backbone, tasks, results, seed, classes, head, exports, tier2_columns,
            source_name):
     """Export every (strategy, budget) of this seed as a scenario and simulate its schedule."""
-    import xsim
-
     rows = []
     keys = sorted({(s, b) for (sd, _, s, b) in results if sd == seed},
                   key=lambda sb: (STRATEGY_IDS[sb[0]], -1.0 if sb[1] is None else sb[1]))
     for strategy, budget in keys:
         label = strategy if budget is None else f"{strategy}_{budget:g}"
-        out = exports / f"seed{seed}" / label
         task_results = {t.name: results[(seed, t.name, strategy, budget)] for t in tasks}
-        scenario = Scenario(
-            name=f"{spec.name}_{label}_seed{seed}",
-            description=f"{strategy} at PE budget {budget} learned by xsim study (seed {seed})",
-            seed=seed, model={"name": spec.model.name,
-                              "input_shape": [1, spec.data.image_size, spec.data.image_size],
-                              "layers": [dict(layer) for layer in spec.model.layers]},
-            precision=dict(spec.precision), backbone_task=source_name,
-            pe_budget=budget if budget is not None else 0.0, tier2_format=spec.tier2_format,
-            tier2_bits=spec.tier2_bits, periods=spec.periods, strategies=("xma2",))
-        path = write_scenario(out, arch_path, spec.arch_overrides, scenario, backbone,
-                              task_results, classes, head, tier2_columns=tier2_columns)
-        sim = xsim.simulate(str(out / "arch.yaml"), str(path))
-        mta = sim.mta
-        into = [r for r in sim.tables["strategies"] if r["switches_into"]]
-        n = sum(r["switches_into"] for r in into)
-        max_writes = mta.endurance["xma2"].max_writes
-        switches = mta.switch_count
-        endurance = sim.deployment.arch.cell.endurance_cycles
-        rows.append({
-            "seed": seed, "strategy": strategy, "pe_budget": budget,
-            "switch_energy_uj": sum(r["switch_energy_uj"] * r["switches_into"] for r in into) / n,
-            "switch_latency_us": sum(r["switch_latency_us"] * r["switches_into"] for r in into) / n,
-            "cells_written": sum(r["cells_written"] * r["switches_into"] for r in into) / n,
-            "switches": switches,
-            "max_cell_writes": max_writes,
-            "lifetime_switches": (endurance * switches / max_writes) if max_writes else None,
-            "workload": str(path),
-        })
+        rows.append({"seed": seed, "strategy": strategy, "pe_budget": budget,
+                     **simulate_scenario(arch_path, spec, backbone, task_results, seed, classes,
+                                         head, exports / f"seed{seed}" / label, tier2_columns,
+                                         source_name, label, budget)})
     return rows
+
+
+def simulate_scenario(arch_path, spec, backbone, task_results, seed, classes, head, out: Path,
+                      tier2_columns, source_name, label, budget) -> dict:
+    """Export one scenario under ``out`` and cost its round-robin schedule with xsim.simulate."""
+    import xsim
+
+    scenario = Scenario(
+        name=f"{spec.name}_{label}_seed{seed}",
+        description=f"{label} learned by xsim study (seed {seed})",
+        seed=seed, model={"name": spec.model.name,
+                          "input_shape": [1, spec.data.image_size, spec.data.image_size],
+                          "layers": [dict(layer) for layer in spec.model.layers]},
+        precision=dict(spec.precision), backbone_task=source_name,
+        pe_budget=budget if budget is not None else 0.0, tier2_format=spec.tier2_format,
+        tier2_bits=spec.tier2_bits, periods=spec.periods, strategies=("xma2",))
+    path = write_scenario(out, arch_path, spec.arch_overrides, scenario, backbone,
+                          task_results, classes, head, tier2_columns=tier2_columns)
+    sim = xsim.simulate(str(out / "arch.yaml"), str(path))
+    mta = sim.mta
+    into = [r for r in sim.tables["strategies"] if r["switches_into"]]
+    n = sum(r["switches_into"] for r in into)
+    max_writes = mta.endurance["xma2"].max_writes
+    switches = mta.switch_count
+    endurance = sim.deployment.arch.cell.endurance_cycles
+    return {
+        "switch_energy_uj": sum(r["switch_energy_uj"] * r["switches_into"] for r in into) / n,
+        "switch_latency_us": sum(r["switch_latency_us"] * r["switches_into"] for r in into) / n,
+        "cells_written": sum(r["cells_written"] * r["switches_into"] for r in into) / n,
+        "switches": switches,
+        "max_cell_writes": max_writes,
+        "lifetime_switches": (endurance * switches / max_writes) if max_writes else None,
+        "workload": str(path),
+    }
+
+
+def run_wear_sweep(arch_path: str | os.PathLike[str], spec_path: str | os.PathLike[str],
+                   study_json: str | os.PathLike[str], weights: tuple[float, ...],
+                   out_dir: str | os.PathLike[str], exports_dir: str | os.PathLike[str], *,
+                   command: str | None = None, progress=None) -> dict[str, Any]:
+    """Wear-aware XMA2 at the main budget for every ``wear_weight`` of ``weights`` (0 is plain
+    XMA2's selection), every seed and task, at the learning-rate scale the study's search chose
+    for ``xma2_wear`` on each task (read from ``study_json``: no new search), with the same
+    training seeds, so the spec's own weight reproduces the study's ``xma2_wear`` runs.  Writes
+    ``wear_sweep.csv`` / ``.md`` / ``.png`` under ``out_dir``; returns the summary."""
+    spec = load_study_spec(spec_path)
+    chosen = {row["task"]: row["lr_scale"] for row in
+              json.loads(Path(study_json).read_text(encoding="utf-8"))["search"]["chosen"]
+              if row["strategy"] == "xma2_wear"}
+    with single_threaded():
+        return _wear_sweep(arch_path, spec, chosen, tuple(weights), Path(out_dir),
+                           Path(exports_dir), command, progress or (lambda _m: None))
+
+
+def _wear_sweep(arch_path, spec, chosen, weights, out, exports, command, progress):
+    from xsim.learn import study_report
+
+    started = time.perf_counter()
+    size = spec.data.image_size
+    network = _network(spec, size)
+    dep = Deployment.of(load_arch(arch_path, spec.arch_overrides), network,
+                        weight_bits=spec.precision.get("weight_bits"),
+                        input_bits=spec.precision.get("input_bits"), source=spec.source)
+    structure = PeStructure(dep)
+    weight_bits = dep.mapping.weight_bits
+    source, tasks = load_data(spec)
+    classes = {source.name: source.classes, **{t.name: t.classes for t in tasks}}
+    k = structure.budget_pes(spec.main_budget)
+    scales = spec.search.lr_scales
+    bt = spec.backbone_training
+    rows = []
+    for seed in spec.seeds:
+        progress(f"seed {seed}: backbone")
+        backbone = train_backbone_bn(network, dep.head_layer, source.x["train"], source.y["train"],
+                                     epochs=bt.epochs, batch=bt.batch, lr=bt.lr,
+                                     weight_bits=weight_bits, seed=seed)
+        for weight in weights:
+            wear = np.zeros(structure.count)
+            results, accuracies = {}, []
+            for task in tasks:
+                progress(f"seed {seed} wear_weight={weight:g} {task.name}")
+                tid = TASK_IDS[task.name]
+                scale = chosen[task.name]
+                model = WearAwareModel(backbone, structure, StrategyConfig(tier1="learned",
+                                       tier2=True, k=k), tier2_format=spec.tier2_format,
+                                       tier2_bits=spec.tier2_bits, weight_bits=weight_bits,
+                                       wear=wear.copy(), wear_weight=weight)
+                model, _, _ = fit(model, task, spec, scale,
+                                  _train_seed("xma2_wear", spec, seed, tid, scales.index(scale)))
+                result = export_result(model, backbone)
+                results[task.name] = result
+                accuracies.append(accuracy(model, task.x["test"], task.y["test"]))
+                wear[np.searchsorted(structure.candidates, result.tier1)] += 1.0
+            label = f"wear_{weight:g}"
+            cost = simulate_scenario(arch_path, spec, backbone, results, seed, classes,
+                                     dep.head_layer, exports / f"seed{seed}" / label,
+                                     dep.mapping.tier2_columns, source.name, label,
+                                     spec.main_budget)
+            masks = [set(r.tier1) for r in results.values()]
+            shared = len(set.union(*[a & b for i, a in enumerate(masks) for b in masks[i + 1:]]))
+            rows.append({"seed": seed, "wear_weight": weight, "test_accuracy": float(
+                np.mean(accuracies)), "pes_in_two_or_more_masks": shared,
+                **{key: cost[key] for key in ("switch_energy_uj", "cells_written",
+                                              "max_cell_writes", "lifetime_switches")}})
+    summary = study_report.write_wear_sweep(out, rows, spec.main_budget, k)
+    summary.update({"command": command, "study_json": "read for the chosen learning-rate scales",
+                    "chosen_lr_scale": chosen, "wall_seconds": round(time.perf_counter() - started, 1)})
+    write_text(out / "wear_sweep.json", json.dumps(summary, indent=2, default=str) + "\n")
+    return summary
 
 
 def command_line() -> str:
