@@ -45,7 +45,10 @@ def _table(rows: list[dict], columns: list[str] | None = None, floats: str = "{:
 
 
 def _file_kind(document) -> str:
-    """What an input file is, by its keys (whatever its suffix): learn, sweep, workload, arch."""
+    """What an input file is, by its keys (whatever its suffix): study, learn, sweep, workload,
+    arch."""
+    if "seeds" in document and "task_training" in document:
+        return "study"
     if "budgets" in document:
         return "learn"
     if "grid" in document:
@@ -72,7 +75,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
         shown = safe_text(name)
         document = read_document(name)
         kind = _file_kind(document)
-        if kind == "learn":
+        if kind == "study":
+            _learn_module()
+            from xsim.learn.study_spec import load_study_spec
+
+            spec = load_study_spec(name)
+            print(f"ok: {shown}: study spec {spec.name} ({len(spec.seeds)} seeds, "
+                  f"{len(spec.data.tasks)} tasks, budgets {list(spec.budgets)})")
+        elif kind == "learn":
             spec = _learn_module().load_learn_spec(name)
             print(f"ok: {shown}: learning spec {spec.name} ({len(spec.data.tasks)} tasks, "
                   f"budgets {list(spec.budgets)})")
