@@ -181,11 +181,7 @@ COLOURS = {"xma2": "C3", "xma2_wear": "C1", "tier1_only": "C0", "tier2_only": "C
 
 def plot_frontier(path: Path, runs, cost_rows, tasks, seeds) -> None:
     """Accuracy (task mean) against switch energy, switch latency and worst-cell writes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     panels = (("switch_energy_uj", "mean switch energy (µJ)"),
               ("switch_latency_us", "mean switch latency (µs)"),
               ("max_cell_writes", "most-written cell: writes over the schedule"))
@@ -209,11 +205,7 @@ def plot_frontier(path: Path, runs, cost_rows, tasks, seeds) -> None:
 
 def plot_lifetime(path: Path, runs, cost_rows, tasks, seeds, budget) -> None:
     """Lifetime (switches) against accuracy, per seed, for XMA2 with and without wear-aware tier 1."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for strategy in ("xma2", "xma2_wear"):
         acc = per_seed_accuracy(runs, strategy, budget, tasks, seeds)
@@ -236,11 +228,7 @@ def plot_lifetime(path: Path, runs, cost_rows, tasks, seeds, budget) -> None:
 
 def plot_adc(path: Path, crossbar_rows, adc_bits) -> None:
     """Bit-accurate accuracy against ADC resolution."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for name in dict.fromkeys(r["task"] for r in crossbar_rows):
         means = [100 * np.mean([r["crossbar_accuracy"] for r in crossbar_rows
@@ -257,13 +245,9 @@ def plot_adc(path: Path, crossbar_rows, adc_bits) -> None:
 
 def write_wear_sweep(out: Path, rows: list[dict], budget: float, k: int) -> dict:
     """The wear-weight sweep's table and plot: accuracy, overlap, worst-cell writes, lifetime."""
-    import matplotlib
-
     from xsim.learn.study import interval, shown
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     out.mkdir(parents=True, exist_ok=True)
     table = []
     seeds = sorted({r["seed"] for r in rows})
@@ -305,6 +289,15 @@ def write_wear_sweep(out: Path, rows: list[dict], budget: float, k: int) -> dict
     write_text(out / "wear_sweep.csv", _csv(table))
     write_text(out / "wear_sweep_per_seed.csv", _csv(rows))
     return {"table": table, "note": "mean ± half-width of the 95 % t interval over seeds"}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _save(fig, path: Path) -> None:
