@@ -247,3 +247,9 @@ def test_bundled_learned_cnn_workload_runs(tmp_path):
         row = next(r for r in rows if r["strategy"] == "xma2" and r["task"] == task.name)
         assert int(row["tier1_pes"]) == mask.size > 0
         assert float(row["switch_energy_uj"]) > 0 and float(row["cells_written"]) > 0
+
+
+def test_study_spec_names_every_data_task():
+    from xsim.learn.study_spec import TASKS
+
+    assert set(TASKS) == {"digits", *glyphs.GLYPH_CLASSES}

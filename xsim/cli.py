@@ -413,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("schema", help="print the JSON Schema of an input file kind "
                        "(docs/reference.md documents every key)")
-    p.add_argument("kind", choices=("arch", "workload", "sweep", "learn"))
+    p.add_argument("kind", choices=("arch", "workload", "sweep", "learn", "study"))
     p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("info", help="per-action energy table, power, area and peak of an arch")
