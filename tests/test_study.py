@@ -253,3 +253,27 @@ def test_study_spec_names_every_data_task():
     from xsim.learn.study_spec import TASKS
 
     assert set(TASKS) == {"digits", *glyphs.GLYPH_CLASSES}
+
+
+def test_a_study_run_is_bit_identical_for_the_same_seed(spec, cnn):
+    from xsim.learn.study import fit
+
+    network, _, structure = cnn
+    source = glyphs.mnist(16, 0)
+    task = glyphs.glyphs("latin_upper", 16, 0, {"train": 1, "validation": 1, "test": 1})
+    short = spec.model_copy(update={"task_training": spec.task_training.model_copy(
+        update={"epochs": 2})})
+    exported = []
+    for _ in range(2):
+        backbone = train_backbone_bn(network, "head", source.x["train"][:256],
+                                     source.y["train"][:256], epochs=1, batch=64, lr=3e-3,
+                                     weight_bits=8, seed=5)
+        model = TaskModel(backbone, structure, StrategyConfig(tier1="learned", tier2=True, k=13),
+                          tier2_format="pow2", tier2_bits=4, weight_bits=8)
+        model, val, epoch = fit(model, task, short, 1.0, 7)
+        exported.append((export_result(model, backbone), val, epoch))
+    (a, va, ea), (b, vb, eb) = exported
+    assert (va, ea) == (vb, eb) and a.tier1 == b.tier1 and len(a.tier1) == 13
+    np.testing.assert_array_equal(a.tier2, b.tier2)
+    for name in a.codes:
+        np.testing.assert_array_equal(a.codes[name], b.codes[name])
