@@ -7,7 +7,7 @@ ARCH     ?= arch/isaac128.yaml
 WORKLOAD ?= workloads/resnet50_mta.json
 OUT      ?= out
 
-.PHONY: install run test lint fuzz bench sweep sweep-write sweep-nonideal learn-demo clean
+.PHONY: install run test lint fuzz bench sweep sweep-write sweep-nonideal learn-demo study study-wear clean
 
 install: $(STAMP)
 
@@ -54,6 +54,20 @@ bench: $(STAMP)
 # Learn XMA2's masks on scikit-learn's digits, measure the frontier, export a workload for xsim run.
 learn-demo: $(STAMP)
 	$(BIN)/xsim learn $(ARCH) workloads/learn_digits.json -o $(OUT)/learn
+
+# The XMA2 study (issue #14): 3 seeds, 10 strategies, a validation search, costs from the simulator;
+# tables and plots into results/study (committed), exported scenarios into $(OUT)/study_exports;
+# seed 0's XMA2 scenario at the main budget becomes the bundled workloads/learned_cnn_mta.json.
+study: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/xsim study $(ARCH) workloads/study_glyphs.json -o results/study \
+		--exports $(OUT)/study_exports --verbose --command "make study"
+	$(BIN)/python -m xsim.learn.bundle $(OUT)/study_exports/seed0/xma2_0.1 workloads/learned_cnn_mta.json
+
+# Wear-aware tier 1 at several wear weights (0: plain XMA2), at the learning rates make study chose.
+study-wear: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/xsim study $(ARCH) workloads/study_glyphs.json --wear-sweep 0,1,3,10,100 \
+		--from-study results/study/study.json -o results/study/wear_sweep \
+		--exports $(OUT)/study_exports_wear --verbose --command "make study-wear"
 
 # Removes build outputs only: the virtual environment, caches and run outputs. Never inputs.
 clean:

@@ -45,7 +45,10 @@ def _table(rows: list[dict], columns: list[str] | None = None, floats: str = "{:
 
 
 def _file_kind(document) -> str:
-    """What an input file is, by its keys (whatever its suffix): learn, sweep, workload, arch."""
+    """What an input file is, by its keys (whatever its suffix): study, learn, sweep, workload,
+    arch."""
+    if "seeds" in document and "task_training" in document:
+        return "study"
     if "budgets" in document:
         return "learn"
     if "grid" in document:
@@ -72,7 +75,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
         shown = safe_text(name)
         document = read_document(name)
         kind = _file_kind(document)
-        if kind == "learn":
+        if kind == "study":
+            _learn_module()
+            from xsim.learn.study_spec import load_study_spec
+
+            spec = load_study_spec(name)
+            print(f"ok: {shown}: study spec {spec.name} ({len(spec.seeds)} seeds, "
+                  f"{len(spec.data.tasks)} tasks, budgets {list(spec.budgets)})")
+        elif kind == "learn":
             spec = _learn_module().load_learn_spec(name)
             print(f"ok: {shown}: learning spec {spec.name} ({len(spec.data.tasks)} tasks, "
                   f"budgets {list(spec.budgets)})")
@@ -374,6 +384,33 @@ def cmd_learn(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study(args: argparse.Namespace) -> int:
+    _out_dir(args.out)
+    _learn_module()
+    from xsim.learn.study import command_line, run_study
+
+    def progress(message: str) -> None:
+        if args.verbose:
+            print(message, file=sys.stderr, flush=True)
+
+    if args.wear_sweep:
+        from xsim.learn.study import run_wear_sweep
+
+        weights = tuple(float(w) for w in args.wear_sweep.split(","))
+        with _claim(args.out):
+            summary = run_wear_sweep(args.arch, args.spec, args.from_study, weights, args.out,
+                                     args.exports, command=args.command or command_line(),
+                                     progress=progress)
+        print(f"wrote the wear sweep to {args.out}/ ({summary['wall_seconds']} s)")
+        return 0
+    with _claim(args.out):
+        summary = run_study(args.arch, args.spec, args.out, args.exports, quick=args.quick,
+                            command=args.command or command_line(), progress=progress)
+    print(f"wrote the study's tables and plots to {args.out}/ ({summary['wall_seconds']} s) and "
+          f"its exported scenarios to {args.exports}/")
+    return 0
+
+
 def _version() -> str:
     from xsim.report.provenance import git_commit, version
 
@@ -405,7 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("schema", help="print the JSON Schema of an input file kind "
                        "(docs/reference.md documents every key)")
-    p.add_argument("kind", choices=("arch", "workload", "sweep", "learn"))
+    p.add_argument("kind", choices=("arch", "workload", "sweep", "learn", "study"))
     p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("info", help="per-action energy table, power, area and peak of an arch")
@@ -460,6 +497,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output folder (default out/learn)")
     p.add_argument("--quick", action="store_true", help="a reduced smoke run (few epochs, 2 tasks)")
     p.set_defaults(func=cmd_learn)
+
+    p = sub.add_parser("study", help="XMA2 against its baselines over seeds, costed by the "
+                       "simulator (extra 'learn')")
+    p.add_argument("arch", metavar="ARCH")
+    p.add_argument("spec", metavar="STUDY", help="study spec (JSON), e.g. workloads/study_glyphs.json")
+    p.add_argument("-o", "--out", default="out/study", metavar="OUTDIR",
+                   help="folder of the tables and plots (default out/study)")
+    p.add_argument("--exports", default="out/study_exports", metavar="DIR",
+                   help="folder of every exported scenario (default out/study_exports)")
+    p.add_argument("--quick", action="store_true", help="a reduced smoke run (2 seeds, 2 tasks)")
+    p.add_argument("--verbose", action="store_true", help="print each training run to stderr")
+    p.add_argument("--command", default=None, help="the command to record (default: this one)")
+    p.add_argument("--wear-sweep", default=None, metavar="W1,W2,...",
+                   help="instead of the study: wear-aware XMA2 at these wear weights (0: plain), "
+                   "at the learning rates the study's search chose (--from-study)")
+    p.add_argument("--from-study", default="results/study/study.json", metavar="STUDY_JSON",
+                   help="the study whose search the wear sweep reuses")
+    p.set_defaults(func=cmd_study)
     return parser
 
 

@@ -22,6 +22,10 @@ stream                     id    key
 ``learn.permutation``      23    task position: a ``permute`` task's pixel permutation
 ``learn.random_tier1``     31    PE count: the random tier-1 baseline's PEs
 ``learn.task``             41    task index: one training seed per task
+``study.split``            51    data-set id: the study's stratified three-way split
+``study.glyph``            52    task id, split, font, class, copy: one rendered glyph
+``study.train``            53    study seed, task, strategy id, grid point: one training run
+``study.random_tier1``     54    study seed, task, PE count: the random tier-1 baseline's PEs
 =========================  ====  ==========================================================
 
 Two older streams keep the layouts they were built with, because a change would move every
@@ -50,6 +54,10 @@ STREAMS = {
     "learn.permutation": 23,
     "learn.random_tier1": 31,
     "learn.task": 41,
+    "study.split": 51,
+    "study.glyph": 52,
+    "study.train": 53,
+    "study.random_tier1": 54,
 }
 
 

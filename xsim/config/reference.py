@@ -1,7 +1,7 @@
 """The documented schema: JSON Schema of every input file, and the key reference made from it.
 
 :func:`json_schema` gives the JSON Schema pydantic derives from the config models (``xsim schema
-arch|workload|sweep|learn`` prints it); :func:`reference_markdown` walks the same schemas into
+arch|workload|sweep|learn|study`` prints it); :func:`reference_markdown` walks the same schemas into
 ``docs/reference.md``, one row per key with its type, unit, default and meaning (a test checks
 the page is current: regenerate it with ``python -m xsim.config.reference > docs/reference.md``).
 A key's unit is the one its name ends in (:data:`UNITS`), its meaning the model's docstring for
@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-KINDS = ("arch", "workload", "sweep", "learn")
+KINDS = ("arch", "workload", "sweep", "learn", "study")
 
 UNITS = {
     "_mw": "mW", "_pj": "pJ", "_uj": "µJ", "_ns": "ns", "_ghz": "GHz", "_gsps": "GS/s",
@@ -40,19 +40,20 @@ def _model(kind: str):
         from xsim.sweep.spec import SweepSpec
 
         return SweepSpec
-    if kind == "learn":
+    if kind in ("learn", "study"):
         import importlib.util
 
-        # The spec module needs no torch; import it without the package's torch-bound runner.
-        spec = importlib.util.find_spec("xsim.learn.spec")
+        # The spec modules need no torch; import them without the package's torch-bound runner.
+        name, model = {"learn": ("spec", "LearnSpec"), "study": ("study_spec", "StudySpec")}[kind]
+        spec = importlib.util.find_spec(f"xsim.learn.{name}")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        return module.LearnSpec
+        return getattr(module, model)
     raise ValueError(f"unknown schema {kind!r}; known: {', '.join(KINDS)}")
 
 
 def json_schema(kind: str) -> dict[str, Any]:
-    """The JSON Schema of one kind of input file (``arch``, ``workload``, ``sweep``, ``learn``)."""
+    """The JSON Schema of one kind of input file (``arch``, ``workload``, ``sweep``, ``learn``, ``study``)."""
     schema = _model(kind).model_json_schema(by_alias=True)
     for name in _INTERNAL:
         schema.get("properties", {}).pop(name, None)
@@ -196,7 +197,7 @@ def reference_markdown() -> str:
     """The key reference of every input file, ``docs/reference.md``."""
     lines = ["# Input file reference", "",
              "Generated from xsim's config models by `python -m xsim.config.reference` (a test "
-             "checks this page is current); `xsim schema arch|workload|sweep|learn` prints the "
+             "checks this page is current); `xsim schema arch|workload|sweep|learn|study` prints the "
              "JSON Schema of the same models. A key's unit is the one its name ends in: "
              + ", ".join(f"`{s}` {u}" for s, u in UNITS.items()) + ". Unknown keys are "
              "errors; `required` keys have no default.", ""]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -109,39 +110,84 @@ def load_task_weights(path: str | os.PathLike[str], network: Network
 def export_workload(out: Path, arch_path: str | os.PathLike[str], spec: LearnSpec, backbone: Backbone,
                     results: dict[str, TaskResult], classes: dict[str, int], head: str) -> Path:
     """Write every exported file (see the module docstring); returns the workload's path."""
-    arch_data = read_document(arch_path)
-    if spec.arch_overrides:
-        arch_data = deep_update(arch_data, spec.arch_overrides, str(arch_path))
-    write_text(out / "arch.yaml", yaml.safe_dump(dict(arch_data), sort_keys=False))
+    scenario = Scenario(
+        name=spec.name,
+        description=f"XMA2 masks learned by xsim learn from {Path(spec.source or '').name} "
+                    f"at a {spec.export.pe_budget:.0%} PE budget",
+        seed=spec.seed, model={"name": spec.model.name, "input_shape": list(spec.model.input_shape),
+                               "layers": [dict(layer) for layer in spec.model.layers]},
+        precision=dict(spec.precision), backbone_task=spec.data.backbone,
+        pe_budget=spec.export.pe_budget, tier2_format=spec.tier2.format, tier2_bits=spec.tier2.bits,
+        periods=spec.export.periods)
+    return write_scenario(out, arch_path, spec.arch_overrides, scenario, backbone, results, classes,
+                          head)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What an exported workload says besides the learned arrays: its name, model (``name``,
+    ``input_shape``, ``layers``), precision, backbone task, tier-1 budget label, tier-2 format
+    and round-robin periods."""
+
+    name: str
+    description: str
+    seed: int
+    model: dict
+    precision: dict
+    backbone_task: str
+    pe_budget: float
+    tier2_format: str
+    tier2_bits: int
+    periods: int
+    strategies: tuple[str, ...] | None = None
+
+
+def write_scenario(out: Path, arch_path: str | os.PathLike[str], arch_overrides: dict,
+                   scenario: Scenario, backbone: Backbone, results: dict[str, TaskResult],
+                   classes: dict[str, int], head: str, *, backbone_file: str = "backbone.npz",
+                   arch_file: str | None = "arch.yaml", tier2_columns: int | None = None) -> Path:
+    """Write a scenario's files under ``out`` (see the module docstring); returns the workload's
+    path.  A task without tier-2 scales exports ``tier2_columns`` scales of 1 (nothing
+    rescaled).  ``arch_file`` None writes no arch file."""
+    if arch_file is not None:
+        arch_data = read_document(arch_path)
+        if arch_overrides:
+            arch_data = deep_update(arch_data, arch_overrides, str(arch_path))
+        write_text(out / arch_file, yaml.safe_dump(dict(arch_data), sort_keys=False))
     out.mkdir(parents=True, exist_ok=True)
-    save_weights(out / "backbone.npz", backbone.float_weights())
-    tasks = [{"name": spec.data.backbone, "backbone": True,
-              "head": {"num_classes": classes[spec.data.backbone]}}]
+    save_weights(out / backbone_file, backbone.float_weights())
+    tasks = [{"name": scenario.backbone_task, "backbone": True,
+              "head": {"num_classes": classes[scenario.backbone_task]}}]
     for name, result in results.items():
         masks = f"tasks/{name}.masks.npz"
         weights = f"tasks/{name}.weights.npz"
+        tier2 = result.tier2
+        if tier2 is None:
+            if tier2_columns is None:
+                raise ValueError(f"task {name!r} has no tier-2 scales and no tier2_columns was given")
+            tier2 = np.ones(tier2_columns, dtype=np.float64)
         write_npz(out / masks, {"tier1": np.asarray(result.tier1, dtype=np.int64),
-                                "tier2": np.asarray(result.tier2, dtype=np.float64)})
+                                "tier2": np.asarray(tier2, dtype=np.float64)})
         save_task_weights(out / weights, backbone, result, head)
         tasks.append({
             "name": name,
             "head": {"num_classes": classes[name]},
-            "tier1": {"pe_budget": spec.export.pe_budget, "mask_file": masks},
-            "tier2": {"format": spec.tier2.format, "bits": spec.tier2.bits, "scales_file": masks},
+            "tier1": {"pe_budget": scenario.pe_budget, "mask_file": masks},
+            "tier2": {"format": scenario.tier2_format, "bits": scenario.tier2_bits,
+                      "scales_file": masks},
             "weights_file": weights,
         })
     workload = {
-        "name": spec.name,
-        "description": f"XMA2 masks learned by xsim learn from {Path(spec.source or '').name} "
-                       f"at a {spec.export.pe_budget:.0%} PE budget",
-        "seed": spec.seed,
-        "model": {"name": spec.model.name, "input_shape": list(spec.model.input_shape),
-                  "layers": [dict(layer) for layer in spec.model.layers],
-                  "weights": {"kind": "npz", "path": "backbone.npz"}},
-        "precision": dict(spec.precision),
+        "name": scenario.name,
+        "description": scenario.description,
+        "seed": scenario.seed,
+        "model": {**scenario.model, "weights": {"kind": "npz", "path": backbone_file}},
+        "precision": dict(scenario.precision),
         "tasks": tasks,
-        "schedule": {"kind": "round_robin", "periods": spec.export.periods},
+        "schedule": {"kind": "round_robin", "periods": scenario.periods},
     }
+    if scenario.strategies is not None:
+        workload["strategies"] = list(scenario.strategies)
     path = out / "workload.json"
     write_text(path, json.dumps(workload, indent=2) + "\n")
     return path

@@ -240,6 +240,19 @@ def _batches(n: int, batch: int, generator: torch.Generator):
         yield order[i : i + batch]
 
 
+def fit_graph(network: Network, weight_layer, params: list, x: np.ndarray, y: np.ndarray, *,
+              epochs: int, batch: int, lr: float, generator: torch.Generator) -> None:
+    """Adam on cross entropy over ``params`` for ``epochs`` passes of shuffled batches."""
+    opt = torch.optim.Adam(params, lr=lr)
+    xt, yt = torch.as_tensor(x, dtype=DTYPE), torch.as_tensor(y)
+    for _ in range(epochs):
+        for idx in _batches(len(xt), batch, generator):
+            loss = F.cross_entropy(run_graph(network, xt[idx], weight_layer), yt[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+
 def train_backbone(network: Network, x: np.ndarray, y: np.ndarray, *, epochs: int, batch: int,
                    lr: float, weight_bits: int, seed: int) -> Backbone:
     """Train ``network`` in floating point on (x, y) and quantise it (step 1 of the docstring)."""
@@ -260,14 +273,8 @@ def train_backbone(network: Network, x: np.ndarray, y: np.ndarray, *, epochs: in
             out = out + biases[layer.name][None, :, None, None]
         return out
 
-    opt = torch.optim.Adam([*params.values(), *biases.values()], lr=lr)
-    xt, yt = torch.as_tensor(x, dtype=DTYPE), torch.as_tensor(y)
-    for _ in range(epochs):
-        for idx in _batches(len(xt), batch, generator):
-            loss = F.cross_entropy(run_graph(network, xt[idx], weight_layer), yt[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    fit_graph(network, weight_layer, [*params.values(), *biases.values()], x, y, epochs=epochs,
+              batch=batch, lr=lr, generator=generator)
     codes, scales, out_biases = {}, {}, {}
     for layer in network.weight_layers:
         q, s = quantise_weights(params[layer.name].detach().numpy().T, weight_bits)

@@ -16,6 +16,7 @@ import io
 import json
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -116,16 +117,24 @@ def run_learn(arch_path: str | os.PathLike[str], learn_path: str | os.PathLike[s
     spec = load_learn_spec(learn_path)
     if quick:
         spec = quick_spec(spec)
+    with single_threaded():
+        return _run(arch_path, spec, Path(out_dir), progress, quick)
+
+
+@contextmanager
+def single_threaded():
+    """Torch (deterministic algorithms) and the numba kernels on one thread, restored after.
+
+    One thread each: these matrices are small, and on a two-core machine a second thread costs
+    more in synchronisation than it computes.  The crossbar kernels' OpenMP workers, once
+    started, spin between parallel regions and would take half the CPU from training."""
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     kernel_threads = numba.get_num_threads()
-    # One thread each: these matrices are small, and on a two-core machine a second thread costs
-    # more in synchronisation than it computes.  The crossbar kernels' OpenMP workers, once
-    # started, spin between parallel regions and would take half the CPU from training.
     torch.set_num_threads(1)
     numba.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     try:
-        return _run(arch_path, spec, Path(out_dir), progress, quick)
+        yield
     finally:
         torch.set_num_threads(threads)
         numba.set_num_threads(kernel_threads)
