@@ -61,7 +61,8 @@ learn-demo: $(STAMP)
 study: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/xsim study $(ARCH) workloads/study_glyphs.json -o results/study \
 		--exports $(OUT)/study_exports --verbose --command "make study"
-	$(BIN)/python -m xsim.learn.bundle $(OUT)/study_exports/seed0/xma2_0.1 workloads/learned_cnn_mta.json
+	$(BIN)/python -m xsim.learn.bundle $(OUT)/study_exports/seed0/xma2_0.1 workloads/learned_cnn_mta.json \
+		workloads/study_glyphs.json
 
 # Wear-aware tier 1 at several wear weights (0: plain XMA2), at the learning rates make study chose.
 study-wear: $(STAMP)

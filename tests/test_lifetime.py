@@ -95,3 +95,58 @@ def test_fault_free_reference_keeps_the_other_nonidealities():
     rows = lifetime_rows(dep, weights, tasks, mta, images=2, seed=dep.workload.seed)
     assert all(r["top1_agreement"] == 1.0 for r in rows if r["period"] == 0)
     assert min(r["top1_agreement"] for r in rows) < 1.0
+
+
+LEARNED = os.path.join(ROOT, "workloads", "learned_cnn_mta.json")
+LEARNED_ARCH = os.path.join(ROOT, "workloads", "learned_cnn", "arch.yaml")
+
+
+def test_the_learned_cnn_scenario_measures_accuracy_on_its_own_test_images():
+    # Every task of the bundled learned CNN scenario ships labelled test images: the lifetime
+    # study runs each task's own network on them and reports accuracy, which on day one matches
+    # what an independent count over the same images gives (the task's first classes only),
+    # and wear then takes it down.
+    from xsim.api import model_weights
+    from xsim.functional.masks import task_masks_from_tasks
+    from xsim.functional.network import CrossbarNetwork
+    from xsim.mta.lifetime import labelled_sets, task_float_weights
+    from xsim.mta.tasks import build_tasks
+
+    images = 24
+    res = simulate(load_arch(LEARNED_ARCH), LEARNED, lifetime=True, images=images)
+    rows = res.lifetime
+    assert all(r.get("accuracy") is not None and r["images"] == images for r in rows)
+    day_one = {r["task"]: r["accuracy"] for r in rows if r["period"] == 0}
+    assert day_one["mnist"] >= 0.8 and min(day_one.values()) > 0.2
+    last = max(r["period"] for r in rows)
+    assert np.mean([r["accuracy"] for r in rows if r["period"] == last]) < np.mean(list(day_one.values()))
+    dep, wl = res.deployment, res.workload
+    sets = labelled_sets(wl, dep.network)
+    tasks = build_tasks(dep, model_weights(wl, dep.network))
+    task = wl.tasks[1]
+    net = CrossbarNetwork(dep.mapping, task_float_weights(wl, task, dep.network, None),
+                          sets[task.name].calibration)
+    logits = net.run(sets[task.name].x[:images], task_masks_from_tasks(tasks, task.name))
+    hits = np.argmax(logits[:, : task.head.num_classes], axis=1) == sets[task.name].y[:images]
+    assert day_one[task.name] == pytest.approx(float(np.mean(hits)))
+
+
+def test_a_test_file_with_labels_out_of_range_fails_clearly(tmp_path, capsys):
+    import json
+    import shutil
+
+    folder = tmp_path / "learned_cnn"
+    shutil.copytree(os.path.join(ROOT, "workloads", "learned_cnn"), folder)
+    with open(LEARNED) as f:
+        doc = json.load(f)
+    with np.load(folder / "tests" / "greek.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["y"] = arrays["y"] + 30
+    np.savez(folder / "tests" / "greek.npz", **arrays)
+    path = tmp_path / "learned_cnn_mta.json"
+    path.write_text(json.dumps(doc))
+    code = main(["run", str(folder / "arch.yaml"), str(path), "--lifetime", "--images", "2",
+                 "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "greek.npz: y:" in err and "head.num_classes 24" in err and "tasks[2].test_file" in err

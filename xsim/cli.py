@@ -299,6 +299,11 @@ def summary_text(result) -> str:
         first = {k: v["first_disagreement_period"] for k, v in s["lifetime"].items()}
         lines += ["", "lifetime (lifetime.csv): first period with a task's top-1 disagreement: "
                   + ", ".join(f"{k} {'never' if v is None else f'{v:.3g}'}" for k, v in first.items())]
+        acc = {k: v["accuracy"] for k, v in s["lifetime"].items() if "accuracy" in v}
+        if acc:
+            lines.append("test accuracy, mean over tasks, day one -> last checkpoint: " + ", ".join(
+                f"{k} {sum(a['first'] for a in v.values()) / len(v):.3f} -> "
+                f"{sum(a['last'] for a in v.values()) / len(v):.3f}" for k, v in acc.items()))
     return "\n".join(lines)
 
 

@@ -178,6 +178,11 @@ class TaskSpec(Frozen):
     """synthetic task weights when no weights_file is given."""
     weights_file: str | None = None
     """.npz of task weights, keys <layer>.task_weight (integer codes)."""
+    test_file: str | None = None
+    """``.npz`` of the task's labelled test images: ``x`` (B, C, H, W) float in the network's input
+    units, ``y`` (B,) integer classes below ``head.num_classes``, optionally ``calibration``
+    (N, C, H, W) training images for the activation scales; ``xsim run --lifetime`` then measures
+    accuracy on them."""
 
 
 class ScheduleSpec(Frozen):

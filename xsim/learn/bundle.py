@@ -5,7 +5,9 @@
 folder beside it named after it (``workloads/learned_cnn_mta.json`` →
 ``workloads/learned_cnn/``), every ``.npz`` re-saved compressed (same arrays, fewer bytes) and
 every path in the workload rewritten relative to its new place.  The workload then runs with
-``xsim run workloads/learned_cnn/arch.yaml workloads/learned_cnn_mta.json``.
+``xsim run workloads/learned_cnn/arch.yaml workloads/learned_cnn_mta.json``.  With a study spec
+as third argument every task also gets a ``test_file`` of labelled test images
+(:func:`add_test_sets`), which ``xsim run --lifetime`` measures accuracy on.
 """
 
 from __future__ import annotations
@@ -55,12 +57,51 @@ def bundle(export_dir: str | Path, workload_path: str | Path) -> Path:
     return workload_path
 
 
+TEST_IMAGES = 200
+"""labelled test images shipped per task (the first of the study's test split)"""
+CALIBRATION_IMAGES = 64
+"""training images shipped per task for the activation scales"""
+
+
+def add_test_sets(workload_path: str | Path, spec_path: str | Path) -> Path:
+    """Give every task of the bundled workload a ``test_file``: the first ``TEST_IMAGES`` of the
+    study's own test split of that task (the same deterministic split the study measured) and
+    ``CALIBRATION_IMAGES`` of its training images for the activation scales (the study
+    calibrates each task on its own training images), as float32 pixels."""
+    from xsim.learn.study import load_data
+    from xsim.learn.study_spec import load_study_spec
+
+    workload_path = Path(workload_path)
+    spec = load_study_spec(spec_path)
+    source, tasks = load_data(spec)
+    splits = {source.name: source, **{t.name: t for t in tasks}}
+    folder_name = workload_path.stem.removesuffix("_mta")
+    workload = json.loads(workload_path.read_text(encoding="utf-8"))
+    for task in workload["tasks"]:
+        split = splits[task["name"]]
+        arrays = {"x": split.x["test"][:TEST_IMAGES].astype(np.float32),
+                  "y": split.y["test"][:TEST_IMAGES].astype(np.int16),
+                  "calibration": split.x["train"][:CALIBRATION_IMAGES].astype(np.float32)}
+        relative = f"tests/{task['name']}.npz"
+        dest = workload_path.parent / folder_name / relative
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with open(dest, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        task["test_file"] = f"{folder_name}/{relative}"
+    workload_path.write_text(json.dumps(workload, indent=2) + "\n", encoding="utf-8")
+    return workload_path
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
-        print("usage: python -m xsim.learn.bundle EXPORT_DIR WORKLOAD_JSON", file=sys.stderr)
+    if len(args) not in (2, 3):
+        print("usage: python -m xsim.learn.bundle EXPORT_DIR WORKLOAD_JSON [STUDY_SPEC]",
+              file=sys.stderr)
         return 2
-    print(f"wrote {bundle(*args)}")
+    path = bundle(*args[:2])
+    if len(args) == 3:
+        add_test_sets(path, args[2])
+    print(f"wrote {path}")
     return 0
 
 

@@ -21,7 +21,9 @@ What is modelled:
   probability ``weight_change.masked_fraction``; on a crossbar this means rewriting those cells.
 * **Heads**: the network's last weight layer is the task's classifier. Task ``t``'s head has
   ``head.num_classes`` columns written over the first columns of the backbone head's PEs (the
-  rest keep their contents and are ignored); its weights are synthetic, drawn like the backbone's.
+  rest keep their contents and are ignored); its weights are the task's own where its
+  ``weights_file`` holds the float head (``<head>.weight``, quantised per channel like the
+  backbone), else synthetic, drawn like the backbone's.
 * **Tier-1 masks** pick ``round(pe_budget × candidates)`` of the first-instance PEs of every
   weight layer but the head (replicas follow their first instance): ``random`` (seeded),
   ``largest_change`` (the PEs whose task weights move furthest, Σ|ΔW|), or ``uniform_layers``
@@ -179,6 +181,9 @@ def build_tasks(deployment: Deployment, weights: dict) -> TaskSet:
         where = f"tasks[{ti}]"
         tasks.heads[task.name] = (
             backbone[head_layer.layer.name] if task.backbone
+            else _file_head(workload, task, f"tasks[{ti}]", head_layer, bits)
+            if task.weights_file and _has_key(workload, task.weights_file,
+                                              f"{head_layer.layer.name}.weight")
             else _synthetic_head(workload, ti, head_layer.K, task.head.num_classes, bits))
         if task.backbone:
             tasks.tier1[task.name] = frozenset()
@@ -214,6 +219,23 @@ def build_tasks(deployment: Deployment, weights: dict) -> TaskSet:
         tasks.tier1[task.name] = _tier1(task, where, workload, candidates, layer_of, scores, ti)
         tasks.tier2[task.name] = _tier2(task, where, deployment, ti)
     return tasks
+
+
+def _has_key(workload: Workload, name: str, key: str) -> bool:
+    with NpzArchive(resolve_path(workload, name), f"named by {workload.source}") as archive:
+        return key in archive.keys
+
+
+def _file_head(workload: Workload, task: TaskSpec, where: str, lm, bits: int) -> np.ndarray:
+    """A task's own classifier from its ``weights_file`` (key ``<head>.weight``: the float head
+    ``xsim learn`` and ``xsim study`` export), quantised per output channel as the backbone is:
+    its first ``head.num_classes`` outputs as the (K, classes) codes written into the head PEs."""
+    path = resolve_path(workload, task.weights_file)
+    w = _read_npz(path, f"{lm.layer.name}.weight", workload.source,
+                  f"{where}.weights_file (task {shown(task.name)})", kinds=REAL,
+                  shape=lm.layer.weight_shape, what="the task's float head weights")
+    codes = quantise_weights(w.astype(np.float64), bits, per_channel=True)[0]
+    return np.ascontiguousarray(weight_matrix(codes)[:, : task.head.num_classes], dtype=np.int32)
 
 
 def _file_weights(workload: Workload, task: TaskSpec, where: str, lm, limit: int) -> np.ndarray:

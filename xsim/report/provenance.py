@@ -66,7 +66,8 @@ def input_files(arch, workload) -> list[dict[str, Any]]:
     for i, task in enumerate(workload.tasks):
         for key, value in (("weights_file", task.weights_file),
                            ("tier1.mask_file", task.tier1.mask_file),
-                           ("tier2.scales_file", task.tier2.scales_file)):
+                           ("tier2.scales_file", task.tier2.scales_file),
+                           ("test_file", task.test_file)):
             if value:
                 named.append((f"tasks[{i}].{key}", str(resolve_path(workload, value))))
     out = []

@@ -161,8 +161,9 @@ def run_summary(result) -> dict[str, Any]:
 
 
 def lifetime_summary(rows) -> dict[str, Any]:
-    """Per strategy: the checkpoints, and the first period at which some task's top-1
-    agreement with the fault-free model drops below 1 (None: never within the study)."""
+    """Per strategy: the checkpoints, the first period at which some task's top-1 agreement
+    with the fault-free model drops below 1 (None: never within the study) and, where the tasks
+    have labelled test images, each task's accuracy at day one and at the last checkpoint."""
     out: dict[str, Any] = {}
     for row in rows:
         entry = out.setdefault(row["strategy"], {"periods": [], "first_disagreement_period": None})
@@ -170,6 +171,10 @@ def lifetime_summary(rows) -> dict[str, Any]:
             entry["periods"].append(row["period"])
         if row["top1_agreement"] < 1.0 and entry["first_disagreement_period"] is None:
             entry["first_disagreement_period"] = row["period"]
+        if row.get("accuracy") is not None:
+            acc = entry.setdefault("accuracy", {}).setdefault(row["task"], {})
+            acc.setdefault("first", row["accuracy"])
+            acc["last"] = row["accuracy"]
     return out
 
 

@@ -106,7 +106,7 @@ def _named_files(doc: Any) -> list[str]:
         if not isinstance(task, Mapping):
             continue
         for section, key in ((task, "weights_file"), (task.get("tier1"), "mask_file"),
-                             (task.get("tier2"), "scales_file")):
+                             (task.get("tier2"), "scales_file"), (task, "test_file")):
             if isinstance(section, Mapping) and isinstance(section.get(key), str):
                 names.append(section[key])
     return names
