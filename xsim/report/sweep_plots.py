@@ -90,7 +90,8 @@ def write_sweep_plots(rows: list[dict], out: Path, *, x: str, title: str) -> lis
 def _agreement_plot(frame: pd.DataFrame, out: Path, title: str) -> Path:
     """Top-1 agreement of the bit-accurate model with the float reference against every grid
     dimension: one panel a dimension, one line per value of the next dimension (cyclically),
-    each the mean over the tasks and the remaining dimensions' values."""
+    each the mean over the tasks with the remaining dimensions at their first listed value (a
+    sweep lists its reference point first)."""
     rows = frame[(frame["kind"] == "functional_task") & (frame["item"] == "top1_agreement")]
     dims = [c for c in frame.columns if c == "arch" or c == "workload"
             or c.startswith(("arch.", "workload."))]
@@ -102,8 +103,12 @@ def _agreement_plot(frame: pd.DataFrame, out: Path, title: str) -> Path:
         order = list(dict.fromkeys(rows[dim]))
         labels = [str(v) for v in order]
         series = dims[(i + 1) % len(dims)] if len(dims) > 1 else None
-        groups = [(None, rows)] if series is None else \
-            [(v, rows[rows[series] == v]) for v in dict.fromkeys(rows[series])]
+        fixed = rows
+        for other in dims:
+            if other not in (dim, series):
+                fixed = fixed[fixed[other] == rows[other].iloc[0]]
+        groups = [(None, fixed)] if series is None else \
+            [(v, fixed[fixed[series] == v]) for v in dict.fromkeys(rows[series])]
         for value, part in groups:
             mean = part.groupby(dim)["value"].mean().reindex(order)
             ax.plot(labels, mean.to_numpy(), marker="o",
@@ -113,8 +118,10 @@ def _agreement_plot(frame: pd.DataFrame, out: Path, title: str) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower left")
     axes[0, 0].set_ylabel("top-1 agreement with float reference")
-    fig.suptitle(f"{title}: bit-accurate top-1 agreement (XMA2's masks; mean over tasks and the "
-                 "dimensions not on the axis or in the legend)", fontsize=10)
+    others = ", ".join(f"{short[d]} = {rows[d].iloc[0]}" for d in dims)
+    fig.suptitle(f"{title}: bit-accurate top-1 agreement (XMA2's masks, mean over tasks); a "
+                 f"dimension not on the axis or in the legend stays at its first value ({others})",
+                 fontsize=9)
     fig.tight_layout()
     path = save_figure(out / "sweep_agreement.png", fig)
     plt.close(fig)
