@@ -55,7 +55,7 @@ bench: $(STAMP)
 learn-demo: $(STAMP)
 	$(BIN)/xsim learn $(ARCH) workloads/learn_digits.json -o $(OUT)/learn
 
-# The XMA2 study (issue #14): 3 seeds, 10 strategies, a validation search, costs from the simulator;
+# The XMA2 study: 3 seeds, 10 strategies, a validation search, costs from the simulator;
 # tables and plots into results/study (committed), exported scenarios into $(OUT)/study_exports;
 # seed 0's XMA2 scenario at the main budget becomes the bundled workloads/learned_cnn_mta.json.
 study: $(STAMP)

@@ -17,7 +17,7 @@ from xsim.learn.spec import BUDGETED
 
 COLUMNS = ("task", "strategy", "pe_budget", "tier1_pes", "float_accuracy", "crossbar_accuracy",
            "cells_written")
-# Target of the method at the budget the issue names: XMA2 within this many points of full
+# Target of the method at the budget the learning demo exports: XMA2 within this many points of full
 # fine-tuning and above tier 1 only and tier 2 only.
 TARGET_GAP = 0.02
 
