@@ -568,8 +568,9 @@ class ChipModel:
                     wait = st.wait_for(need[r], window, lo[r])
                     if wait is not None:
                         yield wait
-                # With a window-level start the row begins once its first window exists; its
-                # item i cannot end before the share i/n of its last input row has arrived.
+                # With a window-level start the row begins once its first window exists; the MVM
+                # of its pixel x cannot end before the share (x+1)/width of its last input row
+                # has arrived.
                 opened = full = 0
                 first_px = (rp.replica - r * width) % n_reps
                 if window:
