@@ -420,3 +420,21 @@ def test_learning_epochs_are_bounded(tmp_path, capsys):
     path.write_text(json.dumps(data))
     code, err = validate(capsys, path)
     assert code == 2 and "task_training.epochs" in err and "10000" in err
+
+
+def test_more_classes_than_the_head_has_fail_before_heads_are_sized(tmp_path, capsys):
+    # A workload whose model is a layer list (the head has 10 outputs) asking for 1e18 classes
+    # per task: the resident heads are sized by the classes, so the check comes first (the fuzzer
+    # found `xsim map` sizing such a head for minutes).
+    from fuzz import explicit_layers
+
+    doc = explicit_layers(json.loads((WORKLOADS / "lenet5_mta.json").read_text()))
+    for task in doc["tasks"]:
+        task["head"]["num_classes"] = 1e18  # a float the JSON reader takes, an int to the schema
+    path = tmp_path / "w.json"
+    path.write_text(json.dumps(doc))
+    started = time.monotonic()
+    assert main(["map", str(ARCH / "isaac128.yaml"), str(path)]) == 2
+    assert time.monotonic() - started < 30
+    err = capsys.readouterr().err
+    assert "tasks[0].head.num_classes" in err and "exceed the 10 columns" in err

@@ -48,8 +48,19 @@ def _resident_heads(arch: Arch, network: Network, weight_bits: int,
     if not workload.mapping.resident_heads:
         return {}
     head = network.weight_layers[-1]
+    for ti, task in enumerate(workload.tasks):
+        _check_classes(workload, ti, task, head)
     return {t.name: layer_pes(arch, head, weight_bits, t.head.num_classes)
             for t in workload.tasks if not t.backbone}
+
+
+def _check_classes(workload: Workload, ti: int, task, head) -> None:
+    """A task's classes must fit the columns of the model's head layer (before anything is sized
+    by them)."""
+    if task.head.num_classes > head.out_channels:
+        raise ConfigError(workload.source, f"tasks[{ti}].head.num_classes",
+                          f"{task.head.num_classes} classes exceed the {head.out_channels} columns "
+                          f"of the model's head layer {head.name!r}")
 
 
 @dataclass(frozen=True)
@@ -210,10 +221,7 @@ class Deployment:
         head = mapping.layers[-1]
         unit = arch.role("tier2_scale")
         for ti, task in enumerate(workload.tasks):
-            if task.head.num_classes > head.N:
-                raise ConfigError(workload.source, f"tasks[{ti}].head.num_classes",
-                                  f"{task.head.num_classes} classes exceed the {head.N} columns "
-                                  f"of the model's head layer {head.layer.name!r}")
+            _check_classes(workload, ti, task, head.layer)
             if not task.backbone and unit.kind == "shifter" and task.tier2.format == "fixed":
                 raise ConfigError(
                     workload.source, f"tasks[{ti}].tier2.format",
