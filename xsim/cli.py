@@ -10,6 +10,7 @@ being written when it happens are removed (:mod:`xsim.report.files`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -593,5 +594,19 @@ def strict_json(data) -> str:
     return json_text(data)
 
 
+def run() -> None:
+    """The console entry point: ``main``'s exit code. After Ctrl-C or SIGTERM, xsim has already
+    cleaned up and said so; it then leaves at once, so that nothing still unwinding in the
+    interpreter's shutdown (a KeyboardInterrupt left over in a C extension's thread or
+    finaliser) can turn the documented 130 or 143 into a death by signal."""
+    code = main()
+    if code in (EXIT_INTERRUPT, EXIT_TERMINATED):
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
