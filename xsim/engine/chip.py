@@ -300,16 +300,6 @@ class Batch:
         if output and node == self.chip.plan.output and known == rows:
             self._image_done(image, cum[-1])
 
-    def until(self, st: _Progress, need: int) -> simpy.Event | None:
-        """An event at the time rows ``0..need`` of ``st`` exist, or None if they exist now."""
-        env = self.env
-        if st.known > need:
-            t = st.cum[need]
-            return env.timeout(t - env.now) if t > env.now else None
-        event = Wake(env)
-        st.waiters.append((need, event, False, 0))
-        return event
-
     def _image_done(self, image: int, t: int) -> None:
         self.image_done_ps[image] = t
         self._left -= 1
