@@ -345,3 +345,28 @@ def test_window_level_start_is_the_default_and_earlier():
     assert window.latency_ps > max(row["busy_ps"] for row in window.layer_rows())
     with pytest.raises(ValueError, match="pipeline_start: row"):
         simulate_inference(Deployment.of_mapping(_mapping(net)), mode="fine")
+
+
+def test_a_deployment_lends_its_wiring_to_one_chip_at_a_time():
+    dep = Deployment.of_mapping(_mapping(build_model("resnet20")), HW)
+    a = ChipModel(Environment(), dep)
+    b = ChipModel(Environment(), dep)
+    assert a.servers is not b.servers  # a holds the deployment's wiring: b binds its own
+    assert a.plan is b.plan  # the plan is built once
+    a.close()
+    c = ChipModel(Environment(), dep)
+    assert c.servers is a.servers and all(not s.ends for s in c.servers.values())
+    c.close()
+    # Servers handed from run to run give what a fresh deployment's servers give.
+    first = simulate_inference(dep, images=3, record_timeline=False)
+    again = simulate_inference(dep, images=3, record_timeline=False)
+    fresh = simulate_inference(Deployment.of_mapping(dep.mapping, HW), images=3, record_timeline=False)
+    for r in (again, fresh):
+        assert r.image_latency_ps == first.image_latency_ps and r.counts == first.counts
+        assert r.makespan_ps == first.makespan_ps
+    # What the engine keeps with a deployment does not travel with a pickled copy.
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(dep))
+    assert "_derived" in dep.__dict__ and "_derived" not in copy.__dict__
+    assert simulate_inference(copy, images=3, record_timeline=False).makespan_ps == first.makespan_ps

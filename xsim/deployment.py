@@ -32,14 +32,18 @@ ideal reference of the functional model and is costed as the arch's unit).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TypeVar
 
 from xsim.config import Arch, ConfigError, Workload, build_network, load_arch, load_workload
 from xsim.energy import Hardware, hardware
 from xsim.mapping import Mapping, layer_pes, map_network
 from xsim.models import Network
+
+T = TypeVar("T")
 
 
 def _resident_heads(arch: Arch, network: Network, weight_bits: int,
@@ -118,6 +122,18 @@ class Deployment:
         return cls(mapping.arch, mapping.network, mapping, hw)
 
     # -- heads ----------------------------------------------------------------------------------
+    def derived(self, key: str, build: Callable[[Deployment], T]) -> T:
+        """What another model derives from this deployment alone (the engine's datapath plan),
+        built by ``build(self)`` on the first call for ``key`` and kept with the deployment,
+        which is immutable. Not pickled: a copy builds its own."""
+        memo = self.__dict__.setdefault("_derived", {})
+        if key not in memo:
+            memo[key] = build(self)
+        return memo[key]
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_derived"}
+
     @property
     def head_layer(self) -> str:
         """The layer every task has its own copy of: the last weight layer."""

@@ -123,18 +123,71 @@ class _Bound:
 
     __slots__ = ("fetch", "drain", "unit", "read", "deliver")
 
-    def __init__(self, chip: ChipModel, fetch=(), drain=(), read=(), unit=(), deliver=()) -> None:
-        self.fetch = chip._bind_fork(fetch)
+    def __init__(self, wiring: _Wiring, fetch=(), drain=(), read=(), unit=(), deliver=()) -> None:
+        self.fetch = wiring.bind_fork(fetch)
         merged: list = []
-        for fork in (chip._bind_fork(f) for f in drain):
+        for fork in (wiring.bind_fork(f) for f in drain):
             if merged and len(fork) == 1 and len(merged[-1]) == 1:
                 merged[-1] = (merged[-1][0] + fork[0],)  # a chain of one-path forks is one path
             else:
                 merged.append(fork)
         self.drain = tuple(merged)
-        self.read = chip._bind_fork(read)
-        self.unit = chip._bind_path(unit)
-        self.deliver = tuple(chip._bind_fork(f) for f in deliver)
+        self.read = wiring.bind_fork(read)
+        self.unit = wiring.bind_path(unit)
+        self.deliver = tuple(wiring.bind_fork(f) for f in deliver)
+
+
+class _Wiring:
+    """A plan bound to one set of bandwidth servers: what a chip's processes walk.
+
+    Binding the plan of a large network takes as long as simulating an image, so a deployment
+    keeps one wiring (:func:`_wiring_for`) and lends it to one chip at a time: the chip resets its
+    servers into its own environment, and :meth:`ChipModel.close` gives it back. A chip built
+    while the wiring is lent binds one of its own."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.servers: dict[tuple[str, int], Server] = {}
+        self.lent = False
+        self.replicas: list[tuple[_Bound, ...]] = []
+        """per replica of every weight node in plan order, its bound drains"""
+        self.rows: dict[int, list[tuple[_Bound, int]]] = {}
+        """per digital node (and the input), each row's bound plan and its distinct plan's index"""
+        for node in plan.nodes:
+            if node.replicas:
+                for rp in node.replicas:
+                    self.replicas.append(tuple(_Bound(self, fetch=rp.fetch, drain=d) for d in rp.drains))
+            else:
+                distinct: dict[int, tuple[_Bound, int]] = {}
+                for row in node.row_plans:
+                    if id(row) not in distinct:
+                        distinct[id(row)] = (_Bound(self, read=row.read, unit=row.unit,
+                                                    deliver=row.deliver), len(distinct))
+                self.rows[node.index] = [distinct[id(row)] for row in node.row_plans]
+
+    def server(self, key: tuple[str, int]) -> Server:
+        server = self.servers.get(key)
+        if server is None:
+            server = self.servers[key] = Server(None, f"{key[0]}[{key[1]}]")
+        return server
+
+    def bind_path(self, path):
+        return tuple((None if s.server is None else self.server(s.server), s.item_ps) for s in path)
+
+    def bind_fork(self, fork):
+        return tuple(self.bind_path(p) for p in fork)
+
+    def reset(self, env: simpy.Environment) -> None:
+        for server in self.servers.values():
+            server.reset(env)
+
+
+def _wiring_for(deployment: Deployment, plan: Plan) -> _Wiring:
+    """The deployment's wiring if no chip holds it, else a new one; lent to the caller."""
+    wiring = deployment.derived("engine.wiring", lambda _: _Wiring(plan))
+    if wiring.lent:
+        wiring = _Wiring(plan)
+    wiring.lent = True
+    return wiring
 
 
 def _through(path, t: int, last: int, n: int) -> tuple[int, int]:
@@ -345,15 +398,18 @@ class ChipModel:
         self.stall = self.arch.chip.backpressure == "all"
         self.counters = counters if counters is not None else Counters()
         self.timeline: list[tuple[int, int, str, int, str]] | None = [] if record_timeline else None
-        self.plan: Plan = build_plan(deployment)
-        self.servers: dict[tuple[str, int], Server] = {}
+        self.plan: Plan = deployment.derived("engine.plan", build_plan)
+        self._wiring = _wiring_for(deployment, self.plan)
+        self._wiring.reset(env)
+        self.servers: dict[tuple[str, int], Server] = self._wiring.servers
         self.activity = [NodeActivity() for _ in self.plan.nodes]
         self.groups: list[PeGroup] = []
         self.group_of_pe: dict[int, PeGroup] = {}
         self._replicas: list[tuple[Node, ReplicaPlan, PeGroup, tuple[_Bound, ...], tuple[int, ...]]] = []
-        self._rows: dict[int, list[_Bound]] = {}
+        self._rows: dict[int, list[tuple[_Bound, int]]] = {}
         self._row_parts: list[list[int]] = []
         self._tier2: dict[int, tuple[int, int]] = {}
+        wired = iter(self._wiring.replicas)
         for node in self.plan.nodes:
             if node.replicas:
                 parts = [0] * node.rows
@@ -363,34 +419,26 @@ class ChipModel:
                     for pe in rp.pes:
                         self.group_of_pe[pe] = group
                     sources = tuple(self.counters.register(node.name, c) for c in rp.counts)
-                    bound = tuple(_Bound(self, fetch=rp.fetch, drain=d) for d in rp.drains)
-                    self._replicas.append((node, rp, group, bound, sources))
+                    self._replicas.append((node, rp, group, next(wired), sources))
                     for r, n in enumerate(rp.share):
                         parts[r] += n > 0
                 self._row_parts.append(parts)
             else:
-                bound_rows: dict[int, tuple[_Bound, int]] = {}
-                for row in node.row_plans:
-                    if id(row) not in bound_rows:
-                        bound_rows[id(row)] = (
-                            _Bound(self, read=row.read, unit=row.unit, deliver=row.deliver),
-                            self.counters.register(node.name, row.counts))
-                self._rows[node.index] = [bound_rows[id(row)] for row in node.row_plans]
+                wired_rows = self._wiring.rows[node.index]
+                sources: dict[int, int] = {}
+                for (_, k), row in zip(wired_rows, node.row_plans):
+                    if k not in sources:
+                        sources[k] = self.counters.register(node.name, row.counts)
+                self._rows[node.index] = [(bound, sources[k]) for bound, k in wired_rows]
                 self._row_parts.append([1] * node.rows)
         self.scaled_pes: frozenset[int] = frozenset()
         self.set_scaled_pes(scaled_pes)
 
-    def _server(self, key: tuple[str, int]) -> Server:
-        server = self.servers.get(key)
-        if server is None:
-            server = self.servers[key] = Server(self.env, f"{key[0]}[{key[1]}]")
-        return server
-
-    def _bind_path(self, path):
-        return tuple((None if s.server is None else self._server(s.server), s.item_ps) for s in path)
-
-    def _bind_fork(self, fork):
-        return tuple(self._bind_path(p) for p in fork)
+    def close(self) -> None:
+        """Give the servers back to the deployment for the next chip (after reading the results:
+        the next chip resets them)."""
+        if self._wiring.lent:
+            self._wiring.lent = False
 
     def set_scaled_pes(self, pes: Iterable[int]) -> None:
         """Route the columns of ``pes`` through tier-2 scaling from now on (a task switch)."""

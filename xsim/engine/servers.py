@@ -47,11 +47,17 @@ class Server:
 
     _PRUNE_AT = 64
 
-    def __init__(self, env: simpy.Environment, name: str) -> None:
+    def __init__(self, env: simpy.Environment | None, name: str) -> None:
         self.name = name
         self.env = env
         self.starts: list[int] = []
         self.ends: list[int] = []
+        self.busy_ps = 0
+
+    def reset(self, env: simpy.Environment) -> None:
+        """An empty calendar in ``env``: the server as new, for another simulation."""
+        self.env = env
+        self.starts, self.ends = [], []
         self.busy_ps = 0
 
     def book(self, earliest: int, duration: int) -> int:

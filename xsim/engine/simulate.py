@@ -21,6 +21,9 @@ def simulate_inference(deployment: Deployment, *, images: int = 1,
     env = Environment()
     chip = ChipModel(env, deployment, mode=mode, scaled_pes=scaled_pes,
                      record_timeline=record_timeline)
-    batch = chip.infer(images)
-    env.run(until=batch.done)
-    return collect(chip, batch, mode, env.scheduled)
+    try:
+        batch = chip.infer(images)
+        env.run(until=batch.done)
+        return collect(chip, batch, mode, env.scheduled)
+    finally:
+        chip.close()

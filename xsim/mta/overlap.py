@@ -63,6 +63,7 @@ def switch_then_infer(deployment: Deployment, rewrites: list[Rewrite],
         env.process(hold(group, end))
     batch = chip.infer(1, start_ps=scale_load_ps)
     env.run(until=batch.done)
+    chip.close()
     order = {lm.layer.name: i for i, lm in enumerate(mapping.layers)}
     events = [{"start_ps": rw.start_ps, "end_ps": rw.end_ps, "layer": mapping.pes[rw.pe].layer,
                "layer_index": mapping.pes[rw.pe].layer_index, "tile": mapping.pes[rw.pe].tile,
