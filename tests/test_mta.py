@@ -157,12 +157,16 @@ def test_mask_file_errors(tmp_path, small):
     assert build_tasks(_dep(arch, bad, mapping, hw), weights).tier1["rotated"] == frozenset({0, 3})
 
 
-def test_run_outputs_are_complete_and_reproducible(tmp_path):
+def test_run_outputs_are_complete_and_reproducible(tmp_path, monkeypatch):
+    import xsim.engine.parallel as parallel
     from xsim.report.writer import write_outputs
 
+    # The same bytes whether the engine's runs stay in this process or go to two workers.
+    monkeypatch.setattr(parallel, "default_workers", lambda: 2)
     runs = []
-    for name in ("a", "b"):
-        result = simulate(ARCH / "isaac128.yaml", WORKLOADS / "lenet5_mta.json")
+    for name, workers in (("a", 1), ("b", 2)):
+        result = simulate(ARCH / "isaac128.yaml", WORKLOADS / "lenet5_mta.json", workers=workers)
+        assert any(f"in {workers} process" in k for k in result.timings)
         write_outputs(result, tmp_path / name)
         runs.append(tmp_path / name)
     files = sorted(p.name for p in runs[0].iterdir())

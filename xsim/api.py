@@ -120,16 +120,18 @@ def _no_progress(items: Iterable, _label: str) -> Iterable:
 def simulate(arch: Arch | str | Path | Deployment, workload: Workload | str | Path | None = None,
              *, arch_overrides: dict | None = None, functional: bool = False, images: int = 1,
              progress: Progress | None = None, max_work: int = DEFAULT_MAX_WORK,
-             lifetime: bool = False) -> SimulationResult:
+             lifetime: bool = False, workers: int | None = None) -> SimulationResult:
     """Simulate ``workload`` on ``arch`` (or an already built :class:`Deployment`): inference on
     the engine, every adaptation strategy on the schedule, and (``functional``) bit-accurate
     inference of ``images`` images per task under XMA2's masks; ``lifetime`` adds each task's
     top-1 agreement over the chip's life under every strategy's wear (:mod:`xsim.mta.lifetime`,
     ``images`` images per checkpoint). A run whose estimated work
-    exceeds ``max_work`` is refused before it starts (:func:`xsim.config.limits.estimate_work`)."""
-    from xsim.engine import simulate_inference
-    from xsim.mta.overlap import first_switches
-    from xsim.mta.scenario import run_scenario
+    exceeds ``max_work`` is refused before it starts (:func:`xsim.config.limits.estimate_work`).
+    The engine's runs go to ``workers`` processes (default: one per usable core, see
+    :mod:`xsim.engine.parallel`); the figures are the same for any ``workers``."""
+    from xsim.engine.parallel import EngineRuns
+    from xsim.mta.overlap import first_switch_runs
+    from xsim.mta.scenario import run_scenario, scaled_pe_sets
     from xsim.mta.tasks import build_tasks
 
     progress = progress or _no_progress
@@ -141,50 +143,70 @@ def simulate(arch: Arch | str | Path | Deployment, workload: Workload | str | Pa
         clock.lap("deployment")
     check_work(estimate_work(dep.workload, dep.mapping, functional=functional, images=images,
                              lifetime=lifetime), max_work, dep.workload.source)
-    # The pipelined batch gives throughput; strategies compare one image each, all alike.
-    backbone = simulate_inference(dep, images=dep.workload.batch, record_timeline=False)
-    clock.lap("engine")
+    with EngineRuns(dep, workers, prepare=_engine_plan) as runs:
+        # The pipelined batch gives throughput; strategies compare one image each, all alike.
+        backbone = runs.submit(_batch_run, dep.workload.batch)
+        weights = model_weights(dep.workload, dep.network)
+        tasks = build_tasks(dep, weights)
+        one_image = {scaled: runs.submit(_one_image, scaled) for scaled in scaled_pe_sets(dep, tasks)}
+        mta = run_scenario(dep, tasks, lambda scaled: one_image[scaled].result(),
+                           progress=lambda layers: progress(layers, "reprogramming"),
+                           keep_cell_writes=lifetime)
+        clock.lap("writes and strategies")
+        switches = first_switch_runs(dep, mta, tasks, runs.submit)
+        per_task = per_layer = None
+        if functional:
+            from xsim.functional.masks import task_masks_from_tasks
+            from xsim.functional.metrics import functional_metrics
+            from xsim.functional.nonideal import DeviceModel
 
-    def inference(scaled: frozenset[int]) -> dict:
-        result = simulate_inference(dep, images=1, scaled_pes=scaled, record_timeline=False)
-        components: dict[str, float] = {}
-        for row in result.component_rows():
-            name = "leakage" if row["action"] == "leakage" else row["component"]
-            components[name] = components.get(name, 0.0) + row["energy_per_image_pj"]
-        tier2 = components.get("tier2_scale", 0.0) + components.get("tier2_register", 0.0)
-        return {"energy_pj": result.energy_per_image_pj, "latency_ps": result.latency_ps,
-                "tier2_pj": tier2, "components": components}
+            masks = {task.name: task_masks_from_tasks(tasks, task.name) for task in dep.workload.tasks}
+            per_task, per_layer = functional_metrics(
+                dep, weights, images=images, seed=dep.workload.seed,
+                calibration_images=CALIBRATION_IMAGES,
+                device=DeviceModel.from_arch(dep.arch, dep.workload.seed),
+                masks_by_task=dict(progress(masks.items(), "bit-accurate inference")))
+            per_task, per_layer = tuple(per_task), tuple(per_layer)
+            clock.lap("functional")
+        life = None
+        if lifetime:
+            from xsim.mta.lifetime import lifetime_rows
 
-    weights = model_weights(dep.workload, dep.network)
-    tasks = build_tasks(dep, weights)
-    mta = run_scenario(dep, tasks, inference,
-                       progress=lambda layers: progress(layers, "reprogramming"),
-                       keep_cell_writes=lifetime)
-    clock.lap("writes and strategies")
-    first, timeline = first_switches(dep, mta, tasks)
-    clock.lap("engine")
-    per_task = per_layer = None
-    if functional:
-        from xsim.functional.masks import task_masks_from_tasks
-        from xsim.functional.metrics import functional_metrics
-        from xsim.functional.nonideal import DeviceModel
-
-        masks = {task.name: task_masks_from_tasks(tasks, task.name) for task in dep.workload.tasks}
-        per_task, per_layer = functional_metrics(
-            dep, weights, images=images, seed=dep.workload.seed,
-            calibration_images=CALIBRATION_IMAGES,
-            device=DeviceModel.from_arch(dep.arch, dep.workload.seed),
-            masks_by_task=dict(progress(masks.items(), "bit-accurate inference")))
-        per_task, per_layer = tuple(per_task), tuple(per_layer)
-        clock.lap("functional")
-    life = None
-    if lifetime:
-        from xsim.mta.lifetime import lifetime_rows
-
-        life = tuple(lifetime_rows(dep, weights, tasks, mta, images=images, seed=dep.workload.seed))
-        clock.lap("lifetime")
+            life = tuple(lifetime_rows(dep, weights, tasks, mta, images=images, seed=dep.workload.seed))
+            clock.lap("lifetime")
+        first, timeline = switches()
+        backbone = backbone.result()
+        clock.lap("waiting for the engine")
+    clock.laps[f"engine (its runs, in {runs.workers} process{'es' if runs.workers > 1 else ''})"] = \
+        runs.engine_s
     return SimulationResult(dep, backbone, mta, tuple(first), tuple(timeline), per_task, per_layer,
                             life, clock.laps)
+
+
+def _engine_plan(dep: Deployment) -> None:
+    from xsim.engine.plan import build_plan
+
+    dep.derived("engine.plan", build_plan)
+
+
+def _batch_run(dep: Deployment, images: int):
+    from xsim.engine import simulate_inference
+
+    return simulate_inference(dep, images=images, record_timeline=False)
+
+
+def _one_image(dep: Deployment, scaled: frozenset[int]) -> dict:
+    """One image's energy, latency and tier-2 share with ``scaled`` PEs tier-2-scaled."""
+    from xsim.engine import simulate_inference
+
+    result = simulate_inference(dep, images=1, scaled_pes=scaled, record_timeline=False)
+    components: dict[str, float] = {}
+    for row in result.component_rows():
+        name = "leakage" if row["action"] == "leakage" else row["component"]
+        components[name] = components.get(name, 0.0) + row["energy_per_image_pj"]
+    tier2 = components.get("tier2_scale", 0.0) + components.get("tier2_register", 0.0)
+    return {"energy_pj": result.energy_per_image_pj, "latency_ps": result.latency_ps,
+            "tier2_pj": tier2, "components": components}
 
 
 class _Stopwatch:

@@ -32,8 +32,29 @@ class Terminated(BaseException):
     nothing that catches Exception swallows it)."""
 
 
-def _on_sigterm(_signum, _frame):
-    raise Terminated
+_received: list[int] = []
+"""The signals (SIGINT, SIGTERM) received. The exception a handler raises can be lost where the
+program is (Python reports one raised inside a ctypes callback, such as numba's cache loader, as
+ignored and goes on), so the run checks again between its stages (:func:`_check_signals`)."""
+
+
+def _on_signal(signum, _frame):
+    _received.append(signum)
+    raise KeyboardInterrupt if signum == signal.SIGINT else Terminated
+
+
+def _quiet_lost_signals(hook_args) -> None:
+    """``sys.unraisablehook``: a signal's exception lost in a callback is not an error to print
+    (:func:`_check_signals` raises it again); anything else goes to Python's own hook."""
+    if isinstance(hook_args.exc_value, (KeyboardInterrupt, Terminated)):
+        return
+    sys.__unraisablehook__(hook_args)
+
+
+def _check_signals() -> None:
+    """Raise for a signal whose exception was lost."""
+    if _received:
+        raise KeyboardInterrupt if _received[0] == signal.SIGINT else Terminated
 
 
 def _table(rows: list[dict], columns: list[str] | None = None, floats: str = "{:.4g}") -> str:
@@ -261,8 +282,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     with _claim(args.out, RUN_FILES):
         result = simulate(dep, functional=args.functional,
                           images=args.images, progress=_progress_bar(sys.stderr.isatty()),
-                          max_work=args.max_work, lifetime=args.lifetime)
+                          max_work=args.max_work, lifetime=args.lifetime, workers=args.workers)
         simulated = time.perf_counter()
+        _check_signals()
         written = write_outputs(result, args.out)
     print(summary_text(result))
     print(f"\nwrote {len(written)} files to {safe_text(args.out)}/")
@@ -479,8 +501,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse a run whose estimated work (engine events + cells costed + "
                    f"thousands of functional MACs) exceeds N (default {DEFAULT_MAX_WORK:.0e})")
     p.add_argument("--profile", action="store_true",
-                   help="print the wall time of each stage (deployment, engine, writes and "
-                   "strategies, functional, report)")
+                   help="print the wall time of each stage (deployment, writes and strategies, "
+                   "functional, waiting for the engine, report) and the engine runs' own time")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="processes for the engine's runs (default: one per usable core; 1 keeps "
+                   "them in this process); the figures do not depend on it")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("sweep", help="run a grid of arch/workload variations (resumable)")
@@ -533,12 +558,16 @@ def main(argv: list[str] | None = None) -> int:
         value = getattr(args, name, None)
         if value is not None and not 2 <= value <= 16:
             parser.error(f"--{name.replace('_', '-')} must be between 2 and 16, got {value}")
+    if getattr(args, "workers", None) is not None and args.workers < 1:
+        parser.error(f"--workers must be at least 1, got {args.workers}")
     if getattr(args, "max_work", 1) < 1:
         parser.error(f"--max-work must be at least 1, got {args.max_work}")
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
-    previous = _install(signal.SIGTERM, _on_sigterm)
+    _received.clear()
+    sys.unraisablehook = _quiet_lost_signals
+    previous = {signum: _install(signum, _on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         code = args.func(args)
         sys.stdout.flush()
@@ -558,8 +587,9 @@ def main(argv: list[str] | None = None) -> int:
         print("xsim: terminated", file=sys.stderr)
         return EXIT_TERMINATED
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            if handler is not None:
+                signal.signal(signum, handler)
 
 
 def _ignore_signals() -> None:

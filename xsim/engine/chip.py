@@ -587,6 +587,10 @@ class ChipModel:
         window = self.window_start
         buffers, rows = self.plan.buffers[index] if self.stall else (), node.rows
         width, n_reps = node.width, len(node.replicas)
+        # Who reads when this node's rows were read: producers that wait for room (the image
+        # stream always; every node with chip.backpressure: all).
+        track_reads = self.stall or any(p == 0 for p, _ in node.producers)
+        units = counters._units
         for image in range(batch.images):
             inputs = [(batch.progress[p][image], need, lo)
                       for (p, need), lo in zip(node.producers, node.firsts)]
@@ -597,11 +601,14 @@ class ChipModel:
                     continue
                 # The row is written into its consumers' eDRAM: it waits for room there.
                 g = image * rows + r
-                while (room := _room(batch, buffers, rows, g, window)) is not None:
-                    yield room
-                # With a window-level start, an MVM cannot end before the share of the slot its
-                # pixel overwrites has been freed.
-                freed_open, freed_full = _freed(batch, buffers, rows, g) if window else (0, 0)
+                freed_open = freed_full = 0
+                if buffers:
+                    while (room := _room(batch, buffers, rows, g, window)) is not None:
+                        yield room
+                    # With a window-level start, an MVM cannot end before the share of the slot
+                    # its pixel overwrites has been freed.
+                    if window:
+                        freed_open, freed_full = _freed(batch, buffers, rows, g)
                 for st, need, lo in inputs:
                     wait = st.wait_for(need[r], window, lo[r])
                     if wait is not None:
@@ -613,16 +620,20 @@ class ChipModel:
                 first_px = (rp.replica - r * width) % n_reps
                 if window:
                     for st, need, lo in inputs:
-                        opened = max(opened, st.at(lo[r], need[r], True))
-                        full = max(full, st.at(lo[r], need[r], False))
+                        a = st.at(lo[r], need[r], True)
+                        b = st.at(lo[r], need[r], False)
+                        if a > opened:
+                            opened = a
+                        if b > full:
+                            full = b
                 if group._taken is not None:
                     yield from group.wait_free()
                 tier2 = self._tier2.get(id(rp))
                 tail = rp.tail_ps + (tier2[1] if tier2 else 0)
                 drain = drains[rp.row_drain[r]]
-                counters.tally(sources[rp.row_drain[r]], n)
+                units[sources[rp.row_drain[r]]] += n
                 if tier2:
-                    counters.tally(tier2[0], n)
+                    units[tier2[0]] += n
                 items, count = (n, 1) if fine else (1, n)
                 ready, first_ready, read_from = 0, None, None
                 for item in range(items):
@@ -669,5 +680,6 @@ class ChipModel:
                     if timeline is not None:
                         timeline.append((x0, x1, name, home, "mvm"))
                 # Its inputs were read from the first MVM's start to the last one's.
-                batch.row_read(index, image, r, x1 - mvm, read_from)
+                if track_reads:
+                    batch.row_read(index, image, r, x1 - mvm, read_from)
                 batch.row_done(index, image, r, ready, first_ready)

@@ -518,7 +518,8 @@ def simulate_scenario(arch_path, spec, backbone, task_results, seed, classes, he
         tier2_bits=spec.tier2_bits, periods=spec.periods, strategies=("xma2",))
     path = write_scenario(out, arch_path, spec.arch_overrides, scenario, backbone,
                           task_results, classes, head, tier2_columns=tier2_columns)
-    sim = xsim.simulate(str(out / "arch.yaml"), str(path))
+    # This process has run torch's threads: its engine runs stay in it rather than fork.
+    sim = xsim.simulate(str(out / "arch.yaml"), str(path), workers=1)
     mta = sim.mta
     into = [r for r in sim.tables["strategies"] if r["switches_into"]]
     n = sum(r["switches_into"] for r in into)

@@ -11,6 +11,7 @@ and the scale registers, not the write drivers, so it runs concurrently with the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from xsim.deployment import Deployment
@@ -75,23 +76,48 @@ def switch_then_infer(deployment: Deployment, rewrites: list[Rewrite],
     return SwitchThenInfer(batch.image_done_ps[0], latency, tuple(events))
 
 
-def first_switches(deployment: Deployment, mta: MtaResult,
-                   tasks: TaskSet) -> tuple[list[FirstSwitch], tuple[dict, ...]]:
+def first_switch_runs(deployment: Deployment, mta: MtaResult, tasks: TaskSet,
+                      submit=None) -> Callable[[], tuple[list[FirstSwitch], tuple[dict, ...]]]:
     """Per strategy, its first switch and the new task's first inference in one engine run (PEs
-    being rewritten cannot serve; the others can). Returns them and XMA2's timeline (or the
-    first strategy's when XMA2 is not compared)."""
+    being rewritten cannot serve; the others can). ``submit(fn, *args)`` starts each run
+    as ``fn(deployment, *args)`` (:meth:`xsim.engine.parallel.EngineRuns.submit`; default: in
+    this process when asked for);
+    the returned function collects them: the rows and XMA2's timeline (or the first strategy's
+    when XMA2 is not compared)."""
     # The first visit that changes task (a schedule may revisit the backbone first, or repeat).
     first = next(((a, b) for a, b in zip(mta.sequence, mta.sequence[1:]) if a != b), None)
     if first is None:
-        return [], ()
+        return lambda: ([], ())
     source, target = first
-    rows, timeline = [], ()
+    if submit is None:
+        def submit(fn, *args):
+            return _now(fn, deployment, *args)
+    runs = []
     for strategy in deployment.workload.strategies:
         sw = mta.switches[(strategy, source, target)]
-        run = switch_then_infer(deployment, sw.rewrites,
-                                scaled_pes(strategy, target, deployment, tasks), sw.scale_load_ps)
-        rows.append(FirstSwitch(strategy, source, target, run.switch_latency_ps, run.first_result_ps,
-                                run.switch_latency_ps + mta.inference[(strategy, target)]["latency_ps"]))
-        if strategy == "xma2" or not timeline:
-            timeline = run.timeline
-    return rows, timeline
+        runs.append((strategy, submit(switch_then_infer, list(sw.rewrites),
+                                      scaled_pes(strategy, target, deployment, tasks),
+                                      sw.scale_load_ps)))
+
+    def collect() -> tuple[list[FirstSwitch], tuple[dict, ...]]:
+        rows, timeline = [], ()
+        for strategy, handle in runs:
+            run = handle.result()
+            rows.append(FirstSwitch(strategy, source, target, run.switch_latency_ps,
+                                    run.first_result_ps, run.switch_latency_ps
+                                    + mta.inference[(strategy, target)]["latency_ps"]))
+            if strategy == "xma2" or not timeline:
+                timeline = run.timeline
+        return rows, timeline
+
+    return collect
+
+
+class _now:
+    """A run started in this process when its result is asked for."""
+
+    def __init__(self, fn, *args) -> None:
+        self.fn, self.args = fn, args
+
+    def result(self):
+        return self.fn(*self.args)

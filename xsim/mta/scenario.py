@@ -283,6 +283,14 @@ def scaled_pes(strategy: str, task: str, deployment: Deployment, tasks: TaskSet)
     return deployment.frozen_pes(tier1)
 
 
+def scaled_pe_sets(deployment: Deployment, tasks: TaskSet) -> list[frozenset[int]]:
+    """The distinct sets of tier-2-scaled PEs the workload's strategies and tasks run with, in
+    the order :func:`run_scenario` asks for their inference figures."""
+    workload = deployment.workload
+    sets = (scaled_pes(s, t.name, deployment, tasks) for s in workload.strategies for t in workload.tasks)
+    return list(dict.fromkeys(sets))
+
+
 def _inference_figures(deployment, tasks, inference) -> dict[tuple[str, str], dict]:
     cache: dict[frozenset[int], dict] = {}
     out = {}
