@@ -84,22 +84,29 @@ class Server:
         del self.starts[:done], self.ends[:done]
 
     def _book_gap(self, earliest: int, duration: int) -> int:
-        if len(self.ends) > self._PRUNE_AT:
-            self._prune()
         starts, ends = self.starts, self.ends
+        n = len(ends)
+        if n > self._PRUNE_AT:
+            self._prune()
+            n = len(ends)
         i = bisect_right(ends, earliest)
         start = earliest
-        while i < len(starts) and start + duration > starts[i]:
-            start = max(start, ends[i])
-            i += 1
         stop = start + duration
+        # The first gap at or after ``earliest`` that holds ``duration``: intervals i.. start
+        # after ``earliest`` ends (bisect), so each one either leaves room before it or pushes
+        # the start to its end.
+        while i < n and stop > starts[i]:
+            start = ends[i]
+            stop = start + duration
+            i += 1
         joins_left = i > 0 and ends[i - 1] == start
-        joins_right = i < len(starts) and starts[i] == stop
-        if joins_left and joins_right:
-            ends[i - 1] = ends[i]
-            del starts[i], ends[i]
-        elif joins_left:
-            ends[i - 1] = stop
+        joins_right = i < n and starts[i] == stop
+        if joins_left:
+            if joins_right:
+                ends[i - 1] = ends[i]
+                del starts[i], ends[i]
+            else:
+                ends[i - 1] = stop
         elif joins_right:
             starts[i] = start
         else:

@@ -199,8 +199,10 @@ def build_tasks(deployment: Deployment, weights: dict) -> TaskSet:
             rng = _rng(workload, "task.weight_change", ti, lm.layer_index)
             change = task.weight_change
             changed = rng.random(w0.shape, dtype=np.float32) < change.fraction
-            sigma = np.full(w0.shape, change.sigma_lsb, dtype=np.float32)
+            # The float32 product is the same with sigma as a scalar as with a full array of it.
+            sigma = np.float32(change.sigma_lsb)
             if spread > 0:
+                sigma = np.full(w0.shape, sigma, dtype=np.float32)
                 for pid in lm.pes[: lm.pes_per_replica]:
                     p = mapping.pes[pid]
                     sigma[p.row_start:p.row_stop, p.col_start:p.col_stop] *= gains[pe_pos[pid]]
