@@ -158,16 +158,17 @@ def test_mask_file_errors(tmp_path, small):
 
 
 def test_run_outputs_are_complete_and_reproducible(tmp_path, monkeypatch):
-    import xsim.engine.parallel as parallel
+    import xsim.processes
     from xsim.report.writer import write_outputs
 
-    # The same bytes whether the engine's runs stay in this process or go to two workers.
-    monkeypatch.setattr(parallel, "default_workers", lambda: 2)
+    # The same bytes whether the engine's runs and the plots stay in this process or go to two
+    # workers.
+    monkeypatch.setattr(xsim.processes, "default_workers", lambda: 2)
     runs = []
     for name, workers in (("a", 1), ("b", 2)):
         result = simulate(ARCH / "isaac128.yaml", WORKLOADS / "lenet5_mta.json", workers=workers)
         assert any(f"in {workers} process" in k for k in result.timings)
-        write_outputs(result, tmp_path / name)
+        write_outputs(result, tmp_path / name, workers=workers)
         runs.append(tmp_path / name)
     files = sorted(p.name for p in runs[0].iterdir())
     for expected in ("summary.json", "strategies.csv", "energy_breakdown.csv", "endurance.csv",

@@ -285,7 +285,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                           max_work=args.max_work, lifetime=args.lifetime, workers=args.workers)
         simulated = time.perf_counter()
         _check_signals()
-        written = write_outputs(result, args.out)
+        written = write_outputs(result, args.out, workers=args.workers)
     print(summary_text(result))
     print(f"\nwrote {len(written)} files to {safe_text(args.out)}/")
     if args.profile:
@@ -504,8 +504,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the wall time of each stage (deployment, writes and strategies, "
                    "functional, waiting for the engine, report) and the engine runs' own time")
     p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="processes for the engine's runs (default: one per usable core; 1 keeps "
-                   "them in this process); the figures do not depend on it")
+                   help="processes for the engine's runs and the plots (default: one per usable "
+                   "core; 1 keeps them in this process); the figures do not depend on it")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("sweep", help="run a grid of arch/workload variations (resumable)")

@@ -3,56 +3,34 @@
 A scenario runs the engine many times on one deployment: the pipelined batch of backbone images,
 one image per distinct set of tier-2-scaled PEs, and every strategy's first switch. The engine is
 pure Python (simpy), so each run holds one core; the runs share nothing but the deployment, so
-:class:`EngineRuns` forks worker processes that inherit the deployment (its datapath plan built
-once, before the fork) and sends them only each run's small arguments. The main process goes on
-with the work that needs no engine result (the write model, bit-accurate inference) meanwhile.
+:class:`EngineRuns` forks worker processes (:mod:`xsim.processes`, which says where that is
+done) that inherit the deployment (its datapath plan built once, before the fork) and sends them
+only each run's small arguments. The main process goes on with the work that needs no engine
+result (the write model, bit-accurate inference) meanwhile.
 
 Every run is a deterministic function of the deployment and its arguments, so where it ran
 changes no figure: the serial path (``workers=1``) and the parallel one give identical results,
-which the tests check. Runs go to workers only where that is safe and useful: the ``fork`` start
-method (Linux), more than one usable core, and not inside a daemon process (a sweep's worker,
-which may not have children); everywhere else they run in the calling process when their result
-is asked for, in the order they were submitted.
+which the tests check. Serial runs go in the calling process when their result is asked for, in
+the order they were submitted.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import signal
-import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
 from xsim.deployment import Deployment
+from xsim.processes import ForkPool, workers_for
 
 _DEPLOYMENT: Deployment | None = None
 """The deployment a worker process serves (inherited through the fork)."""
 
 
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def default_workers() -> int:
-    """Worker processes a run may use here: the usable cores (1 where forking is not safe)."""
-    if not sys.platform.startswith("linux") or multiprocessing.current_process().daemon:
-        return 1
-    return usable_cores()
-
-
 def _init(deployment: Deployment) -> None:
     global _DEPLOYMENT
     _DEPLOYMENT = deployment
-    # Ctrl-C reaches the whole process group: the main process handles it and stops the workers,
-    # which end at SIGTERM without unwinding (the handlers the fork copied are the main one's).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _call(fn: Callable[..., Any], args: tuple) -> tuple[Any, float]:
@@ -101,14 +79,13 @@ class EngineRuns:
     def __init__(self, deployment: Deployment, workers: int | None = None,
                  prepare: Callable[[Deployment], Any] | None = None) -> None:
         self.deployment = deployment
-        self.workers = default_workers() if workers is None else max(1, min(workers, default_workers()))
+        self.workers = workers_for(workers)
         self.engine_s = 0.0
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: ForkPool | None = None
         if self.workers > 1:
             if prepare is not None:
                 prepare(deployment)  # built once here, inherited by every worker
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"),
-                                             initializer=_init, initargs=(deployment,))
+            self._pool = ForkPool(self.workers, _init, (deployment,))
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> _Deferred | _Remote:
         if self._pool is None:
@@ -116,14 +93,9 @@ class EngineRuns:
         return _Remote(self, self._pool.submit(_call, fn, args))
 
     def close(self, abort: bool = False) -> None:
-        """Stop the workers: after their runs, or at once (``abort``: the caller is failing)."""
-        if self._pool is None:
-            return
-        pool, self._pool = self._pool, None
-        if abort:
-            for process in list(getattr(pool, "_processes", {}).values()):
-                process.terminate()
-        pool.shutdown(wait=not abort, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.close(abort)
+            self._pool = None
 
     def __enter__(self) -> EngineRuns:
         return self

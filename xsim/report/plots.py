@@ -2,12 +2,14 @@
 endurance.
 
 Each function takes the tidy tables the run produced (lists of dicts) and returns a matplotlib
-figure; :func:`write_plots` saves them atomically. The Agg backend is used so plots work without
+figure; :func:`write_plots` saves them atomically, rendering them in parallel where the host has
+cores. The Agg backend is used so plots work without
 a display.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -18,6 +20,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from xsim.config.arch import ROLES  # noqa: E402
+from xsim.processes import ForkPool, workers_for  # noqa: E402
 from xsim.report.files import save_figure  # noqa: E402
 
 PLOT_NAMES = ("energy_breakdown", "reprogram_vs_scale", "timeline", "endurance", "lifetime")
@@ -247,27 +250,52 @@ def lifetime(rows: list[dict]):
     return fig
 
 
+_FIGURES: dict[str, tuple[Callable, tuple]] = {}
+"""The figures a plot worker renders, by name (set before the fork)."""
+
+
 def write_plots(tables: dict[str, list[dict]], out: Path, *, endurance_cycles: float,
-                timeline_title: str = "") -> list[Path]:
-    """Every plot as PNG and SVG."""
-    figures = []
+                timeline_title: str = "", workers: int | None = None) -> list[Path]:
+    """Every plot as PNG and SVG. The figures render in ``workers`` forked processes (default:
+    one per usable core, :mod:`xsim.processes`); their bytes do not depend on where."""
+    figures: dict[str, tuple[Callable, tuple]] = {}
     if tables.get("energy_breakdown") and tables.get("switches"):
-        figures.append(("energy_breakdown", energy_breakdown(tables["energy_breakdown"],
-                                                             tables["switches"])))
+        figures["energy_breakdown"] = (energy_breakdown, (tables["energy_breakdown"],
+                                                          tables["switches"]))
     if any(row["switches_into"] for row in tables.get("strategies", ())):
         # A schedule that never switches into a new task has nothing to compare here.
-        figures.append(("reprogram_vs_scale", reprogram_vs_scale(tables["strategies"])))
+        figures["reprogram_vs_scale"] = (reprogram_vs_scale, (tables["strategies"],))
     if tables.get("timeline"):
-        figures.append(("timeline", timeline(tables["timeline"], timeline_title)))
+        figures["timeline"] = (timeline, (tables["timeline"], timeline_title))
     if "endurance" in tables:
-        figures.append(("endurance", endurance(tables["endurance"],
-                                               tables.get("strategy_totals", []),
-                                               endurance_cycles)))
+        figures["endurance"] = (endurance, (tables["endurance"], tables.get("strategy_totals", []),
+                                            endurance_cycles))
     if tables.get("lifetime"):
-        figures.append(("lifetime", lifetime(tables["lifetime"])))
-    written = []
-    for name, fig in figures:
-        for kind in PLOT_FORMATS:
-            written.append(save_figure(out / f"{name}.{kind}", fig))
+        figures["lifetime"] = (lifetime, (tables["lifetime"],))
+    workers = workers_for(workers, len(figures))
+    jobs = [(name, out) for name in figures]
+    if workers == 1:
+        _FIGURES.update(figures)
+        try:
+            return [path for job in jobs for path in _render(job)]
+        finally:
+            _FIGURES.clear()
+    _FIGURES.update(figures)
+    try:
+        with ForkPool(workers) as pool:
+            # The longest first, so that the last one to start is a short one.
+            order = sorted(jobs, key=lambda job: job[0] not in ("timeline", "endurance"))
+            done = {job: pool.submit(_render, job) for job in order}
+            return [path for job in jobs for path in done[job].result()]
+    finally:
+        _FIGURES.clear()
+
+
+def _render(job: tuple[str, Path]) -> list[Path]:
+    name, out = job
+    build, args = _FIGURES[name]
+    fig = build(*args)
+    try:
+        return [save_figure(out / f"{name}.{kind}", fig) for kind in PLOT_FORMATS]
+    finally:
         plt.close(fig)
-    return written

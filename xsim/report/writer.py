@@ -20,7 +20,10 @@ PLOTS = tuple(f"{name}.{kind}" for name in PLOT_NAMES for kind in PLOT_FORMATS)
 RUN_FILES = ("summary.json", "report.html", *(f"{t}.csv" for t in TABLES), *PLOTS)
 
 
-def write_outputs(result, out: str | Path, plots: bool = True) -> list[Path]:
+def write_outputs(result, out: str | Path, plots: bool = True,
+                  workers: int | None = None) -> list[Path]:
+    """Write the run's tables, plots (rendered in ``workers`` processes, default one per usable
+    core), ``report.html`` and, last, ``summary.json`` into ``out``; the paths written."""
     out = Path(out)
     # A previous run's summary would make a half-rewritten folder look complete.
     (out / "summary.json").unlink(missing_ok=True)
@@ -29,7 +32,7 @@ def write_outputs(result, out: str | Path, plots: bool = True) -> list[Path]:
         title = (f"{result.workload.name} on {result.arch.name}: XMA2's first task switch "
                  "(PE rewrites) and the new task's first inference")
         written += write_plots(result.tables, out, endurance_cycles=result.arch.cell.endurance_cycles,
-                               timeline_title=title)
+                               timeline_title=title, workers=workers)
     prov = provenance(result)
     if plots:
         written.append(write_report({**result.summary, "provenance": prov}, result.tables, out))

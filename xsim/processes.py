@@ -1,0 +1,84 @@
+"""Worker processes for independent pieces of one run (engine runs, plots), where the host has cores.
+
+One rule for all of them, here: work goes to forked workers only where that is safe and useful:
+the ``fork`` start method (Linux), more than one usable core, and not inside a daemon process
+(a sweep's worker, which may not have children). A forked worker inherits what the caller built
+(a deployment, a result's tables) and receives only small arguments. Workers ignore Ctrl-C (the
+main process handles it and stops them) and end at SIGTERM without unwinding; a caller that fails
+stops them at once. Nothing a worker computes depends on which process computes it, so the
+serial path gives the same bytes.
+
+Forked workers must not run numba's parallel kernels: the main process may have started their
+OpenMP threads, which a fork does not copy. The pieces sent here are pure Python (simpy,
+matplotlib).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def default_workers() -> int:
+    """Worker processes a run may use here: the usable cores (1 where forking is not safe)."""
+    if not sys.platform.startswith("linux") or multiprocessing.current_process().daemon:
+        return 1
+    return usable_cores()
+
+
+def workers_for(requested: int | None, jobs: int | None = None) -> int:
+    """``requested`` workers (default: :func:`default_workers`), within what is safe here and
+    no more than ``jobs``."""
+    n = default_workers() if requested is None else max(1, min(requested, default_workers()))
+    return n if jobs is None else max(1, min(n, jobs))
+
+
+def _start(initializer: Callable[..., Any] | None, initargs: tuple) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The handlers the fork copied are the main process's: a worker ends at SIGTERM at once.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if initializer is not None:
+        initializer(*initargs)
+
+
+class ForkPool:
+    """``workers`` forked processes (at least 2; callers with one worker stay serial)."""
+
+    def __init__(self, workers: int, initializer: Callable[..., Any] | None = None,
+                 initargs: tuple = ()) -> None:
+        self._pool: ProcessPoolExecutor | None = ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("fork"), initializer=_start,
+            initargs=(initializer, initargs))
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        assert self._pool is not None, "the pool is closed"
+        return self._pool.submit(fn, *args)
+
+    def close(self, abort: bool = False) -> None:
+        """Stop the workers: after their work, or at once (``abort``: the caller is failing)."""
+        if self._pool is None:
+            return
+        pool, self._pool = self._pool, None
+        if abort:
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                if process.is_alive():
+                    process.terminate()
+        pool.shutdown(wait=not abort, cancel_futures=True)
+
+    def __enter__(self) -> ForkPool:
+        return self
+
+    def __exit__(self, kind: type | None, *exc: object) -> None:
+        self.close(abort=kind is not None)
