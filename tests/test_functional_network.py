@@ -332,3 +332,14 @@ def test_task_packing_reuses_the_backbone_and_equals_a_full_repack(case):
     x = synthetic_inputs(net, 2, 7)
     got, want = model.run(x, masks, return_all=True), full.run(x, masks, return_all=True)
     assert all(np.array_equal(got[k], want[k]) for k in want)
+
+
+def test_effective_weights_kept_from_calibration_equal_recomputed_ones(mlp):
+    _, mapping, _, model = mlp
+    scales = np.full(mapping.tier2_columns, 0.5)
+    masks = TaskMasks(tier2=scales)
+    first = model.effective_weights(masks)  # calibrating the task made these
+    again = model.effective_weights(masks)  # recomputed from the cached programs
+    assert first is not again
+    assert all(np.array_equal(first[k][0], again[k][0]) for k in first)
+    assert model.effective_weights(None) is model.weights

@@ -177,6 +177,7 @@ class CrossbarNetwork:
             self._backbone[name] = _Program(ql.matrix, packed, None, ql.act,
                                             self._cells(ql, ql.matrix))
         self._tasks: OrderedDict[int, tuple[TaskMasks, dict[str, _Program]]] = OrderedDict()
+        self._last_effective: tuple[TaskMasks, Weights] | None = None
 
     # -- weights of a task ---------------------------------------------------------------------
 
@@ -291,8 +292,11 @@ class CrossbarNetwork:
                 programs[lm.layer.name] = _Program(matrix, self._repack(ql, base.packed, matrix, pes),
                                                    self._tier2(ql, masks), ql.act, self._cells(ql, matrix))
         if masks.tier1 or (masks.tier2 is not None and np.any(masks.tier2 != 1.0)):
-            acts = self._calibrate(self._effective(masks, programs))
+            effective = self._effective(masks, programs)
+            acts = self._calibrate(effective)
             programs = {name: replace(prog, act=acts[name]) for name, prog in programs.items()}
+            # Kept for the effective_weights call that usually follows (one task's worth at most).
+            self._last_effective = (masks, effective)
         # The masks object is held with its programs, so its id cannot be reused while cached.
         self._tasks[key] = (masks, programs)
         if len(self._tasks) > _TASK_CACHE:
@@ -307,7 +311,11 @@ class CrossbarNetwork:
         """
         if masks is None:
             return self.weights
-        return self._effective(masks, self.program(masks))
+        programs = self.program(masks)
+        last, self._last_effective = self._last_effective, None
+        if last is not None and last[0] is masks:
+            return last[1]
+        return self._effective(masks, programs)
 
     def _effective(self, masks: TaskMasks, programs: dict[str, _Program]) -> Weights:
         out: Weights = {}
