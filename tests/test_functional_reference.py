@@ -280,6 +280,11 @@ def test_forward_return_all_and_float32():
     out32 = forward_float(net, w, x, dtype=np.float32)
     assert out32.dtype == np.float32
     np.testing.assert_allclose(out32, logits, rtol=1e-3, atol=1e-4)
+    seen = {}
+    observed = forward_float(net, w, x, observe=lambda name, t: seen.setdefault(name, t.copy()))
+    np.testing.assert_array_equal(observed, logits)
+    assert list(seen) == list(every)
+    assert all(np.array_equal(seen[name], every[name]) for name in every)
 
 
 def test_forward_errors():

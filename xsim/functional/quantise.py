@@ -134,12 +134,21 @@ def calibrate_activations(
     readers = {layer.name: layer.inputs[0] for layer in network.weight_layers}
     tensors = sorted(set(readers.values()))
     values: dict[str, list[np.ndarray]] = {name: [] for name in tensors}
+
+    def observe(name: str, tensor: np.ndarray) -> None:
+        if name not in values:
+            return
+        if percentile == 100.0:
+            # The maximum needs one number per image, max(|x|) = max(max x, -min x) exactly.
+            values[name].append(np.maximum(tensor.max(keepdims=True), -tensor.min(keepdims=True))
+                                .ravel())
+        else:
+            values[name].append(np.abs(tensor).ravel())  # a percentile needs the values
+
     for image in samples:
-        outputs = forward_float(network, weights, image, return_all=True)
-        for name in tensors:
-            a = np.abs(outputs[name]).ravel()
-            # The maximum needs one number per image; a percentile needs the values themselves.
-            values[name].append(a.max(keepdims=True) if percentile == 100.0 else a)
+        # Each tensor is seen as it is made: an image's activations are freed after their last
+        # reader, not kept for the whole network.
+        forward_float(network, weights, image, observe=observe)
     quantisers = {}
     for layer, src in readers.items():
         signed = src not in nonneg

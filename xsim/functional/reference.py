@@ -71,6 +71,7 @@ def forward_float(
     *,
     dtype: type[np.floating] | np.dtype = np.float64,
     return_all: bool = False,
+    observe: Callable[[str, np.ndarray], None] | None = None,
 ) -> np.ndarray | dict[str, np.ndarray]:
     """Run ``network`` on ``x`` in floating point of ``dtype`` (float32 or float64).
 
@@ -78,8 +79,9 @@ def forward_float(
     Returns the output: (B, F) when the network ends in a (F, 1, 1) shape (the logits), else
     (B, C, H, W); without the batch axis when ``x`` had none.  With ``return_all`` returns a dict
     from ``"input"`` and every layer name to its output (B, C, H, W) (no batch axis for one
-    image), in layer order.  Raises ValueError for a wrong input shape, a non-float dtype or
-    weights that do not match the network.
+    image), in layer order.  ``observe(name, tensor)``, if given, sees ``"input"`` and every
+    layer's output (B, C, H, W) as it is made, before it is freed.  Raises ValueError for a wrong
+    input shape, a non-float dtype or weights that do not match the network.
     """
     dtype = np.dtype(dtype)
     if not np.issubdtype(dtype, np.floating):
@@ -104,20 +106,24 @@ def forward_float(
         return _linear(src, *params[layer.name])
 
     return run_graph(network, batch.astype(dtype, copy=False), weight_layer,
-                     return_all=return_all, single=single)
+                     return_all=return_all, single=single, observe=observe)
 
 
 def run_graph(network: Network, batch: np.ndarray,
               weight_layer: Callable[[Layer, np.ndarray], np.ndarray], *, return_all: bool,
-              single: bool) -> np.ndarray | dict[str, np.ndarray]:
+              single: bool, observe: Callable[[str, np.ndarray], None] | None = None,
+              ) -> np.ndarray | dict[str, np.ndarray]:
     """Execute ``network`` on ``batch`` (B, C, H, W); ``weight_layer(layer, input)`` computes
     conv and linear layers (before their activation), the digital layers run here.
 
-    Returns the output as :func:`forward_float` describes (``single``: drop the batch axis).
+    Returns the output as :func:`forward_float` describes (``single``: drop the batch axis);
+    ``observe`` as there.
     """
     # Free each intermediate after its last reader unless every output is kept.
     last_use = {src: i for i, layer in enumerate(network.layers) for src in layer.inputs}
     outputs: dict[str, np.ndarray] = {"input": batch}
+    if observe is not None:
+        observe("input", batch)
     for i, layer in enumerate(network.layers):
         src = outputs[layer.inputs[0]]
         if layer.kind in ("conv", "linear"):
@@ -135,6 +141,8 @@ def run_graph(network: Network, batch: np.ndarray,
         else:
             raise ValueError(f"layer {layer.name!r}: kind {layer.kind!r} cannot be executed")
         outputs[layer.name] = activate(y, layer.activation)
+        if observe is not None:
+            observe(layer.name, outputs[layer.name])
         if not return_all:
             for name in set(layer.inputs):
                 if last_use[name] == i:
