@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from xsim import streams
-from xsim.functional.im2col import grouped_patches, windows
+from xsim.functional.im2col import conv_columns, windows
 from xsim.functional.weights import check_weights
 from xsim.models.graph import Layer, Network
 
@@ -34,6 +34,10 @@ def activate(x: np.ndarray, activation: str | None) -> np.ndarray:
     raise ValueError(f"unknown activation {activation!r}")
 
 
+# Multiply-adds of one group's product up to which a conv's patch matrix is built contiguous.
+_SMALL_PRODUCT = 1 << 20
+
+
 def _conv(layer: Layer, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
     g = layer.groups
     cout = layer.out_channels
@@ -41,9 +45,19 @@ def _conv(layer: Layer, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> n
     # (groups, K, Cout/groups): group g's weight matrix as the crossbar holds it.
     wmat = w.reshape(g, cout // g, -1).transpose(0, 2, 1)
     out = np.empty((x.shape[0], cout, ho, wo), dtype=x.dtype)
+    p, k, n = ho * wo, w[0].size, cout // g
+    # The columns' transpose is the (groups, P, K) patch matrix, and a large matrix product of it
+    # is the patch matrix's, summation order and all (BLAS packs either layout into the same
+    # blocks), without the transposed copy that builds the patch matrix.  Matrix-vector and small
+    # products get the contiguous patch matrix: their kernels' summation order follows the
+    # operands' layout (NumPy's gemv, OpenBLAS's small-matrix gemm up to M·N·K = 10**6).
+    contiguous = min(p, k, n) == 1 or p * k * n <= _SMALL_PRODUCT
     for i, image in enumerate(x):
         # One image's patches at a time bounds memory by a single layer's im2col matrix.
-        y = np.matmul(grouped_patches(image, layer), wmat)  # (groups, P, Cout/groups)
+        patches = conv_columns(image, layer).transpose(0, 2, 1)
+        if contiguous:
+            patches = np.ascontiguousarray(patches)
+        y = np.matmul(patches, wmat)  # (groups, P, Cout/groups)
         out[i] = y.transpose(0, 2, 1).reshape(cout, ho, wo)
     if b is not None:
         out += b[:, None, None]
