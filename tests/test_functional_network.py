@@ -342,4 +342,6 @@ def test_effective_weights_kept_from_calibration_equal_recomputed_ones(mlp):
     again = model.effective_weights(masks)  # recomputed from the cached programs
     assert first is not again
     assert all(np.array_equal(first[k][0], again[k][0]) for k in first)
+    # Laid out like the float weights (C order): BLAS's summation order can follow the layout.
+    assert all(first[k][0].flags.c_contiguous for k in first)
     assert model.effective_weights(None) is model.weights

@@ -321,12 +321,18 @@ class CrossbarNetwork:
         out: Weights = {}
         for name, ql in self.layers.items():
             w, b = self.weights[name]
-            matrix = np.array(weight_matrix(np.asarray(w, dtype=np.float64)))
+            wmat = weight_matrix(np.asarray(w, dtype=np.float64))
             prog = programs[name]
-            if prog.tier2 is not None:
+            if prog.tier2 is None:
+                matrix = np.array(wmat)
+            else:
+                # Scaled as the copy is made, one pass (the PE row groups cover every row), in the
+                # float weights' own memory order, like the plain copy's.
+                matrix = np.empty_like(wmat)
                 rows = ql.grid.group_rows
                 for g in range(ql.grid.groups):
-                    matrix[g * rows : (g + 1) * rows] *= prog.tier2[g]
+                    part = slice(g * rows, (g + 1) * rows)
+                    np.multiply(wmat[part], prog.tier2[g], out=matrix[part])
             for index in masks.tier1_in(self.mapping.layer(name)):
                 p = self.mapping.pes[index]
                 block = (slice(p.row_start, p.row_stop), slice(p.col_start, p.col_stop))
