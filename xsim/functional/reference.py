@@ -20,15 +20,17 @@ from xsim.functional.weights import check_weights
 from xsim.models.graph import Layer, Network
 
 
-def activate(x: np.ndarray, activation: str | None) -> np.ndarray:
+def activate(x: np.ndarray, activation: str | None, *, in_place: bool = False) -> np.ndarray:
     """Apply a layer activation (``"relu"``, ``"relu6"``; ``None`` returns ``x`` itself).
 
-    Never in place: a flatten output is a view of its producer's output.
+    A new array unless ``in_place`` (for an ``x`` nothing else reads: a flatten output is a view
+    of its producer's output).
     """
+    out = x if in_place else None
     if activation == "relu":
-        return np.maximum(x, 0)
+        return np.maximum(x, 0, out=out)
     if activation == "relu6":
-        return np.clip(x, 0, 6)
+        return np.clip(x, 0, 6, out=out)
     if activation is None:
         return x
     raise ValueError(f"unknown activation {activation!r}")
@@ -57,10 +59,11 @@ def _conv(layer: Layer, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> n
         patches = conv_columns(image, layer).transpose(0, 2, 1)
         if contiguous:
             patches = np.ascontiguousarray(patches)
-        y = np.matmul(patches, wmat)  # (groups, P, Cout/groups)
-        out[i] = y.transpose(0, 2, 1).reshape(cout, ho, wo)
-    if b is not None:
-        out += b[:, None, None]
+        y = np.matmul(patches, wmat).transpose(0, 2, 1).reshape(cout, ho, wo)
+        if b is None:
+            out[i] = y
+        else:
+            np.add(y, b[:, None, None], out=out[i])  # the bias joins the transposed copy
     return out
 
 
@@ -128,7 +131,8 @@ def run_graph(network: Network, batch: np.ndarray,
               single: bool, observe: Callable[[str, np.ndarray], None] | None = None,
               ) -> np.ndarray | dict[str, np.ndarray]:
     """Execute ``network`` on ``batch`` (B, C, H, W); ``weight_layer(layer, input)`` computes
-    conv and linear layers (before their activation), the digital layers run here.
+    conv and linear layers (before their activation) into a new array, which the activation
+    then overwrites; the digital layers run here.
 
     Returns the output as :func:`forward_float` describes (``single``: drop the batch axis);
     ``observe`` as there.
@@ -145,8 +149,8 @@ def run_graph(network: Network, batch: np.ndarray,
         elif layer.kind in ("maxpool", "avgpool"):
             y = _pool(layer, src)
         elif layer.kind == "add":
-            y = src.copy()
-            for other in layer.inputs[1:]:
+            y = np.add(src, outputs[layer.inputs[1]]) if len(layer.inputs) > 1 else src.copy()
+            for other in layer.inputs[2:]:
                 y += outputs[other]
         elif layer.kind == "concat":
             y = np.concatenate([outputs[name] for name in layer.inputs], axis=1)
@@ -154,7 +158,8 @@ def run_graph(network: Network, batch: np.ndarray,
             y = src.reshape(src.shape[0], -1, 1, 1)
         else:
             raise ValueError(f"layer {layer.name!r}: kind {layer.kind!r} cannot be executed")
-        outputs[layer.name] = activate(y, layer.activation)
+        # Every kind but flatten (a view of its input) made y afresh: activate it in place.
+        outputs[layer.name] = activate(y, layer.activation, in_place=layer.kind != "flatten")
         if observe is not None:
             observe(layer.name, outputs[layer.name])
         if not return_all:
