@@ -168,7 +168,7 @@ class CrossbarNetwork:
             q, scale = quantise_weights(w, mapping.weight_bits, per_channel)
             self.layers[name] = QuantisedLayer(
                 layer=lm.layer, index=lm.layer_index,
-                matrix=np.ascontiguousarray(weight_matrix(q).astype(wdtype)), scale=scale,
+                matrix=np.ascontiguousarray(weight_matrix(q), dtype=wdtype), scale=scale,
                 bias=None if b is None else np.asarray(b, dtype=np.float64), act=acts[name],
                 grid=pe_grid(mapping, lm))
         self._backbone = {}
