@@ -108,30 +108,35 @@ def pack_weight_planes(w, rows, cell_bits, bias, wp):
 
     ``bias == 0`` selects the differential encoding (array 0 holds ``max(w, 0)``,
     array 1 ``max(-w, 0)``); otherwise the offset encoding stores ``w + bias``
-    in array 0.
+    in array 0.  Row ``k`` of ``w`` sets one bit of every column's word in each
+    plane: the loops over columns run innermost, over contiguous words, so LLVM
+    vectorises them.
     """
     wp[:] = 0
     n_arrays, n_slices, n_cells = wp.shape[1], wp.shape[2], wp.shape[3]
-    cell_mask = (np.int64(1) << cell_bits) - 1
+    n_cols = w.shape[1]
+    mag = np.empty(n_cols, np.int64)
     for k in range(w.shape[0]):
         r = k // rows
         i = k - r * rows
         wd = i >> 6
-        bit = np.uint64(1) << np.uint64(i & 63)
-        for n in range(w.shape[1]):
-            v = np.int64(w[k, n])
-            for a in range(n_arrays):
+        shift = np.uint64(i & 63)
+        for a in range(n_arrays):
+            for n in range(n_cols):
+                v = np.int64(w[k, n])
                 if bias != 0:
-                    mag = v + bias
+                    mag[n] = v + bias
                 elif a == 0:
-                    mag = max(v, 0)
+                    mag[n] = max(v, 0)
                 else:
-                    mag = max(-v, 0)
-                for s in range(n_slices):
-                    cell = (mag >> (s * cell_bits)) & cell_mask
-                    for c in range(n_cells):
-                        if (cell >> c) & 1:
-                            wp[r, a, s, c, wd, n] |= bit
+                    mag[n] = max(-v, 0)
+            for s in range(n_slices):
+                for c in range(n_cells):
+                    # Cell bit c of slice s is bit s*cell_bits + c of the stored magnitude.
+                    b = s * cell_bits + c
+                    dst = wp[r, a, s, c, wd]
+                    for n in range(n_cols):
+                        dst[n] |= np.uint64((mag[n] >> b) & 1) << shift
 
 
 def _build_mvm_generic(width):

@@ -276,3 +276,72 @@ def test_grouped_and_depthwise_convs_are_exact_through_the_crossbars():
     qtask = {"g2": -model.layers["g2"].matrix.astype(np.int64)}
     masks = TaskMasks.from_matrices(mapping, {lm.pes[0]}, np.full(mapping.tier2_columns, 0.5), qtask)
     assert np.array_equal(model.run(x, masks), model.run(x, masks, exact=True))
+
+
+def _grouped_net():
+    from xsim.models import network_from_spec
+
+    return network_from_spec("grouped", (64, 6, 6), [
+        {"name": "dw", "kind": "conv", "out_channels": 64, "kernel": 3, "padding": 1, "groups": 64,
+         "bias": False},
+        {"name": "g2", "kind": "conv", "out_channels": 32, "kernel": 3, "padding": 1, "groups": 2,
+         "bias": False, "activation": "relu"},
+        {"kind": "flatten"}, {"name": "fc", "kind": "linear", "out_features": 10}])
+
+
+@pytest.mark.parametrize("case", ["lenet5-offset", "lenet5-differential", "grouped"])
+def test_task_packing_reuses_the_backbone_and_equals_a_full_repack(case):
+    # A task repacks only the blocks of its tier-1 PEs whose weights changed; every packed group
+    # must equal packing the task's whole matrix, and a layer whose task weights are the backbone's
+    # keeps the backbone's packed planes.
+    if case == "grouped":
+        arch = load_arch(ARCH / "isaac128.yaml", {"components.adc.bits": 9})
+        net = _grouped_net()
+    else:
+        arch = load_arch(ARCH / "isaac128.yaml", {**SMALL, "crossbar.encoding": case.split("-")[1]})
+        net = ZOO["lenet5"]()
+    mapping = map_network(arch, net, weight_bits=8, input_bits=8)
+    weights = synthetic_weights(net, 4)
+    calibration = synthetic_inputs(net, 2, 5)
+    model = CrossbarNetwork(mapping, weights, calibration)
+    full = CrossbarNetwork(mapping, weights, calibration)
+    full._repack = lambda ql, packed, matrix, pes: full._pack(ql, matrix)
+    rng = np.random.default_rng(6)
+    layers = [lm for lm in mapping.layers if len(lm.pes[: lm.pes_per_replica]) > 1]
+    same = layers[0].layer.name  # all its PEs tier 1, with the backbone's weights
+    tier1, matrices = set(), {}
+    for lm in mapping.layers:
+        first = list(lm.pes[: lm.pes_per_replica])
+        chosen = first if lm.layer.name == same else \
+            [int(p) for p in rng.choice(first, size=max(1, len(first) // 2), replace=False)]
+        task = model.layers[lm.layer.name].matrix.astype(np.int64)
+        for i, index in enumerate(chosen):
+            p = mapping.pes[index]
+            if lm.layer.name != same and i % 3 != 2:  # every third chosen PE keeps its weights
+                block = (slice(p.row_start, p.row_stop), slice(p.col_start, p.col_stop))
+                task[block] = rng.integers(-127, 128, task[block].shape)
+        tier1.update(chosen)
+        matrices[lm.layer.name] = task
+    masks = TaskMasks.from_matrices(mapping, tier1, None, matrices)
+    programs = model.program(masks)
+    for name, prog in programs.items():
+        repacked = model._pack(model.layers[name], prog.matrix)
+        assert [p.planes.shape for p in prog.packed] == [p.planes.shape for p in repacked]
+        assert all(np.array_equal(a.planes, b.planes) for a, b in zip(prog.packed, repacked))
+    assert programs[same].packed is model.program(None)[same].packed
+    x = synthetic_inputs(net, 2, 7)
+    got, want = model.run(x, masks, return_all=True), full.run(x, masks, return_all=True)
+    assert all(np.array_equal(got[k], want[k]) for k in want)
+
+
+def test_effective_weights_kept_from_calibration_equal_recomputed_ones(mlp):
+    _, mapping, _, model = mlp
+    scales = np.full(mapping.tier2_columns, 0.5)
+    masks = TaskMasks(tier2=scales)
+    first = model.effective_weights(masks)  # calibrating the task made these
+    again = model.effective_weights(masks)  # recomputed from the cached programs
+    assert first is not again
+    assert all(np.array_equal(first[k][0], again[k][0]) for k in first)
+    # Laid out like the float weights (C order): BLAS's summation order can follow the layout.
+    assert all(first[k][0].flags.c_contiguous for k in first)
+    assert model.effective_weights(None) is model.weights

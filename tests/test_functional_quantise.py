@@ -64,6 +64,24 @@ def test_calibration_is_the_maximum():
     assert lower["fc1"].scale < acts["fc1"].scale
 
 
+@pytest.mark.parametrize("percentile", [100.0, 97.5])
+def test_calibration_scales_are_those_of_every_kept_layer_output(percentile):
+    # Calibration sees each tensor as it is made; its scales are bit for bit those computed from
+    # every layer output of each sample kept (return_all).
+    from xsim.functional import forward_float
+
+    net = ZOO["resnet20"]()
+    w = synthetic_weights(net, 2)
+    x = synthetic_inputs(net, 2, 3)
+    acts = calibrate_activations(net, w, x, 8, percentile=percentile)
+    outputs = [forward_float(net, w, image, return_all=True) for image in x]
+    for layer in net.weight_layers:
+        src = layer.inputs[0]
+        values = np.concatenate([np.abs(out[src]).ravel() for out in outputs])
+        top = 127 if acts[layer.name].signed else 255
+        assert acts[layer.name].scale == float(np.percentile(values, percentile)) / top
+
+
 def test_pow2_scales():
     assert pow2_exponents(4) == (-7, 7) and pow2_exponents(1) == (0, 0)
     v = quantise_scales([0.0, 1.0, 1.3, 1.5, 3.0, 1000.0, 2.0**-7, 2.0**-8 * 1.01, 2.0**-8 * 0.99], "pow2", 4)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from xsim.functional import (
     check_weights,
+    conv_columns,
     conv_patches,
     forward_float,
     grouped_patches,
@@ -75,9 +76,9 @@ def slow_pool(x, kind, kernel, stride, padding):
     return out
 
 
-def conv_layer(in_shape, cout, kernel, stride=1, padding=0, groups=1):
+def conv_layer(in_shape, cout, kernel, stride=1, padding=0, groups=1, dilation=1):
     b = GraphBuilder("t", in_shape)
-    b.conv("c", cout, kernel, stride=stride, padding=padding, groups=groups)
+    b.conv("c", cout, kernel, stride=stride, padding=padding, groups=groups, dilation=dilation)
     return b.build()["c"]
 
 
@@ -177,6 +178,103 @@ def test_im2col_conv_random(cg, groups, per_group, h, w, kh, kw, sh, sw, ph, pw,
     wt = rng.standard_normal(layer.weight_shape)
     expected = slow_conv(x, wt, None, (sh, sw), (ph, pw), groups)
     np.testing.assert_allclose(conv_via_patches(x, layer, wt, None), expected, atol=1e-12)
+
+
+def _conv_net(layer):
+    spec = {"name": "c", "kind": "conv", "out_channels": layer.out_channels, "kernel": layer.kernel,
+            "stride": layer.stride, "padding": layer.padding, "groups": layer.groups,
+            "dilation": layer.dilation, "bias": False}
+    return network_from_spec("one", layer.in_shape, [spec])
+
+
+def assert_columns_give_the_patch_product(layer, seed):
+    """The float reference's conv (columns) equals the generic patch-matrix product bit for bit."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(layer.in_shape)
+    w = rng.standard_normal(layer.weight_shape)
+    g, cout = layer.groups, layer.out_channels
+    cols = conv_columns(x, layer)
+    patches = grouped_patches(x, layer)
+    assert cols.shape == (g, patches.shape[2], patches.shape[1])
+    np.testing.assert_array_equal(cols.transpose(0, 2, 1), patches)
+    wmat = w.reshape(g, cout // g, -1).transpose(0, 2, 1)
+    generic = np.matmul(patches, wmat).transpose(0, 2, 1).reshape(layer.out_shape)
+    got = forward_float(_conv_net(layer), {"c": (w, None)}, x, return_all=True)["c"]
+    np.testing.assert_array_equal(got, generic)
+    return cols, x
+
+
+FAST_CONV_CASES = [
+    # in_shape, cout, kernel, stride, padding, groups, dilation: products above the small-product
+    # bound use the columns in place, the others (and matrix-vector ones) the patch matrix.
+    ((64, 14, 14), 256, 1, 1, 0, 1, 1),  # 1x1: the columns are the input itself
+    ((512, 14, 14), 256, 1, 1, 0, 2, 1),  # grouped 1x1
+    ((128, 29, 29), 256, 1, 2, 0, 1, 1),  # strided 1x1 (downsample), odd input
+    ((64, 14, 14), 128, 1, 1, 1, 1, 1),  # padded 1x1: the window path
+    ((64, 28, 28), 64, 3, 1, 1, 1, 1),  # ResNet 3x3
+    ((64, 28, 28), 64, 3, 2, 1, 1, 1),  # strided 3x3
+    ((3, 64, 64), 64, 7, 2, 3, 1, 1),  # stem-like
+    ((64, 23, 23), 128, (3, 2), (2, 1), (2, 1), 2, (2, 3)),  # dilated, grouped, rectangular
+    ((3, 32, 32), 16, 7, 2, 3, 1, 1),  # small product
+    ((32, 12, 12), 32, 3, 1, 2, 32, 2),  # dilated depthwise: matrix-vector products
+    ((16, 9, 9), 32, 1, 1, 0, 1, 1),  # small 1x1
+]
+
+
+@pytest.mark.parametrize(("in_shape", "cout", "kernel", "stride", "padding", "groups", "dilation"),
+                         FAST_CONV_CASES)
+def test_conv_columns_give_the_patch_product(in_shape, cout, kernel, stride, padding, groups,
+                                             dilation):
+    layer = conv_layer(in_shape, cout, kernel, stride, padding, groups, dilation)
+    cols, x = assert_columns_give_the_patch_product(layer, 4)
+    if layer.kernel == (1, 1) and layer.padding == (0, 0) and layer.stride == (1, 1):
+        assert np.shares_memory(cols, x)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    cg=st.integers(1, 5),
+    groups=st.integers(1, 3),
+    per_group=st.integers(1, 5),
+    h=st.integers(1, 12),
+    w=st.integers(1, 12),
+    kh=st.integers(1, 3),
+    kw=st.integers(1, 3),
+    sh=st.integers(1, 3),
+    sw=st.integers(1, 3),
+    ph=st.integers(0, 2),
+    pw=st.integers(0, 2),
+    dh=st.integers(1, 2),
+    dw=st.integers(1, 2),
+    seed=st.integers(0, 2**16),
+)
+def test_conv_columns_give_the_patch_product_random(cg, groups, per_group, h, w, kh, kw, sh, sw,
+                                                    ph, pw, dh, dw, seed):
+    if h + 2 * ph < dh * (kh - 1) + 1 or w + 2 * pw < dw * (kw - 1) + 1:
+        return  # empty output
+    layer = conv_layer((cg * groups, h, w), per_group * groups, (kh, kw), (sh, sw), (ph, pw),
+                       groups, (dh, dw))
+    assert_columns_give_the_patch_product(layer, seed)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    cg=st.integers(16, 96),
+    groups=st.integers(1, 2),
+    per_group=st.integers(16, 96),
+    h=st.integers(6, 20),
+    w=st.integers(6, 20),
+    k=st.sampled_from([1, 3]),
+    stride=st.integers(1, 2),
+    padding=st.integers(0, 1),
+    dilation=st.integers(1, 2),
+    seed=st.integers(0, 2**16),
+)
+def test_conv_columns_give_the_patch_product_random_large(cg, groups, per_group, h, w, k, stride,
+                                                          padding, dilation, seed):
+    layer = conv_layer((cg * groups, h, w), per_group * groups, k, stride, padding, groups,
+                       dilation)
+    assert_columns_give_the_patch_product(layer, seed)
 
 
 def test_im2col_errors():
@@ -280,6 +378,11 @@ def test_forward_return_all_and_float32():
     out32 = forward_float(net, w, x, dtype=np.float32)
     assert out32.dtype == np.float32
     np.testing.assert_allclose(out32, logits, rtol=1e-3, atol=1e-4)
+    seen = {}
+    observed = forward_float(net, w, x, observe=lambda name, t: seen.setdefault(name, t.copy()))
+    np.testing.assert_array_equal(observed, logits)
+    assert list(seen) == list(every)
+    assert all(np.array_equal(seen[name], every[name]) for name in every)
 
 
 def test_forward_errors():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from kernel_reference import reference_gaussian, reference_mvm
+from kernel_reference import reference_arrays, reference_gaussian, reference_mvm
 
 from xsim.kernels import crossbar_mvm, crossbar_mvm_packed, pack_weights
 from xsim.kernels._noise import gaussian, noise_key
@@ -158,6 +158,31 @@ def test_small_dtypes_and_packed_reuse():
                                                   rows=128, cell_bits=2, weight_bits=8, **kwargs))
     np.testing.assert_array_equal(y, reference_mvm(x, w, rows=128, cell_bits=2, weight_bits=8,
                                                    **kwargs))
+
+
+@SETTINGS
+@given(rows=st.sampled_from([1, 3, 16, 63, 64, 100, 128, 129, 200]), cell_bits=st.integers(1, 4),
+       weight_bits=st.integers(2, 16), encoding=st.sampled_from(["differential", "offset"]),
+       k=st.integers(1, 300), n=st.integers(1, 40), seed=st.integers(0, 2**16))
+def test_packed_planes_hold_every_cell_bit(rows, cell_bits, weight_bits, encoding, k, n, seed):
+    # [R, A, S, C, W, N]: bit i % 64 of word i // 64 of row block r is cell bit c of slice s of
+    # array a's stored value in row r*rows + i (reference_arrays: the stored values).
+    w = _weights(np.random.default_rng(seed), k, n, weight_bits, encoding)
+    planes = pack_weights(w, rows=rows, cell_bits=cell_bits, weight_bits=weight_bits,
+                          encoding=encoding).planes
+    arrays, slices, _ = reference_arrays(w, weight_bits, cell_bits, encoding)
+    blocks, words = -(-k // rows), -(-rows // 64)
+    assert planes.shape == (blocks, len(arrays), slices, cell_bits, words, n)
+    expected = np.zeros_like(planes)
+    row = np.arange(k)
+    r, i = row // rows, row % rows
+    for a, (stored, _) in enumerate(arrays):
+        for s in range(slices):
+            for c in range(cell_bits):
+                bits = ((stored >> (s * cell_bits + c)) & 1).astype(np.uint64)
+                np.bitwise_or.at(expected, (r, a, s, c, i // 64),
+                                 bits << (i % 64).astype(np.uint64)[:, None])
+    np.testing.assert_array_equal(planes, expected)
 
 
 def test_packed_size_is_a_few_times_the_weights():

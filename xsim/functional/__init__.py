@@ -2,6 +2,7 @@
 XMA2 task masks and bit-accurate execution on the crossbar kernels with its accuracy metrics."""
 
 from xsim.functional.im2col import (
+    conv_columns,
     conv_patches,
     grouped_patches,
     im2col,
@@ -52,6 +53,7 @@ __all__ = [
     "Weights",
     "activate",
     "check_weights",
+    "conv_columns",
     "conv_patches",
     "forward_float",
     "grouped_patches",

@@ -10,6 +10,10 @@ patch of output pixel p = (oy, ox) is ordered (channel, ky, kx), the order of
 for the group's output channels n in ``range(g·Cout/groups, (g+1)·Cout/groups)``.  Patches are
 built from a strided view of the padded input (no Python loops over pixels); only the patches of
 one layer and of one image (or of the few images that share a crossbar call) exist at a time.
+
+The float reference takes the same patches as columns, (groups, K, P) (:func:`conv_columns`),
+the order the (C, H, W) input already has: an unpadded 1×1 convolution's columns are the input
+itself, and a k×k one's are copied along output rows rather than gathered across channels.
 """
 
 from __future__ import annotations
@@ -70,6 +74,33 @@ def grouped_patches(x: np.ndarray, layer: Layer) -> np.ndarray:
     # One copy, straight into (g, Ho, Wo, C/g, kh, kw) order.
     patches = np.ascontiguousarray(view.transpose(0, 2, 3, 1, 4, 5))
     return patches.reshape(g, ho * wo, (cin // g) * kh * kw)
+
+
+def conv_columns(x: np.ndarray, layer: Layer) -> np.ndarray:
+    """Patches of all groups as columns: (groups, K, P), ``conv_columns(x, layer)[g].T`` equal to
+    ``conv_patches(x, layer, g)``.
+
+    The layout in which ``x``'s pixels already lie: an unpadded 1×1 convolution's columns are the
+    input itself, a view (``x.reshape(groups, C/groups, H·W)``; a strided one copies every stride-th
+    pixel), and a k×k convolution's copy runs along output rows (the window view's ``(C/g, kh, kw,
+    Ho, Wo)`` order) instead of gathering channels.  ``conv_columns(x, layer).transpose(0, 2, 1)``
+    is the (groups, P, K) patch matrix of :func:`grouped_patches` with the same values, so a
+    ``matmul`` of it with the weights is the same product, transposed operand and all.
+    """
+    _check_conv(layer, x)
+    g = layer.groups
+    cin, kh, kw = layer.in_channels, *layer.kernel
+    ho, wo = layer.out_shape[1:]
+    if (kh, kw) == (1, 1) and layer.padding == (0, 0):
+        sh, sw = layer.stride
+        if (sh, sw) != (1, 1):
+            # The bound drops pixels past the last full stride, as floor-mode output sizes do.
+            x = np.ascontiguousarray(x[:, : (ho - 1) * sh + 1 : sh, : (wo - 1) * sw + 1 : sw])
+        return x.reshape(g, cin // g, ho * wo)
+    view = windows(x, layer).reshape(g, cin // g, ho, wo, kh, kw)
+    # One copy, into (g, C/g, kh, kw, Ho, Wo) order: runs of Wo pixels (stride apart) per tap.
+    cols = np.ascontiguousarray(view.transpose(0, 1, 4, 5, 2, 3))
+    return cols.reshape(g, (cin // g) * kh * kw, ho * wo)
 
 
 def batch_patches(x: np.ndarray, layer: Layer) -> np.ndarray:

@@ -71,8 +71,9 @@ def quantise_scales(values, format: str, bits: int) -> np.ndarray:  # noqa: A002
     return np.where(v < 2.0 ** (e_min - 1), 0.0, np.exp2(e))
 
 
-def _frozen_array(a: np.ndarray) -> np.ndarray:
-    a = np.array(a)  # a private copy, so freezing it never touches the caller's array
+def _frozen_array(a: np.ndarray, dtype: type[np.generic]) -> np.ndarray:
+    # One private copy in ``dtype``, so freezing it never touches the caller's array.
+    a = np.array(a, dtype=dtype)
     a.flags.writeable = False
     return a
 
@@ -107,13 +108,13 @@ class TaskMasks:
                     f"tier-2 scales must be a 1-D numeric array, got shape {tier2.shape} of {tier2.dtype}")
             if not np.all(np.isfinite(tier2)):
                 raise ValueError("tier-2 scales hold NaN or infinite values")
-            object.__setattr__(self, "tier2", _frozen_array(tier2.astype(np.float64)))
+            object.__setattr__(self, "tier2", _frozen_array(tier2, np.float64))
         weights = {}
         for name, w in dict(self.task_weights).items():
             w = np.asarray(w)
             if not np.issubdtype(w.dtype, np.integer):
                 raise ValueError(f"task weights of layer {name!r} must be integers, got {w.dtype}")
-            weights[name] = _frozen_array(w.astype(np.int64))
+            weights[name] = _frozen_array(w, np.int64)
         object.__setattr__(self, "task_weights", weights)
 
     @classmethod

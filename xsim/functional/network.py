@@ -20,7 +20,9 @@ does, one layer at a time:
 3. with tier-2 scales the kernel returns one partial sum per PE row group
    (``group_rows = row_blocks_per_pe · rows``, see :class:`~xsim.functional.masks.PeGrid`), and
    each (PE, column) partial sum is multiplied by its scale before the PEs' sums are added;
-   tier-1 PEs compute with the task's integer weights in their (rows, columns) block;
+   tier-1 PEs compute with the task's integer weights in their (rows, columns) block.  A task's
+   packed planes are the backbone's with only those blocks repacked (packing is local to a row
+   block and a column); a layer whose task weights equal the backbone's shares its planes and cells;
 4. the digital units (float64) dequantise by ``input scale × weight scale[n]``, add the bias and
    apply the activation; pooling, residual adds and flatten follow :mod:`xsim.functional.reference`.
 
@@ -166,7 +168,7 @@ class CrossbarNetwork:
             q, scale = quantise_weights(w, mapping.weight_bits, per_channel)
             self.layers[name] = QuantisedLayer(
                 layer=lm.layer, index=lm.layer_index,
-                matrix=np.ascontiguousarray(weight_matrix(q).astype(wdtype)), scale=scale,
+                matrix=np.ascontiguousarray(weight_matrix(q), dtype=wdtype), scale=scale,
                 bias=None if b is None else np.asarray(b, dtype=np.float64), act=acts[name],
                 grid=pe_grid(mapping, lm))
         self._backbone = {}
@@ -175,6 +177,7 @@ class CrossbarNetwork:
             self._backbone[name] = _Program(ql.matrix, packed, None, ql.act,
                                             self._cells(ql, ql.matrix))
         self._tasks: OrderedDict[int, tuple[TaskMasks, dict[str, _Program]]] = OrderedDict()
+        self._last_effective: tuple[TaskMasks, Weights] | None = None
 
     # -- weights of a task ---------------------------------------------------------------------
 
@@ -190,6 +193,37 @@ class CrossbarNetwork:
             kernels.pack_weights(matrix[:, g * ng : (g + 1) * ng].astype(np.int64), rows=s.rows,
                                  cell_bits=s.cell_bits, weight_bits=s.weight_bits, encoding=s.encoding)
             for g in range(ql.layer.groups))
+
+    def _repack(self, ql: QuantisedLayer, packed: tuple[kernels.PackedWeights, ...], matrix: np.ndarray,
+                pes: tuple[int, ...]) -> tuple[kernels.PackedWeights, ...]:
+        """``packed`` (the backbone's groups) with the blocks of the PEs ``pes`` packed from ``matrix``.
+
+        Packing is local: the planes of rows ``[r·rows, (r+1)·rows)`` and column ``n`` hold only
+        those weights, so a PE's row blocks × columns, packed on their own, are the same slice of
+        the planes of the whole matrix.  A PE's rows are widened to whole row blocks (repacked
+        from ``matrix`` too, so a block shared with another PE stays right); a block whose weights
+        are the backbone's is not repacked.
+        """
+        s = self.settings
+        ng = ql.layer.out_channels // ql.layer.groups
+        k = matrix.shape[0]
+        planes = [None] * len(packed)
+        for index in pes:
+            p = self.mapping.pes[index]
+            r0, r1 = p.row_start // s.rows, -(-p.row_stop // s.rows)
+            rows = slice(r0 * s.rows, min(k, r1 * s.rows))
+            for g in range(ql.layer.groups):
+                c0, c1 = max(p.col_start, g * ng), min(p.col_stop, (g + 1) * ng)
+                if c0 >= c1 or np.array_equal(matrix[rows, c0:c1], ql.matrix[rows, c0:c1]):
+                    continue
+                block = kernels.pack_weights(matrix[rows, c0:c1].astype(np.int64), rows=s.rows,
+                                             cell_bits=s.cell_bits, weight_bits=s.weight_bits,
+                                             encoding=s.encoding)
+                if planes[g] is None:
+                    planes[g] = packed[g].planes.copy()
+                planes[g][r0:r1, ..., c0 - g * ng : c1 - g * ng] = block.planes
+        return tuple(base if new is None else replace(base, planes=new)
+                     for base, new in zip(packed, planes))
 
     @property
     def _read_noise(self) -> bool:
@@ -248,17 +282,21 @@ class CrossbarNetwork:
         for lm in self.mapping.layers:
             ql = self.layers[lm.layer.name]
             pes = masks.tier1_in(lm)
-            if pes:
-                matrix = self._task_matrix(ql, masks, pes)
-                programs[lm.layer.name] = _Program(matrix, self._pack(ql, matrix), self._tier2(ql, masks),
-                                                   ql.act, self._cells(ql, matrix))
+            base = self._backbone[lm.layer.name]
+            matrix = self._task_matrix(ql, masks, pes) if pes else base.matrix
+            if matrix is base.matrix or np.array_equal(matrix, base.matrix):
+                # The task's weights in this layer are the backbone's: so are its cells.
+                programs[lm.layer.name] = _Program(base.matrix, base.packed, self._tier2(ql, masks),
+                                                   ql.act, base.cells)
             else:
-                base = self._backbone[lm.layer.name]
-                programs[lm.layer.name] = _Program(base.matrix, base.packed, self._tier2(ql, masks), ql.act,
-                                                   base.cells)
+                programs[lm.layer.name] = _Program(matrix, self._repack(ql, base.packed, matrix, pes),
+                                                   self._tier2(ql, masks), ql.act, self._cells(ql, matrix))
         if masks.tier1 or (masks.tier2 is not None and np.any(masks.tier2 != 1.0)):
-            acts = self._calibrate(self._effective(masks, programs))
+            effective = self._effective(masks, programs)
+            acts = self._calibrate(effective)
             programs = {name: replace(prog, act=acts[name]) for name, prog in programs.items()}
+            # Kept for the effective_weights call that usually follows (one task's worth at most).
+            self._last_effective = (masks, effective)
         # The masks object is held with its programs, so its id cannot be reused while cached.
         self._tasks[key] = (masks, programs)
         if len(self._tasks) > _TASK_CACHE:
@@ -273,18 +311,28 @@ class CrossbarNetwork:
         """
         if masks is None:
             return self.weights
-        return self._effective(masks, self.program(masks))
+        programs = self.program(masks)
+        last, self._last_effective = self._last_effective, None
+        if last is not None and last[0] is masks:
+            return last[1]
+        return self._effective(masks, programs)
 
     def _effective(self, masks: TaskMasks, programs: dict[str, _Program]) -> Weights:
         out: Weights = {}
         for name, ql in self.layers.items():
             w, b = self.weights[name]
-            matrix = np.array(weight_matrix(np.asarray(w, dtype=np.float64)))
+            wmat = weight_matrix(np.asarray(w, dtype=np.float64))
             prog = programs[name]
-            if prog.tier2 is not None:
+            if prog.tier2 is None:
+                matrix = np.array(wmat)
+            else:
+                # Scaled as the copy is made, one pass (the PE row groups cover every row), in the
+                # float weights' own memory order, like the plain copy's.
+                matrix = np.empty_like(wmat)
                 rows = ql.grid.group_rows
                 for g in range(ql.grid.groups):
-                    matrix[g * rows : (g + 1) * rows] *= prog.tier2[g]
+                    part = slice(g * rows, (g + 1) * rows)
+                    np.multiply(wmat[part], prog.tier2[g], out=matrix[part])
             for index in masks.tier1_in(self.mapping.layer(name)):
                 p = self.mapping.pes[index]
                 block = (slice(p.row_start, p.row_stop), slice(p.col_start, p.col_stop))

@@ -57,12 +57,17 @@ def quantise_weights(w: np.ndarray, bits: int, per_channel: bool = True) -> tupl
     if not np.all(np.isfinite(w)):
         raise ValueError("weights hold NaN or infinite values")
     qmax = (1 << (bits - 1)) - 1
-    flat = np.abs(w.reshape(w.shape[0], -1))
-    peak = flat.max(axis=1) if per_channel else np.full(w.shape[0], flat.max(), dtype=np.float64)
+    flat = w.reshape(w.shape[0], -1)
+    # max |w| = max(max w, -min w), exactly, without an |w| copy.
+    peak = np.maximum(flat.max(axis=1), -flat.min(axis=1))
+    if not per_channel:
+        peak = np.full(w.shape[0], peak.max(), dtype=np.float64)
     scale = np.where(peak > 0, peak / qmax, 1.0).astype(np.float64)
     shaped = scale.reshape((-1,) + (1,) * (w.ndim - 1))
-    q = np.clip(np.rint(w / shaped), -qmax, qmax).astype(np.int64)
-    return q, scale
+    q = np.divide(w, shaped)
+    np.rint(q, out=q)
+    np.clip(q, -qmax, qmax, out=q)
+    return q.astype(np.int64), scale
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,8 @@ class ActivationQuantiser:
 
     def quantise(self, x: np.ndarray) -> np.ndarray:
         """Integer codes of ``x`` (any shape), saturating outside the calibrated range."""
-        q = np.rint(np.asarray(x, dtype=np.float64) * (1.0 / self.scale))
+        q = np.multiply(x, 1.0 / self.scale, dtype=np.float64)
+        np.rint(q, out=q)
         np.clip(q, self.low, self.high, out=q)
         return q.astype(self.dtype)
 
@@ -134,12 +140,21 @@ def calibrate_activations(
     readers = {layer.name: layer.inputs[0] for layer in network.weight_layers}
     tensors = sorted(set(readers.values()))
     values: dict[str, list[np.ndarray]] = {name: [] for name in tensors}
+
+    def observe(name: str, tensor: np.ndarray) -> None:
+        if name not in values:
+            return
+        if percentile == 100.0:
+            # The maximum needs one number per image, max(|x|) = max(max x, -min x) exactly.
+            values[name].append(np.maximum(tensor.max(keepdims=True), -tensor.min(keepdims=True))
+                                .ravel())
+        else:
+            values[name].append(np.abs(tensor).ravel())  # a percentile needs the values
+
     for image in samples:
-        outputs = forward_float(network, weights, image, return_all=True)
-        for name in tensors:
-            a = np.abs(outputs[name]).ravel()
-            # The maximum needs one number per image; a percentile needs the values themselves.
-            values[name].append(a.max(keepdims=True) if percentile == 100.0 else a)
+        # Each tensor is seen as it is made: an image's activations are freed after their last
+        # reader, not kept for the whole network.
+        forward_float(network, weights, image, observe=observe)
     quantisers = {}
     for layer, src in readers.items():
         signed = src not in nonneg

@@ -15,23 +15,29 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from xsim import streams
-from xsim.functional.im2col import grouped_patches, windows
+from xsim.functional.im2col import conv_columns, windows
 from xsim.functional.weights import check_weights
 from xsim.models.graph import Layer, Network
 
 
-def activate(x: np.ndarray, activation: str | None) -> np.ndarray:
+def activate(x: np.ndarray, activation: str | None, *, in_place: bool = False) -> np.ndarray:
     """Apply a layer activation (``"relu"``, ``"relu6"``; ``None`` returns ``x`` itself).
 
-    Never in place: a flatten output is a view of its producer's output.
+    A new array unless ``in_place`` (for an ``x`` nothing else reads: a flatten output is a view
+    of its producer's output).
     """
+    out = x if in_place else None
     if activation == "relu":
-        return np.maximum(x, 0)
+        return np.maximum(x, 0, out=out)
     if activation == "relu6":
-        return np.clip(x, 0, 6)
+        return np.clip(x, 0, 6, out=out)
     if activation is None:
         return x
     raise ValueError(f"unknown activation {activation!r}")
+
+
+# Multiply-adds of one group's product up to which a conv's patch matrix is built contiguous.
+_SMALL_PRODUCT = 1 << 20
 
 
 def _conv(layer: Layer, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
@@ -41,12 +47,23 @@ def _conv(layer: Layer, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> n
     # (groups, K, Cout/groups): group g's weight matrix as the crossbar holds it.
     wmat = w.reshape(g, cout // g, -1).transpose(0, 2, 1)
     out = np.empty((x.shape[0], cout, ho, wo), dtype=x.dtype)
+    p, k, n = ho * wo, w[0].size, cout // g
+    # The columns' transpose is the (groups, P, K) patch matrix, and a large matrix product of it
+    # is the patch matrix's, summation order and all (BLAS packs either layout into the same
+    # blocks), without the transposed copy that builds the patch matrix.  Matrix-vector and small
+    # products get the contiguous patch matrix: their kernels' summation order follows the
+    # operands' layout (NumPy's gemv, OpenBLAS's small-matrix gemm up to M·N·K = 10**6).
+    contiguous = min(p, k, n) == 1 or p * k * n <= _SMALL_PRODUCT
     for i, image in enumerate(x):
         # One image's patches at a time bounds memory by a single layer's im2col matrix.
-        y = np.matmul(grouped_patches(image, layer), wmat)  # (groups, P, Cout/groups)
-        out[i] = y.transpose(0, 2, 1).reshape(cout, ho, wo)
-    if b is not None:
-        out += b[:, None, None]
+        patches = conv_columns(image, layer).transpose(0, 2, 1)
+        if contiguous:
+            patches = np.ascontiguousarray(patches)
+        y = np.matmul(patches, wmat).transpose(0, 2, 1).reshape(cout, ho, wo)
+        if b is None:
+            out[i] = y
+        else:
+            np.add(y, b[:, None, None], out=out[i])  # the bias joins the transposed copy
     return out
 
 
@@ -71,6 +88,7 @@ def forward_float(
     *,
     dtype: type[np.floating] | np.dtype = np.float64,
     return_all: bool = False,
+    observe: Callable[[str, np.ndarray], None] | None = None,
 ) -> np.ndarray | dict[str, np.ndarray]:
     """Run ``network`` on ``x`` in floating point of ``dtype`` (float32 or float64).
 
@@ -78,8 +96,9 @@ def forward_float(
     Returns the output: (B, F) when the network ends in a (F, 1, 1) shape (the logits), else
     (B, C, H, W); without the batch axis when ``x`` had none.  With ``return_all`` returns a dict
     from ``"input"`` and every layer name to its output (B, C, H, W) (no batch axis for one
-    image), in layer order.  Raises ValueError for a wrong input shape, a non-float dtype or
-    weights that do not match the network.
+    image), in layer order.  ``observe(name, tensor)``, if given, sees ``"input"`` and every
+    layer's output (B, C, H, W) as it is made, before it is freed.  Raises ValueError for a wrong
+    input shape, a non-float dtype or weights that do not match the network.
     """
     dtype = np.dtype(dtype)
     if not np.issubdtype(dtype, np.floating):
@@ -104,20 +123,25 @@ def forward_float(
         return _linear(src, *params[layer.name])
 
     return run_graph(network, batch.astype(dtype, copy=False), weight_layer,
-                     return_all=return_all, single=single)
+                     return_all=return_all, single=single, observe=observe)
 
 
 def run_graph(network: Network, batch: np.ndarray,
               weight_layer: Callable[[Layer, np.ndarray], np.ndarray], *, return_all: bool,
-              single: bool) -> np.ndarray | dict[str, np.ndarray]:
+              single: bool, observe: Callable[[str, np.ndarray], None] | None = None,
+              ) -> np.ndarray | dict[str, np.ndarray]:
     """Execute ``network`` on ``batch`` (B, C, H, W); ``weight_layer(layer, input)`` computes
-    conv and linear layers (before their activation), the digital layers run here.
+    conv and linear layers (before their activation) into a new array, which the activation
+    then overwrites; the digital layers run here.
 
-    Returns the output as :func:`forward_float` describes (``single``: drop the batch axis).
+    Returns the output as :func:`forward_float` describes (``single``: drop the batch axis);
+    ``observe`` as there.
     """
     # Free each intermediate after its last reader unless every output is kept.
     last_use = {src: i for i, layer in enumerate(network.layers) for src in layer.inputs}
     outputs: dict[str, np.ndarray] = {"input": batch}
+    if observe is not None:
+        observe("input", batch)
     for i, layer in enumerate(network.layers):
         src = outputs[layer.inputs[0]]
         if layer.kind in ("conv", "linear"):
@@ -125,8 +149,8 @@ def run_graph(network: Network, batch: np.ndarray,
         elif layer.kind in ("maxpool", "avgpool"):
             y = _pool(layer, src)
         elif layer.kind == "add":
-            y = src.copy()
-            for other in layer.inputs[1:]:
+            y = np.add(src, outputs[layer.inputs[1]]) if len(layer.inputs) > 1 else src.copy()
+            for other in layer.inputs[2:]:
                 y += outputs[other]
         elif layer.kind == "concat":
             y = np.concatenate([outputs[name] for name in layer.inputs], axis=1)
@@ -134,7 +158,10 @@ def run_graph(network: Network, batch: np.ndarray,
             y = src.reshape(src.shape[0], -1, 1, 1)
         else:
             raise ValueError(f"layer {layer.name!r}: kind {layer.kind!r} cannot be executed")
-        outputs[layer.name] = activate(y, layer.activation)
+        # Every kind but flatten (a view of its input) made y afresh: activate it in place.
+        outputs[layer.name] = activate(y, layer.activation, in_place=layer.kind != "flatten")
+        if observe is not None:
+            observe(layer.name, outputs[layer.name])
         if not return_all:
             for name in set(layer.inputs):
                 if last_use[name] == i:
