@@ -46,7 +46,8 @@ loop's. Where the time goes:
   over the word finds levels outside the tables, which are an error when the controller drives
   their cell (``counts`` is then left partly updated).
 * Counters. ``counts`` is read and written at every cell written: where the caller knows the
-  counts stay below its maximum it may be a narrow unsigned array (less memory to touch).
+  counts stay below its maximum it may be a narrow unsigned array (less memory to touch; the
+  multi-task scenario's are ``uint16`` while its schedule has fewer than 65,536 switches).
 
 ``slice_levels`` turns signed integer weights into the cell levels they occupy (the layout of
 :mod:`xsim.mta.cells`, whose numpy version is the reference in the tests).

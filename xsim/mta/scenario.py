@@ -115,7 +115,7 @@ class MtaResult:
     tier1: dict[str, frozenset[int]]
     cell_writes: dict[str, dict[str, np.ndarray]] | None = None
     """with ``keep_cell_writes``: strategy → layer → per-cell writes over the schedule, (K, N·cpw)
-    as :mod:`xsim.mta.cells` lays them out (wear-out in :mod:`xsim.mta.lifetime`); read-only,
+    int64 as :mod:`xsim.mta.cells` lays them out (wear-out in :mod:`xsim.mta.lifetime`); read-only,
     one array for the strategies that write a layer alike"""
 
     @property
@@ -273,6 +273,9 @@ def run_scenario(deployment: Deployment, tasks: TaskSet,
     tracked = dict.fromkeys(strategies, 0)
     cell_writes = {s: {} for s in strategies} if keep_cell_writes else None
     visited = sorted({t for pair in pairs for t in pair})
+    # A cell is written at most once per distinct switch, so its count is at most the number of
+    # switches: narrow counters while that fits (less memory to touch), int64 in the result.
+    counter = np.uint16 if sum(pairs.values()) <= np.iinfo(np.uint16).max else np.int64
     layers = mapping.layers if progress is None else progress(mapping.layers)
     for lm in layers:
         levels = _LayerLevels(arch, tasks, lm, mapping.weight_bits, deployment.head_layer)
@@ -285,7 +288,7 @@ def run_scenario(deployment: Deployment, tasks: TaskSet,
                     for t in visited}
             plans.setdefault(tuple((held[a], held[b]) for a, b in pairs), []).append(s)
         for plan, group in plans.items():
-            counts = np.zeros((lm.K, lm.N * cpw), dtype=np.int64)
+            counts = np.zeros((lm.K, lm.N * cpw), dtype=counter)
             ever = np.zeros(len(lm.pes), dtype=bool)
             for ((a, b), n), (old_held, new_held) in zip(pairs.items(), plan):
                 costs = _first_instance_costs(lm, mapping, levels, old_held, new_held, counts, n,
@@ -294,9 +297,10 @@ def run_scenario(deployment: Deployment, tasks: TaskSet,
                     _add_rewrites(switches[(s, a, b)], lm, mapping, costs, rp.compare_before_write,
                                   ever)
             if cell_writes is not None:
-                counts.flags.writeable = False  # shared by the plan's strategies
+                kept = counts.astype(np.int64)
+                kept.flags.writeable = False  # shared by the plan's strategies
                 for s in group:
-                    cell_writes[s][lm.layer.name] = counts
+                    cell_writes[s][lm.layer.name] = kept
             for i in np.flatnonzero(ever):
                 pe = mapping.pes[lm.pes[i]]
                 block = counts[pe.row_start:pe.row_stop, pe.col_start * cpw:pe.col_stop * cpw]
