@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
 from conftest import ARCH, WORKLOADS
@@ -167,3 +168,23 @@ def test_grouped_pe_reads_every_group_inputs(isaac128):
     pe = m.pes[0]
     assert m.pe_inputs(pe) == tuple((g, 0, 72) for g in range(4))
     assert m.pe_arrays(pe) == ((72, 8 * 4 + 1),) * 4
+
+
+@pytest.mark.parametrize(("model", "replication"), [("resnet50", True), ("mobilenetv2", False)])
+def test_first_instance_pes_tile_each_layer_once(isaac128, model, replication):
+    """The reprogramming model rewrites a layer's first-instance PEs in one parallel kernel call
+    (:func:`xsim.kernels.writes.write_costs`), which needs their windows of the layer's cell-level
+    matrix to be disjoint: they tile it exactly once, grouped layers included; replicas repeat
+    their first instance's window."""
+    m = map_network(isaac128, ZOO[model](), weight_bits=8, replication=replication)
+    cpw = m.columns_per_weight
+    for lm in m.layers:
+        cover = np.zeros((lm.K, lm.N * cpw), np.int64)
+        for pid in lm.pes[: lm.pes_per_replica]:
+            pe = m.pes[pid]
+            cover[pe.row_start:pe.row_stop, pe.col_start * cpw:pe.col_stop * cpw] += 1
+        assert (cover == 1).all(), lm.layer.name
+        for i, pid in enumerate(lm.pes):
+            pe, first = m.pes[pid], m.pes[lm.pes[i % lm.pes_per_replica]]
+            assert ((pe.row_start, pe.row_stop, pe.col_start, pe.col_stop)
+                    == (first.row_start, first.row_stop, first.col_start, first.col_stop))

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from conftest import ARCH
 from xsim.config import load_arch
-from xsim.kernels.writes import slice_levels, write_cost
+from xsim.kernels.writes import COUNTERS, SCHEMES, slice_levels, write_cost, write_costs
 from xsim.write_model import PRESETS, cell_tables, crossbars_in_parallel, write_figures
 
 
@@ -35,7 +35,8 @@ def reference_levels(w, weight_bits, cell_bits, encoding):
 
 def reference(old, new, rows, columns, compare, tabs, scheme, pulse_ps, verify_ps, compare_ps,
               drivers, wordline_pj, array_ps):
-    """One crossbar, one row, one phase and one group at a time."""
+    """One crossbar, one row, one phase and one group at a time; the energies summed cell by cell
+    in row-major order within the crossbar (the order the kernel keeps, bit for bit)."""
     pulses_t, energy_t, line_t, phase_t = tabs
     grid = (math.ceil(old.shape[0] / rows), math.ceil(old.shape[1] / columns))
     out = {k: np.zeros(grid, np.float64 if "energy" in k else np.int64)
@@ -48,6 +49,11 @@ def reference(old, new, rows, columns, compare, tabs, scheme, pulse_ps, verify_p
             for r in range(rb * rows, min((rb + 1) * rows, old.shape[0])):
                 if compare:
                     out["time"][rb, cb] += compare_ps
+                for c in cols:
+                    a, b = int(old[r, c]), int(new[r, c])
+                    if (a != b or not compare) and pulses_t[a, b] != 0:
+                        out["energy"][rb, cb] += energy_t[a, b]
+                        out["line_energy"][rb, cb] += line_t[a, b]
                 phases = (1, -1) if scheme == "row_parallel" else (None,)
                 for ph in phases:
                     todo = []
@@ -55,15 +61,13 @@ def reference(old, new, rows, columns, compare, tabs, scheme, pulse_ps, verify_p
                         a, b = int(old[r, c]), int(new[r, c])
                         if compare and a == b:
                             continue
-                        if ph is not None and phase_t[a, b] != ph:
+                        if ph is not None and (phase_t[a, b] < 0) != (ph < 0):
                             continue
                         p = int(pulses_t[a, b])
                         if p == 0:
                             continue
                         todo.append(p)
                         written[r, c] = True
-                        out["energy"][rb, cb] += energy_t[a, b]
-                        out["line_energy"][rb, cb] += line_t[a, b]
                     for g in range(0, len(todo), drivers):
                         longest = max(todo[g:g + drivers])
                         out["time"][rb, cb] += longest * step
@@ -113,8 +117,8 @@ def test_matches_reference(k, c, rows, columns, compare, scheme, pulse_levels, d
     np.testing.assert_array_equal(got.cells, want["cells"])
     np.testing.assert_array_equal(got.verifies, want["verifies"])
     np.testing.assert_array_equal(got.wordline_pulses, want["wl"])
-    np.testing.assert_allclose(got.energy_pj, want["energy"], rtol=1e-12)
-    np.testing.assert_allclose(got.line_energy_pj, want["line_energy"], rtol=1e-12)
+    np.testing.assert_array_equal(got.energy_pj, want["energy"])
+    np.testing.assert_array_equal(got.line_energy_pj, want["line_energy"])
     np.testing.assert_array_equal(counts, 3 * written)
     # A window is the same as cutting the matrices first.
     r0, c0 = k // 3, c // 4
@@ -122,6 +126,113 @@ def test_matches_reference(k, c, rows, columns, compare, scheme, pulse_levels, d
     cut = write_cost(old[r0:, c0:].copy(), new[r0:, c0:].copy(), **args)
     for g, w in zip(sub, cut):
         np.testing.assert_array_equal(g, w)
+
+
+def _random_tables(rng, levels):
+    """Tables of any shape the kernel takes: pulses from 0 (unchanged cells driven, or changed
+    cells without a pulse), energies over six decades (a changed summation order would show),
+    phases SET, RESET and 0."""
+    pulses = rng.integers(0, 5, (levels, levels))
+    energy = rng.random((levels, levels)) * 10.0 ** rng.uniform(-3, 3, (levels, levels))
+    line = rng.random((levels, levels)) * 10.0 ** rng.uniform(-3, 3, (levels, levels))
+    phase = rng.integers(-1, 2, (levels, levels)).astype(np.int8)
+    return pulses, energy, line, phase
+
+
+def _disjoint_windows(rng, k, c):
+    """A random subset (never empty) of the blocks of a random partition of a k × c matrix."""
+    row_cuts = [0, *sorted(rng.choice(np.arange(1, k), rng.integers(0, min(k - 1, 4) + 1),
+                                      replace=False)), k] if k > 1 else [0, 1]
+    col_cuts = [0, *sorted(rng.choice(np.arange(1, c), rng.integers(0, min(c - 1, 4) + 1),
+                                      replace=False)), c] if c > 1 else [0, 1]
+    blocks = [(int(r0), int(r1), int(c0), int(c1)) for r0, r1 in zip(row_cuts, row_cuts[1:])
+              for c0, c1 in zip(col_cuts, col_cuts[1:])]
+    keep = rng.random(len(blocks)) < 0.7
+    keep[rng.integers(len(blocks))] = True
+    return [b for b, kept in zip(blocks, keep) if kept]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    k=st.integers(1, 60), c=st.integers(1, 200), rows=st.integers(1, 20), columns=st.integers(1, 70),
+    compare=st.booleans(), scheme=st.sampled_from(sorted(SCHEMES)), levels=st.integers(1, 6),
+    drivers=st.integers(1, 9), weight=st.integers(1, 5), counter=st.sampled_from(COUNTERS),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_batched_windows_equal_one_call_per_window(k, c, rows, columns, compare, scheme, levels,
+                                                   drivers, weight, counter, seed):
+    """``write_costs`` over disjoint windows gives, bit for bit, each window's ``write_cost`` and
+    the definition (``reference`` on the window alone), and the same endurance counts in any of
+    its counter dtypes."""
+    rng = np.random.default_rng(seed)
+    tabs = _random_tables(rng, levels)
+    old = rng.integers(0, levels, (k, c)).astype(np.uint8)
+    new = np.where(rng.random((k, c)) < 0.6, old, rng.integers(0, levels, (k, c))).astype(np.uint8)
+    if compare:  # unchanged cells outside the tables are never driven, so never looked up
+        stray = rng.random((k, c)) < 0.05
+        old[stray] = new[stray] = levels + 3
+    windows = _disjoint_windows(rng, k, c)
+    args = dict(rows=rows, columns=columns, compare=compare, pulses=tabs[0], energy_pj=tabs[1],
+                line_pj=tabs[2], phase=tabs[3], scheme=scheme, pulse_ps=40_000,
+                verify_ps=100_000, compare_ps=90_000, drivers=drivers, wordline_pj=0.3,
+                array_ps=7_000)
+    together = np.zeros(old.shape, counter)
+    costs = write_costs(old, new, windows, counts=together, weight=weight, **args)
+    alone = np.zeros(old.shape, np.int64)
+    for w, (r0, r1, c0, c1) in enumerate(windows):
+        got = costs.window(w)
+        one = write_cost(old, new, window=(r0, r1, c0, c1), counts=alone, weight=weight, **args)
+        want, _ = reference(old[r0:r1, c0:c1], new[r0:r1, c0:c1], rows, columns, compare, tabs,
+                            scheme, 40_000, 100_000, 90_000, drivers, 0.3, 7_000)
+        for field, key in zip(got._fields, ("time", "pulses", "cells", "energy", "line_energy",
+                                            "verifies", "wl")):
+            g, o = getattr(got, field), getattr(one, field)
+            assert g.dtype == o.dtype == want[key].dtype, field
+            np.testing.assert_array_equal(g, o, err_msg=field)
+            np.testing.assert_array_equal(g, want[key], err_msg=field)
+    np.testing.assert_array_equal(together.astype(np.int64), alone)
+
+
+def _tables_args(**extra):
+    t = cell_tables(load_arch(ARCH / "isaac128.yaml"))
+    return {**dict(rows=4, columns=4, compare=True, pulses=t.pulses, energy_pj=t.energy_pj,
+                   line_pj=t.line_pj, phase=t.phase, scheme="row_parallel", pulse_ps=1,
+                   verify_ps=1, compare_ps=1, drivers=2), **extra}
+
+
+def test_windows_of_one_call_must_not_overlap():
+    levels = np.zeros((8, 8), np.uint8)
+    with pytest.raises(ValueError, match=r"windows \(0, 4, 0, 4\) and \(2, 8, 3, 8\) overlap"):
+        write_costs(levels, levels, [(0, 4, 0, 4), (2, 8, 3, 8)], **_tables_args())
+    with pytest.raises(ValueError, match="outside the levels' shape"):
+        write_costs(levels, levels, [(0, 4, 0, 4), (4, 9, 0, 8)], **_tables_args())
+    costs = write_costs(levels, levels, [(0, 4, 0, 4), (4, 8, 0, 8), (0, 4, 4, 8)], **_tables_args())
+    assert costs.first.tolist() == [0, 1, 3, 4] and costs.grids.tolist() == [[1, 1], [1, 2], [1, 1]]
+
+
+def test_counters_and_tables_the_kernel_refuses():
+    levels = np.zeros((4, 4), np.uint8)
+    for counts in (np.zeros((4, 4), np.float64), np.zeros((4, 4), np.int32),
+                   np.zeros((4, 8), np.int64)[:, ::2], np.zeros((4, 5), np.int64)):
+        with pytest.raises(ValueError, match="counts must be"):
+            write_cost(levels, levels, counts=counts, **_tables_args())
+    args = _tables_args()
+    args["pulses"] = -args["pulses"]
+    with pytest.raises(ValueError, match="pulses must be non-negative"):
+        write_cost(levels, levels, **args)
+
+
+def test_a_level_outside_the_tables_only_matters_where_the_controller_drives_it():
+    inside = np.zeros((4, 4), np.uint8)
+    stray = inside.copy()
+    stray[1, 2] = 9
+    # Unchanged under compare: never driven, never looked up.
+    cost = write_cost(stray, stray.copy(), **_tables_args())
+    assert cost.cells.sum() == 0
+    with pytest.raises(ValueError, match="outside the write tables"):
+        write_cost(stray, stray.copy(), **_tables_args(compare=False))
+    with pytest.raises(ValueError, match="outside the write tables"):
+        write_cost(inside, stray, **_tables_args())
 
 
 @settings(max_examples=60, deadline=None)

@@ -16,6 +16,13 @@ scale registers (the switch latency is the longer of the two). The chip starts w
 programmed (that first programming is not counted: it is the same for every strategy). Each
 distinct switch (A, B) is costed once and counted as often as the schedule makes it.
 
+Costing, layer by layer: the first-instance PEs of a layer that go from one version of its
+weights to another are costed in one call of :func:`xsim.kernels.writes.write_costs` (their
+windows tile the layer's cell levels without overlap, so the kernel writes their endurance
+counters in parallel); a replica costs what its first instance costs. Strategies that hold the
+same version in every first-instance PE of a layer for every task (tier 1 only and XMA2; every
+strategy on the head layer) write the same cells: the layer is costed once for all of them.
+
 Energy of a switch: the cells' pulses and the word and bit lines they charge (the write model of
 :mod:`xsim.write_model`), verify reads (compare-before-write and, under ``write_verify``, one per
 pulse) and tier-2 scale bytes × (eDRAM byte + scale register byte). The controller writes as
@@ -40,7 +47,7 @@ import numpy as np
 
 from xsim.config import Arch, Workload
 from xsim.deployment import Deployment
-from xsim.kernels.writes import write_cost
+from xsim.kernels.writes import write_costs
 from xsim.mapping import LayerMapping
 from xsim.mta.cells import cell_levels
 from xsim.mta.controller import Rewrite, schedule_switch
@@ -108,7 +115,8 @@ class MtaResult:
     tier1: dict[str, frozenset[int]]
     cell_writes: dict[str, dict[str, np.ndarray]] | None = None
     """with ``keep_cell_writes``: strategy → layer → per-cell writes over the schedule, (K, N·cpw)
-    as :mod:`xsim.mta.cells` lays them out (wear-out in :mod:`xsim.mta.lifetime`)"""
+    int64 as :mod:`xsim.mta.cells` lays them out (wear-out in :mod:`xsim.mta.lifetime`); read-only,
+    one array for the strategies that write a layer alike"""
 
     @property
     def switch_count(self) -> int:
@@ -172,6 +180,73 @@ def _version(strategy: str, task: str, first_pe: int, tasks: TaskSet, head: bool
     return ("backbone", backbone)
 
 
+@dataclass(frozen=True)
+class _PeCost:
+    """One first-instance PE's rewrite in one switch: its crossbars' write times and its totals."""
+
+    time_ps: np.ndarray
+    pulses: int
+    cells: int
+    write_time_ps: int
+    cell_energy_pj: float
+    line_energy_pj: float
+    verifies: int
+
+
+def _first_instance_costs(lm: LayerMapping, mapping, levels: _LayerLevels, old_held, new_held,
+                          counts: np.ndarray, weight: int, params: dict) -> dict[int, _PeCost]:
+    """Cost of rewriting every first-instance PE ``j`` of ``lm`` whose version changes from
+    ``old_held[j]`` to ``new_held[j]``, adding ``weight`` to ``counts`` for every cell written: one
+    kernel call per (old, new) version pair, over those PEs' windows. A layer's first-instance
+    PEs hold disjoint blocks of its K × N matrix (:func:`xsim.mapping.map_network` tiles it by
+    row and column blocks), so their windows never overlap."""
+    cpw = mapping.columns_per_weight
+    by_versions: dict[tuple, list[int]] = {}
+    for j, (old_v, new_v) in enumerate(zip(old_held, new_held)):
+        if old_v != new_v:
+            by_versions.setdefault((old_v, new_v), []).append(j)
+    out: dict[int, _PeCost] = {}
+    for (old_v, new_v), js in by_versions.items():
+        pes = [mapping.pes[lm.pes[j]] for j in js]
+        windows = [(pe.row_start, pe.row_stop, pe.col_start * cpw, pe.col_stop * cpw) for pe in pes]
+        costs = write_costs(levels.get(*old_v), levels.get(*new_v), windows,
+                            columns=lm.weights_per_row * cpw, counts=counts, weight=weight,
+                            **params)
+        starts = costs.first[:-1]
+        totals = [np.add.reduceat(a, starts).tolist() for a in (
+            costs.flat.pulses, costs.flat.cells, costs.flat.time_ps, costs.flat.verifies)]
+        for k, j in enumerate(js):
+            cost = costs.window(k)
+            out[j] = _PeCost(cost.time_ps.ravel(), totals[0][k], totals[1][k], totals[2][k],
+                             float(cost.energy_pj.sum()), float(cost.line_energy_pj.sum()),
+                             totals[3][k])
+    return out
+
+
+def _add_rewrites(sw: SwitchCost, lm: LayerMapping, mapping, costs: dict[int, _PeCost],
+                  compare: bool, ever: np.ndarray) -> None:
+    """Add the rewritten PEs of ``lm`` to ``sw``, PE by PE in PE order: a replica holds its first
+    instance's weights in cells of its own, so it costs the same write (its cells' write counts
+    are the first instance's, counted once in ``counts``, which is laid out by weight)."""
+    for i, pid in enumerate(lm.pes):
+        cost = costs.get(i % lm.pes_per_replica)
+        if cost is None:
+            continue
+        sw.jobs.append((pid, cost.time_ps))
+        sw.pulses += cost.pulses
+        sw.cells_written += cost.cells
+        sw.write_time_ps += cost.write_time_ps
+        sw.cell_energy_pj += cost.cell_energy_pj
+        sw.line_energy_pj += cost.line_energy_pj
+        sw.verifies += cost.verifies
+        sw.pes_rewritten += 1
+        if compare:
+            pe = mapping.pes[pid]
+            sw.compared_cells += ((pe.row_stop - pe.row_start)
+                                  * (pe.col_stop - pe.col_start) * mapping.columns_per_weight)
+        ever[i] = True
+
+
 def run_scenario(deployment: Deployment, tasks: TaskSet,
                  inference: Callable[[frozenset[int]], dict], progress=None,
                  keep_cell_writes: bool = False) -> MtaResult:
@@ -197,55 +272,47 @@ def run_scenario(deployment: Deployment, tasks: TaskSet,
     hist = {s: np.zeros(1, dtype=np.int64) for s in strategies}
     tracked = dict.fromkeys(strategies, 0)
     cell_writes = {s: {} for s in strategies} if keep_cell_writes else None
+    visited = sorted({t for pair in pairs for t in pair})
+    # A cell is written at most once per distinct switch, so its count is at most the number of
+    # switches: narrow counters while that fits (less memory to touch), int64 in the result.
+    counter = np.uint16 if sum(pairs.values()) <= np.iinfo(np.uint16).max else np.int64
     layers = mapping.layers if progress is None else progress(mapping.layers)
     for lm in layers:
         levels = _LayerLevels(arch, tasks, lm, mapping.weight_bits, deployment.head_layer)
-        columns = lm.weights_per_row * cpw
+        firsts = lm.pes[: lm.pes_per_replica]
+        # Strategies that hold the same version in every first-instance PE for every task write
+        # the same cells at the same cost: they are costed once, as one plan.
+        plans: dict[tuple, list[str]] = {}
         for s in strategies:
-            counts = np.zeros((lm.K, lm.N * cpw), dtype=np.int64)
+            held = {t: tuple(_version(s, t, f, tasks, levels.is_head) for f in firsts)
+                    for t in visited}
+            plans.setdefault(tuple((held[a], held[b]) for a, b in pairs), []).append(s)
+        for plan, group in plans.items():
+            counts = np.zeros((lm.K, lm.N * cpw), dtype=counter)
             ever = np.zeros(len(lm.pes), dtype=bool)
-            for (a, b), n in pairs.items():
-                sw = switches[(s, a, b)]
-                # A replica holds its first instance's weights in cells of its own: it costs the
-                # same write, and its cells' write counts are the first instance's (counted once
-                # in ``counts``, which is laid out by weight, not by physical PE).
-                first_costs: dict[int, object] = {}
-                for i, pid in enumerate(lm.pes):
-                    pe = mapping.pes[pid]
-                    first = lm.pes[i % lm.pes_per_replica]
-                    old_v = _version(s, a, first, tasks, levels.is_head)
-                    new_v = _version(s, b, first, tasks, levels.is_head)
-                    if old_v == new_v:
-                        continue
-                    window = (pe.row_start, pe.row_stop, pe.col_start * cpw, pe.col_stop * cpw)
-                    cost = first_costs.get(first)
-                    if cost is None:
-                        cost = first_costs[first] = write_cost(
-                            levels.get(*old_v), levels.get(*new_v), columns=columns,
-                            window=window, counts=counts, weight=n, **params)
-                    sw.jobs.append((pid, cost.time_ps.ravel()))
-                    sw.pulses += int(cost.pulses.sum())
-                    sw.cells_written += int(cost.cells.sum())
-                    sw.write_time_ps += int(cost.time_ps.sum())
-                    sw.cell_energy_pj += float(cost.energy_pj.sum())
-                    sw.line_energy_pj += float(cost.line_energy_pj.sum())
-                    sw.verifies += int(cost.verifies.sum())
-                    sw.pes_rewritten += 1
-                    if rp.compare_before_write:
-                        sw.compared_cells += (window[1] - window[0]) * (window[3] - window[2])
-                    ever[i] = True
+            for ((a, b), n), (old_held, new_held) in zip(pairs.items(), plan):
+                costs = _first_instance_costs(lm, mapping, levels, old_held, new_held, counts, n,
+                                              params)
+                for s in group:
+                    _add_rewrites(switches[(s, a, b)], lm, mapping, costs, rp.compare_before_write,
+                                  ever)
             if cell_writes is not None:
-                cell_writes[s][lm.layer.name] = counts
+                kept = counts.astype(np.int64)
+                kept.flags.writeable = False  # shared by the plan's strategies
+                for s in group:
+                    cell_writes[s][lm.layer.name] = kept
             for i in np.flatnonzero(ever):
                 pe = mapping.pes[lm.pes[i]]
                 block = counts[pe.row_start:pe.row_stop, pe.col_start * cpw:pe.col_stop * cpw]
                 binned = np.bincount(block.ravel())
-                if binned.size > hist[s].size:
-                    binned[: hist[s].size] += hist[s]
-                    hist[s] = binned
-                else:
-                    hist[s][: binned.size] += binned
-                tracked[s] += block.size
+                for s in group:
+                    if binned.size > hist[s].size:
+                        grown = binned.copy()
+                        grown[: hist[s].size] += hist[s]
+                        hist[s] = grown
+                    else:
+                        hist[s][: binned.size] += binned
+                    tracked[s] += block.size
 
     scale_bytes_per_column = arch.tier2.scale_bits / 8
     e_verify = hw.energy_pj("cell", "verify_read")

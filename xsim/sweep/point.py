@@ -59,9 +59,12 @@ def warm_kernels() -> int:
 
     levels = np.zeros((2, 2), dtype=np.uint8)
     table = np.zeros((2, 2))
-    write_cost(levels, levels, rows=2, columns=2, compare=True, pulses=table.astype(np.int64),
-               energy_pj=table, line_pj=table, phase=table.astype(np.int8), scheme="row_parallel",
-               pulse_ps=1, verify_ps=1, compare_ps=1, drivers=1)
+    # The scenario's endurance counters are uint16 (int64 past 65,535 switches).
+    for counter in (np.int64, np.uint16):
+        write_cost(levels, levels, rows=2, columns=2, compare=True, pulses=table.astype(np.int64),
+                   energy_pj=table, line_pj=table, phase=table.astype(np.int8),
+                   scheme="row_parallel", pulse_ps=1, verify_ps=1, compare_ps=1, drivers=1,
+                   counts=np.zeros((2, 2), dtype=counter))
     slice_levels(np.zeros((2, 2), dtype=np.int32), weight_bits=8, cell_bits=2, slices=4,
                  encoding="offset")
     _warmups += 1
