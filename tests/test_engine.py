@@ -370,3 +370,28 @@ def test_a_deployment_lends_its_wiring_to_one_chip_at_a_time():
     copy = pickle.loads(pickle.dumps(dep))
     assert "_derived" in dep.__dict__ and "_derived" not in copy.__dict__
     assert simulate_inference(copy, images=3, record_timeline=False).makespan_ps == first.makespan_ps
+
+
+def test_scaled_sets_with_one_tier2_timing_share_a_run_exactly():
+    from xsim.engine.chip import tier2_timing
+    from xsim.engine.simulate import same_tier2_timing, simulate_scaled
+
+    # One replica of four PEs that scale alike: any non-empty subset gives the same run.
+    dep = Deployment.of_mapping(_mapping(_conv_net(cin=64, cout=128, hw=6)), HW)
+    pes = sorted(p.index for p in dep.mapping.pes)
+    assert len(pes) == 4
+    sets = [frozenset(), frozenset(pes), frozenset(pes[1:]), frozenset(pes[::2]), frozenset(pes)]
+    groups = same_tier2_timing(dep, sets)
+    assert [len(g) for g in groups] == [1, 3]  # the distinct sets, the scaled ones in one run
+    plan = ChipModel(Environment(), dep).plan
+    assert all(len({tier2_timing(plan, s) for s in g}) == 1 for g in groups)
+    for pes_set, shared in zip(sets, simulate_scaled(dep, sets)):
+        alone = simulate_inference(dep, scaled_pes=pes_set, record_timeline=False)
+        assert shared.counts == alone.counts and shared.latency_ps == alone.latency_ps
+        assert shared.energy_per_image_pj == alone.energy_per_image_pj
+    full, part = simulate_scaled(dep, [frozenset(pes), frozenset(pes[1:])])
+    assert full.counts["tier2_scale"]["op"] > part.counts["tier2_scale"]["op"] > 0
+    chip = ChipModel(Environment(), dep, scaled_pes=frozenset())
+    with pytest.raises(ValueError, match="other tier-2 latencies"):
+        chip.recount_scaled_pes(frozenset(pes))
+    chip.close()

@@ -130,6 +130,7 @@ def simulate(arch: Arch | str | Path | Deployment, workload: Workload | str | Pa
     The engine's runs go to ``workers`` processes (default: one per usable core, see
     :mod:`xsim.engine.parallel`); the figures are the same for any ``workers``."""
     from xsim.engine.parallel import EngineRuns
+    from xsim.engine.simulate import same_tier2_timing
     from xsim.mta.overlap import first_switch_runs
     from xsim.mta.scenario import run_scenario, scaled_pe_sets
     from xsim.mta.tasks import build_tasks
@@ -148,8 +149,12 @@ def simulate(arch: Arch | str | Path | Deployment, workload: Workload | str | Pa
         backbone = runs.submit(_batch_run, dep.workload.batch)
         weights = model_weights(dep.workload, dep.network)
         tasks = build_tasks(dep, weights)
-        one_image = {scaled: runs.submit(_one_image, scaled) for scaled in scaled_pe_sets(dep, tasks)}
-        mta = run_scenario(dep, tasks, lambda scaled: one_image[scaled].result(),
+        # One engine run per distinct tier-2 timing: sets it only counts differently share it.
+        one_image = {}
+        for group in same_tier2_timing(dep, scaled_pe_sets(dep, tasks)):
+            run = runs.submit(_one_image, group)
+            one_image.update({scaled: (run, k) for k, scaled in enumerate(group)})
+        mta = run_scenario(dep, tasks, lambda scaled: one_image[scaled][0].result()[one_image[scaled][1]],
                            progress=lambda layers: progress(layers, "reprogramming"),
                            keep_cell_writes=lifetime)
         clock.lap("writes and strategies")
@@ -195,18 +200,20 @@ def _batch_run(dep: Deployment, images: int):
     return simulate_inference(dep, images=images, record_timeline=False)
 
 
-def _one_image(dep: Deployment, scaled: frozenset[int]) -> dict:
-    """One image's energy, latency and tier-2 share with ``scaled`` PEs tier-2-scaled."""
-    from xsim.engine import simulate_inference
+def _one_image(dep: Deployment, group: list[frozenset[int]]) -> list[dict]:
+    """Per set of tier-2-scaled PEs, one image's energy, latency and tier-2 share."""
+    from xsim.engine.simulate import simulate_scaled
 
-    result = simulate_inference(dep, images=1, scaled_pes=scaled, record_timeline=False)
-    components: dict[str, float] = {}
-    for row in result.component_rows():
-        name = "leakage" if row["action"] == "leakage" else row["component"]
-        components[name] = components.get(name, 0.0) + row["energy_per_image_pj"]
-    tier2 = components.get("tier2_scale", 0.0) + components.get("tier2_register", 0.0)
-    return {"energy_pj": result.energy_per_image_pj, "latency_ps": result.latency_ps,
-            "tier2_pj": tier2, "components": components}
+    out = []
+    for result in simulate_scaled(dep, group):
+        components: dict[str, float] = {}
+        for row in result.component_rows():
+            name = "leakage" if row["action"] == "leakage" else row["component"]
+            components[name] = components.get(name, 0.0) + row["energy_per_image_pj"]
+        tier2 = components.get("tier2_scale", 0.0) + components.get("tier2_register", 0.0)
+        out.append({"energy_pj": result.energy_per_image_pj, "latency_ps": result.latency_ps,
+                    "tier2_pj": tier2, "components": components})
+    return out
 
 
 class _Stopwatch:

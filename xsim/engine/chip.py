@@ -376,6 +376,18 @@ class NodeActivity:
             self.last_ps = end
 
 
+def tier2_latency(plan: Plan, rp: ReplicaPlan, pes: frozenset[int]) -> int | None:
+    """The tier-2 scaling a replica's drains wait for with ``pes`` scaled: its slowest scaled
+    PE's (None: none of its PEs is scaled)."""
+    return max((plan.pe_tier2_ps[p] for p in rp.pes if p in pes), default=None)
+
+
+def tier2_timing(plan: Plan, pes: frozenset[int]) -> tuple[int | None, ...]:
+    """Per replica in plan order, its :func:`tier2_latency`: all of the timing that tier-2
+    scaling of ``pes`` changes."""
+    return tuple(tier2_latency(plan, rp, pes) for node in plan.nodes for rp in node.replicas)
+
+
 class ChipModel:
     """Components, counters and timeline of one mapped network on one chip, in ``env``."""
 
@@ -442,10 +454,7 @@ class ChipModel:
 
     def set_scaled_pes(self, pes: Iterable[int]) -> None:
         """Route the columns of ``pes`` through tier-2 scaling from now on (a task switch)."""
-        pes = frozenset(pes)
-        unknown = sorted(p for p in pes if p not in self.group_of_pe)
-        if unknown:
-            raise ValueError(f"scaled_pes names PEs the mapping does not have: {unknown[:5]}")
+        pes = self._known(pes)
         self.scaled_pes = pes
         self._tier2 = {}
         for node, rp, _, _, _ in self._replicas:
@@ -453,8 +462,28 @@ class ChipModel:
             if scaled:
                 columns = sum(rp.tier2_columns[p] for p in scaled)
                 source = self.counters.register(node.name, tier2_counts(self.plan, columns))
-                latency = max(self.plan.pe_tier2_ps[p] for p in scaled)
-                self._tier2[id(rp)] = (source, latency)
+                self._tier2[id(rp)] = (source, tier2_latency(self.plan, rp, pes))
+
+    def recount_scaled_pes(self, pes: Iterable[int]) -> None:
+        """After a run: count its tier-2 actions as if ``pes`` had been scaled instead. Exact
+        where every replica gets the same tier-2 latency under both sets (the same
+        :func:`tier2_timing`: then every booking, and so every time, is the same and only the
+        scaled columns per MVM differ); a ValueError otherwise."""
+        pes = self._known(pes)
+        if tier2_timing(self.plan, pes) != tier2_timing(self.plan, self.scaled_pes):
+            raise ValueError("the scaled PEs give other tier-2 latencies: the run would differ")
+        for _, rp, _, _, _ in self._replicas:
+            if id(rp) in self._tier2:
+                columns = sum(rp.tier2_columns[p] for p in rp.pes if p in pes)
+                self.counters.replace(self._tier2[id(rp)][0], tier2_counts(self.plan, columns))
+        self.scaled_pes = pes
+
+    def _known(self, pes: Iterable[int]) -> frozenset[int]:
+        pes = frozenset(pes)
+        unknown = sorted(p for p in pes if p not in self.group_of_pe)
+        if unknown:
+            raise ValueError(f"scaled_pes names PEs the mapping does not have: {unknown[:5]}")
+        return pes
 
     def pes_of(self, layer: str) -> tuple[int, ...]:
         for node in self.plan.nodes:

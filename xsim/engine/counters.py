@@ -36,6 +36,11 @@ class Counters:
         self._units.append(0)
         return len(self._vectors) - 1
 
+    def replace(self, source: int, per_unit: Mapping[Key, int]) -> None:
+        """Give a registered vector other actions per unit (its units tallied so far stay)."""
+        layer, _ = self._vectors[source]
+        self._vectors[source] = (layer, tuple(per_unit.items()))
+
     def tally(self, source: int, units: int = 1) -> None:
         self._units[source] += units
 
