@@ -34,8 +34,8 @@ def main() -> None:
     print(f"scenario: {result.workload.name} on {result.arch.name}, "
           f"{len(result.workload.tasks)} tasks, {len(result.workload.strategies)} strategies, "
           f"{result.summary['multi_task']['switches']} switches")
-    print(f"without functional inference: {plain:8.2f} s   (target <= 60 s)")
-    print(f"with functional inference:    {full:8.2f} s   (target <= 90 s, as `make run`)")
+    print(f"without functional inference: {plain:8.2f} s   (target <= 10 s)")
+    print(f"with functional inference:    {full:8.2f} s   (target <= 20 s, as `make run`)")
     print(f"distinct switches costed: {len(result.tables['switches'])}, cells written in them: "
           f"{cells:,}, i.e. {cells / plain / 1e6:.2f} M cells written per second of wall time")
     costing, kernel = switch_costing()
