@@ -444,7 +444,11 @@ class ChipModel:
                 self._rows[node.index] = [(bound, sources[k]) for bound, k in wired_rows]
                 self._row_parts.append([1] * node.rows)
         self.scaled_pes: frozenset[int] = frozenset()
-        self.set_scaled_pes(scaled_pes)
+        try:
+            self.set_scaled_pes(scaled_pes)
+        except ValueError:
+            self.close()
+            raise
 
     def close(self) -> None:
         """Give the servers back to the deployment for the next chip (after reading the results:
