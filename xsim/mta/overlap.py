@@ -90,8 +90,9 @@ def first_switch_runs(deployment: Deployment, mta: MtaResult, tasks: TaskSet,
         return lambda: ([], ())
     source, target = first
     if submit is None:
-        def submit(fn, *args):
-            return _now(fn, deployment, *args)
+        from xsim.engine.parallel import EngineRuns
+
+        submit = EngineRuns(deployment, workers=1).submit
     runs = []
     for strategy in deployment.workload.strategies:
         sw = mta.switches[(strategy, source, target)]
@@ -111,13 +112,3 @@ def first_switch_runs(deployment: Deployment, mta: MtaResult, tasks: TaskSet,
         return rows, timeline
 
     return collect
-
-
-class _now:
-    """A run started in this process when its result is asked for."""
-
-    def __init__(self, fn, *args) -> None:
-        self.fn, self.args = fn, args
-
-    def result(self):
-        return self.fn(*self.args)
