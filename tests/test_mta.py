@@ -9,7 +9,7 @@ import pytest
 
 from conftest import ARCH, WORKLOADS
 from xsim.api import model_weights, prepare, simulate
-from xsim.config import ConfigError, load_workload
+from xsim.config import ConfigError, load_arch, load_workload
 from xsim.deployment import Deployment
 from xsim.mta.controller import schedule_switch
 from xsim.mta.scenario import run_scenario
@@ -329,3 +329,84 @@ def test_a_per_pe_gain_steers_largest_change_to_each_tasks_own_pes():
     summary = mta_tables(run_scenario(dep, tasks, flat_inference))[1]
     model = {name: c["model"] for name, c in summary["synthetic_weight_change"].items()}
     assert set(model.values()) == {"per-PE log-normal gain"}
+
+
+class _Levels:
+    """Two level matrices under the (kind, task) keys the scenario's costing asks for."""
+
+    def __init__(self, old: np.ndarray, new: np.ndarray) -> None:
+        self.by_kind = {"old": old, "new": new}
+
+    def get(self, kind: str, _task: str) -> np.ndarray:
+        return self.by_kind[kind]
+
+
+def _physical_array(levels: np.ndarray, lm, r0: int, r1: int, c0: int, c1: int, cpw: int):
+    """One array of a grouped layer as the mapping's packing rule lays it out: the groups of
+    columns ``[c0, c1)`` block-diagonally, group ``i`` on rows ``[i·(r1-r0), (i+1)·(r1-r0))`` and
+    its own columns; the cells no group uses hold level 0 in both versions."""
+    ng = lm.N // lm.groups
+    groups = range(c0 // ng, (c1 - 1) // ng + 1)
+    h = r1 - r0
+    out = np.zeros((len(groups) * h, (c1 - c0) * cpw), dtype=np.uint8)
+    for i, g in enumerate(groups):
+        a, z = max(c0, g * ng), min(c1, (g + 1) * ng)
+        out[i * h:(i + 1) * h, (a - c0) * cpw:(z - c0) * cpw] = levels[r0:r1, a * cpw:z * cpw]
+    return out
+
+
+@pytest.mark.parametrize("encoding", ["offset", "differential"])
+@pytest.mark.parametrize(("scheme", "compare"), [("row_parallel", True), ("row_parallel", False),
+                                                 ("write_verify", True), ("array", True)])
+def test_grouped_layers_are_rewritten_array_by_array_as_packed(encoding, scheme, compare):
+    """A depthwise layer's arrays hold up to 14 groups block-diagonally: each array's write is
+    the write of that packed crossbar (rows written one after another), not of the K × N matrix
+    cut every 128 rows and columns."""
+    from xsim.kernels.writes import write_cost
+    from xsim.mapping import map_network
+    from xsim.models.zoo import ZOO
+    from xsim.mta.scenario import _first_instance_costs, write_params
+
+    whole_array = {"cell.write.array_write_ns": 10968.75, "cell.write.array_write_power_mw": 2.06}
+    arch = load_arch(ARCH / "isaac128.yaml", {
+        "crossbar.encoding": encoding, "cell.write.scheme": scheme,
+        "reprogramming.compare_before_write": compare, **(whole_array if scheme == "array" else {})})
+    m = map_network(arch, ZOO["mobilenetv2"](), weight_bits=8)
+    cpw, rows = m.columns_per_weight, arch.crossbar.rows
+    params = write_params(arch)
+    top = (1 << arch.cell.bits) - 1
+    rng = np.random.default_rng(5)
+    packed = 0
+    for lm in m.layers:
+        if lm.groups == 1:
+            continue
+        old = rng.integers(0, top + 1, (lm.K, lm.N * cpw), dtype=np.uint8)
+        new = np.where(rng.random(old.shape) < 0.4,
+                       rng.integers(0, top + 1, old.shape, dtype=np.uint8), old).astype(np.uint8)
+        firsts = len(lm.pes) // lm.replicas
+        counts = np.zeros(old.shape, dtype=np.int64)
+        got = _first_instance_costs(lm, m, _Levels(old, new), [("old", "")] * firsts,
+                                    [("new", "")] * firsts, counts, 1, params)
+        for j in range(firsts):
+            pe = m.pes[lm.pes[j]]
+            want = []
+            for r0 in range(pe.row_start, pe.row_stop, rows):
+                r1 = min(r0 + rows, pe.row_stop)
+                for b in range(lm.col_bounds.index(pe.col_start), lm.col_bounds.index(pe.col_stop)):
+                    c0, c1 = lm.col_bounds[b], lm.col_bounds[b + 1]
+                    a_old, a_new = (_physical_array(v, lm, r0, r1, c0, c1, cpw) for v in (old, new))
+                    packed += a_old.shape[0] > r1 - r0
+                    want.append(write_cost(a_old, a_new, **{**params, "rows": a_old.shape[0],
+                                                           "columns": a_old.shape[1]}))
+            cost = got[j]
+            assert cost.time_ps.tolist() == [int(w.time_ps.sum()) for w in want], lm.layer.name
+            assert cost.write_time_ps == sum(int(w.time_ps.sum()) for w in want)
+            assert cost.pulses == sum(int(w.pulses.sum()) for w in want)
+            assert cost.cells == sum(int(w.cells.sum()) for w in want)
+            assert cost.verifies == sum(int(w.verifies.sum()) for w in want)
+            assert cost.cell_energy_pj == pytest.approx(sum(float(w.energy_pj.sum()) for w in want),
+                                                        rel=1e-12)
+            assert cost.line_energy_pj == pytest.approx(
+                sum(float(w.line_energy_pj.sum()) for w in want), rel=1e-12)
+        assert counts.sum() == sum(c.cells for c in got.values())
+    assert packed > 0  # arrays that really hold several groups were checked

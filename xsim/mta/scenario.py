@@ -23,6 +23,17 @@ counters in parallel); a replica costs what its first instance costs. Strategies
 same version in every first-instance PE of a layer for every task (tier 1 only and XMA2; every
 strategy on the head layer) write the same cells: the layer is costed once for all of them.
 
+Crossbars as mapped. The kernel cuts a window of the K × N·cpw level matrix into crossbars every
+``rows`` rows and ``wpr·cpw`` columns, which is a dense layer's array grid. A grouped or
+depthwise convolution's arrays are not that grid (:mod:`xsim.mapping`): an array holds whole
+groups block-diagonally, each group on rows of its own, and a group wider than an array starts
+its own column blocks. Such a layer is costed per array as mapped: each group's block of an
+array (its K rows of the row block, its columns of the column block) is one kernel window, and
+the array's figures are its groups' summed, since the groups' rows are rows of the same crossbar,
+written one after another (its time is the sum of its groups' row times, compare reads
+included; under the ``array`` scheme the whole-array write counts once, if any group has a cell
+to write).
+
 Energy of a switch: the cells' pulses and the word and bit lines they charge (the write model of
 :mod:`xsim.write_model`), verify reads (compare-before-write and, under ``write_verify``, one per
 pulse) and tier-2 scale bytes × (eDRAM byte + scale register byte). The controller writes as
@@ -206,6 +217,11 @@ def _first_instance_costs(lm: LayerMapping, mapping, levels: _LayerLevels, old_h
         if old_v != new_v:
             by_versions.setdefault((old_v, new_v), []).append(j)
     out: dict[int, _PeCost] = {}
+    if lm.groups > 1:
+        for (old_v, new_v), js in by_versions.items():
+            out.update(_grouped_costs(lm, [mapping.pes[lm.pes[j]] for j in js], js, cpw,
+                                      levels.get(*old_v), levels.get(*new_v), counts, weight, params))
+        return out
     for (old_v, new_v), js in by_versions.items():
         pes = [mapping.pes[lm.pes[j]] for j in js]
         windows = [(pe.row_start, pe.row_stop, pe.col_start * cpw, pe.col_stop * cpw) for pe in pes]
@@ -220,6 +236,55 @@ def _first_instance_costs(lm: LayerMapping, mapping, levels: _LayerLevels, old_h
             out[j] = _PeCost(cost.time_ps.ravel(), totals[0][k], totals[1][k], totals[2][k],
                              float(cost.energy_pj.sum()), float(cost.line_energy_pj.sum()),
                              totals[3][k])
+    return out
+
+
+def array_pieces(lm: LayerMapping, pe, rows: int, cpw: int) -> list[list[tuple[int, int, int, int]]]:
+    """The arrays of ``pe`` row-major over its (row blocks, column blocks), each as the windows
+    ``(r0, r1, c0, c1)`` of the level matrix its groups occupy (one per group it holds; see the
+    module docstring): rows of the K × N matrix, columns of its cell levels."""
+    bounds, per_group = lm.col_bounds, lm.N // lm.groups
+    blocks = range(bounds.index(pe.col_start), bounds.index(pe.col_stop))
+    arrays = []
+    for r0 in range(pe.row_start, pe.row_stop, rows):
+        r1 = min(r0 + rows, pe.row_stop)
+        for b in blocks:
+            c0, c1 = bounds[b], bounds[b + 1]
+            arrays.append([(r0, r1, max(c0, g * per_group) * cpw, min(c1, (g + 1) * per_group) * cpw)
+                           for g in lm.groups_in(c0, c1)])
+    return arrays
+
+
+def _grouped_costs(lm: LayerMapping, pes, js, cpw: int, old: np.ndarray, new: np.ndarray,
+                   counts: np.ndarray, weight: int, params: dict) -> dict[int, _PeCost]:
+    """:func:`_first_instance_costs` of a grouped layer's PEs ``pes`` (first-instance positions
+    ``js``) that go from levels ``old`` to ``new``: one kernel window per group block of each array
+    (:func:`array_pieces`), summed per array."""
+    arrays = [array_pieces(lm, pe, params["rows"], cpw) for pe in pes]
+    windows = [w for pe_arrays in arrays for pieces in pe_arrays for w in pieces]
+    columns = lm.weights_per_row * cpw
+    costs = write_costs(old, new, windows, columns=columns, counts=counts, weight=weight, **params)
+    # Every piece is one kernel crossbar: at most ``rows`` rows of one column block.
+    assert len(costs.flat.time_ps) == len(windows)
+    flat = costs.flat
+    piece_ps = flat.time_ps
+    if params["scheme"] == "array":
+        # The whole-array write happens once per array: a piece's own is taken out, and the
+        # array's added back below when any of its groups has a cell to write.
+        piece_ps = piece_ps - np.where(flat.cells > 0, params["array_ps"], 0)
+    out: dict[int, _PeCost] = {}
+    k = 0
+    for j, pe_arrays in zip(js, arrays):
+        sizes = [len(pieces) for pieces in pe_arrays]
+        starts = k + np.concatenate([[0], np.cumsum(sizes[:-1])]).astype(np.int64)
+        k += sum(sizes)
+        span = slice(int(starts[0]), k)
+        time_ps = np.add.reduceat(piece_ps[:k], starts)
+        if params["scheme"] == "array":
+            time_ps += np.where(np.add.reduceat(flat.cells[:k], starts) > 0, params["array_ps"], 0)
+        out[j] = _PeCost(time_ps, int(flat.pulses[span].sum()), int(flat.cells[span].sum()),
+                         int(time_ps.sum()), float(flat.energy_pj[span].sum()),
+                         float(flat.line_energy_pj[span].sum()), int(flat.verifies[span].sum()))
     return out
 
 
@@ -247,6 +312,18 @@ def _add_rewrites(sw: SwitchCost, lm: LayerMapping, mapping, costs: dict[int, _P
         ever[i] = True
 
 
+def write_params(arch: Arch) -> dict:
+    """The arch's write model as :func:`xsim.kernels.writes.write_costs` takes it (all but the
+    levels, windows, columns and counters)."""
+    rp, tables = arch.reprogramming, cell_tables(arch)
+    return dict(rows=arch.crossbar.rows, compare=rp.compare_before_write,
+                pulses=tables.pulses, energy_pj=tables.energy_pj, line_pj=tables.line_pj,
+                phase=tables.phase, scheme=arch.cell.write.scheme, pulse_ps=tables.pulse_ps,
+                verify_ps=tables.verify_ps, compare_ps=tables.verify_ps,
+                drivers=rp.write_drivers, wordline_pj=tables.wordline_pj,
+                array_ps=tables.array_ps)
+
+
 def run_scenario(deployment: Deployment, tasks: TaskSet,
                  inference: Callable[[frozenset[int]], dict], progress=None,
                  keep_cell_writes: bool = False) -> MtaResult:
@@ -260,13 +337,7 @@ def run_scenario(deployment: Deployment, tasks: TaskSet,
     strategies = workload.strategies
     rp = arch.reprogramming
     cpw = mapping.columns_per_weight
-    tables = cell_tables(arch)
-    params = dict(rows=arch.crossbar.rows, compare=rp.compare_before_write,
-                  pulses=tables.pulses, energy_pj=tables.energy_pj, line_pj=tables.line_pj,
-                  phase=tables.phase, scheme=arch.cell.write.scheme, pulse_ps=tables.pulse_ps,
-                  verify_ps=tables.verify_ps, compare_ps=tables.verify_ps,
-                  drivers=rp.write_drivers, wordline_pj=tables.wordline_pj,
-                  array_ps=tables.array_ps)
+    params = write_params(arch)
 
     switches = {(s, a, b): SwitchCost(s, a, b, n) for s in strategies for (a, b), n in pairs.items()}
     hist = {s: np.zeros(1, dtype=np.int64) for s in strategies}
