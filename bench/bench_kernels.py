@@ -21,6 +21,13 @@ Kernel and probe run interleaved, ``--pairs`` times, and the medians are printed
 be shared).  The kernel's result is checked against the numpy reference of the tests (on a slice
 of the batch), whose throughput is printed too.  JIT compilation is kept out of every figure by a
 warm-up call.
+
+The code an AVX2-only host runs can be measured on an AVX-512 host by compiling for an AVX2 CPU
+(numba's own settings; the compiled cache keys on them, so nothing is mixed up):
+``NUMBA_CPU_NAME=haswell NUMBA_CPU_FEATURES=+64bit,+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+f16c,+fma,
++lzcnt,+mmx,+movbe,+pclmul,+popcnt,+sse,+sse2,+sse3,+sse4.1,+sse4.2,+ssse3`` (one string, no
+spaces): the header then says ``LLVM CPU haswell; avx2`` and the 256-bit variant only.  That is the
+AVX2 instruction stream on this host's cores, not an AVX2 host's cores.
 """
 
 from __future__ import annotations

@@ -276,6 +276,16 @@ class _Progress:
         last = min(ready[m], self.first[m]) if window else ready[m]
         return last if last > t else t
 
+    def span(self, lo: int, m: int) -> tuple[int, int]:
+        """``(at(lo, m, True), at(lo, m, False))`` in one pass: when a reader of rows ``lo..m``
+        has its first window, and when it has all of them."""
+        ready = self.ready
+        t = max(ready[lo:m], default=0)
+        whole = ready[m]
+        first = self.first[m]
+        early = whole if whole < first else first
+        return (early if early > t else t), (whole if whole > t else t)
+
     def wait_for(self, m: int, window: bool = False, lo: int | None = None) -> simpy.Event | None:
         """What a reader of rows ``lo..m`` (default ``m`` alone; with ``window``, of its first
         window) yields: nothing (they exist), a timeout until they do, or an event woken when
@@ -642,23 +652,23 @@ class ChipModel:
                     # its pixel overwrites has been freed.
                     if window:
                         freed_open, freed_full = _freed(batch, buffers, rows, g)
-                for st, need, lo in inputs:
-                    wait = st.wait_for(need[r], window, lo[r])
-                    if wait is not None:
-                        yield wait
                 # With a window-level start the row begins once its first window exists; the MVM
                 # of its pixel x cannot end before the share (x+1)/width of its last input row
-                # has arrived.
+                # has arrived (``opened``: every input's first window; ``full``: its rows).
                 opened = full = 0
+                for st, need, lo in inputs:
+                    m = need[r]
+                    if st.known <= m:
+                        yield st.wait_for(m, window, lo[r])  # woken once the rows exist
+                    a, b = st.span(lo[r], m)
+                    t = a if window else b
+                    if t > env.now:
+                        yield env.timeout(t - env.now)
+                    if a > opened:
+                        opened = a
+                    if b > full:
+                        full = b
                 first_px = (rp.replica - r * width) % n_reps
-                if window:
-                    for st, need, lo in inputs:
-                        a = st.at(lo[r], need[r], True)
-                        b = st.at(lo[r], need[r], False)
-                        if a > opened:
-                            opened = a
-                        if b > full:
-                            full = b
                 if group._taken is not None:
                     yield from group.wait_free()
                 tier2 = self._tier2.get(id(rp))

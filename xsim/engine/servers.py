@@ -43,9 +43,11 @@ class Wake(simpy.Event):
 class Server:
     """A bandwidth server with a calendar of busy intervals ``[start, end)`` in picoseconds."""
 
-    __slots__ = ("name", "env", "starts", "ends", "busy_ps")
+    __slots__ = ("name", "env", "starts", "ends", "busy_ps", "_prune_at")
 
     _PRUNE_AT = 64
+    """intervals kept before the past ones are dropped; after a drop that leaves many (work booked
+    far ahead), twice what is left, so a long calendar is not searched for the past at every call"""
 
     def __init__(self, env: simpy.Environment | None, name: str) -> None:
         self.name = name
@@ -53,12 +55,14 @@ class Server:
         self.starts: list[int] = []
         self.ends: list[int] = []
         self.busy_ps = 0
+        self._prune_at = self._PRUNE_AT
 
     def reset(self, env: simpy.Environment) -> None:
         """An empty calendar in ``env``: the server as new, for another simulation."""
         self.env = env
         self.starts, self.ends = [], []
         self.busy_ps = 0
+        self._prune_at = self._PRUNE_AT
 
     def book(self, earliest: int, duration: int) -> int:
         """Hold the server for ``duration`` ps from the first free time ≥ ``earliest``; the start."""
@@ -75,18 +79,19 @@ class Server:
                 return self._book_gap(earliest, duration)
         self.starts.append(earliest)
         ends.append(earliest + duration)
-        if len(ends) > self._PRUNE_AT:
+        if len(ends) > self._prune_at:
             self._prune()
         return earliest
 
     def _prune(self) -> None:
         done = bisect_right(self.ends, self.env.now)
         del self.starts[:done], self.ends[:done]
+        self._prune_at = max(self._PRUNE_AT, 2 * len(self.ends))
 
     def _book_gap(self, earliest: int, duration: int) -> int:
         starts, ends = self.starts, self.ends
         n = len(ends)
-        if n > self._PRUNE_AT:
+        if n > self._prune_at:
             self._prune()
             n = len(ends)
         i = bisect_right(ends, earliest)
