@@ -6,7 +6,9 @@ loading the files and mapping excluded), the simpy events it scheduled and the e
 and the simulated figures: latency, the steady-state interval and images/s, and the bound the
 crossbars allow for the PEs used (the slowest layer replica's MVM time per image,
 :func:`xsim.engine.plan.crossbar_interval_ps`) with the share of it reached, so a change in the
-model shows up beside the timing. Both mappings keep the resident heads' PEs free.
+model shows up beside the timing, and the three busiest shared units (a tile's eDRAM port or
+digital unit, a router, a link) as their busy time per image over that bound: a unit near 100 %
+holds the pipeline below the crossbars' pace. Both mappings keep the resident heads' PEs free.
 Run: ``.venv/bin/python bench/bench_engine.py [images]``.
 """
 
@@ -41,6 +43,9 @@ def _run(deployment: Deployment, label: str, images: int) -> None:
           f"{bound / result.interval_ps:.1%} of it reached)")
     print(f"energy per image     {result.energy_per_image_pj / 1e6:8.1f} uJ")
     print(f"average power        {result.average_power_mw / 1e3:8.2f} W")
+    busiest = sorted(result.server_busy_ps.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+    print("busiest shared units " + ", ".join(
+        f"{name} {busy / images / bound:.1%}" for name, busy in busiest) + " of the bound per image")
 
 
 def main(images: int = 32) -> None:

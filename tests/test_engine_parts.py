@@ -81,3 +81,20 @@ def test_plan_follows_the_graph():
     assert plan.output == nodes["fc"].index
     down = nodes["layer2.0.downsample"]
     assert down.producers[0][1][:3] == (0, 2, 4)  # 1x1 stride 2
+
+
+def test_server_busy_times_are_the_work_booked_on_them():
+    """A run's per-server busy time: the off-chip link's input channel carries every row of every
+    image, each for the row plan's link time; every name is a server of the chip's wiring."""
+    from xsim.engine import simulate_inference
+
+    dep = Deployment.build(ROOT / "arch" / "isaac128.yaml", ROOT / "workloads" / "lenet5_mta.json")
+    plan = build_plan(dep)
+    images = 3
+    result = simulate_inference(dep, images=images, record_timeline=False)
+    source = plan.nodes[0]
+    link = sum(row.busy_ps for row in source.row_plans)
+    assert result.server_busy_ps["offchip[0]"] == images * link > 0
+    assert all(busy > 0 for busy in result.server_busy_ps.values())
+    sigmoid = sum(busy for name, busy in result.server_busy_ps.items() if name.startswith("sigmoid["))
+    assert sigmoid > 0  # LeNet-5's conv and fc layers activate on their tiles' sigmoid units

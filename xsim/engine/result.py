@@ -75,6 +75,9 @@ class InferenceResult:
     counts: dict[str, dict[str, int]]
     timeline: tuple[TimelineEvent, ...] = field(repr=False)
     events: int = 0
+    server_busy_ps: dict[str, int] = field(default_factory=dict, repr=False)
+    """per shared server (a tile's eDRAM port or digital unit, a router, a link; named like
+    ``sigmoid[41]``), the time it was held over the run: which one nears saturation"""
 
     @property
     def energy_pj(self) -> float:
@@ -223,4 +226,5 @@ def collect(chip: ChipModel, batch: Batch, mode: str, events: int) -> InferenceR
         dynamic_energy_pj=dynamic_total, leakage_energy_pj=leakage_total,
         layers=tuple(layers), components=tuple(components), counts=totals,
         timeline=tuple(map(TimelineEvent._make, chip.timeline or ())), events=events,
+        server_busy_ps={s.name: s.busy_ps for s in chip.servers.values() if s.busy_ps},
     )
