@@ -132,6 +132,16 @@ def test_interval_is_measured_once_the_pipeline_is_full():
     assert steady_interval(done[:2], 4.0) == (4.0, "bounded")
     assert steady_interval(done[:3], 0.5) == (1.0, "bounded")
     assert steady_interval(done[:1], 4.0) == (4.0, "bottleneck")
+    # An image stream that does not wait for room enters faster than the chip serves: the
+    # completions give the interval.
+    assert steady_interval(done, 4.0, [0, 1, 2, 3, 4, 5, 6, 7]) == (10.0, "steady_state")
+    # Images enter every 10 once the buffers are full, and the last three, meeting no newer
+    # images at the shared servers, finish faster as the pipeline drains: the completions alone
+    # say 10/3, the starts say the truth.
+    drained = [10, 20, 30, 40, 50, 55, 58, 60]
+    starts = [0, 1, 10, 20, 30, 40, 50, 60]
+    assert steady_interval(drained, 4.0) == (10 / 3, "steady_state")
+    assert steady_interval(drained, 4.0, starts) == (10.0, "steady_state")
     # LeNet-5 on ISAAC: conv1's crossbars bound the pipeline, so the truth is its busy time.
     mapping = _mapping(build_model("lenet5"))
     res = simulate_inference(Deployment.of_mapping(mapping, HW), images=12, record_timeline=False)
