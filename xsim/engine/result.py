@@ -21,10 +21,10 @@ with ``replication: auto`` on isaac128: 104 µs from 8 images, 122 µs from 48),
 enter at the steady rate once the buffers are full (the image stream waits for room: 124-126 µs
 from 8, 16, 32 or 48 images); an image stream that does not wait enters faster than the chip
 serves, and then the completions are the larger (``interval_source = "steady_state"``). A
-shorter batch cannot show the steady
-state: its interval is the larger of the mean completion spacing and the analytic bottleneck
-(``"bounded"``), and one image gives the bottleneck alone (``"bottleneck"``): the largest busy
-time per image of any layer replica or digital layer, a lower bound of the true interval.
+shorter batch cannot show the steady state: its interval is the larger of the mean completion
+spacing and the analytic bottleneck (``"bounded"``), and one image gives the bottleneck alone
+(``"bottleneck"``): the largest busy time per image of any layer replica or digital layer, a
+lower bound of the true interval.
 """
 
 from __future__ import annotations
