@@ -132,13 +132,14 @@ def reprogram_vs_scale(strategies: list[dict]):
     panels = (
         (mean["switch_energy_uj"].to_numpy(), "switch energy (µJ per switch)", " µJ"),
         (mean["switch_latency_us"].to_numpy() * 1e-3, "switch latency (ms per switch)", " ms"),
-        (mean["tier2_overhead_uj"].to_numpy(), "tier-2 scaling energy (µJ per image)", " µJ"),
+        (mean["tier2_overhead_uj"].to_numpy(),
+         "tier-2 scaling energy (µJ per image;\nbar labels: µJ and % of the image's energy)", " µJ"),
     )
     for ax, (values, label, unit) in zip(axes, panels):
         ax.bar(order, values, color=colours)
         if ax is axes[2]:  # the overhead also as a share of the image's energy
             for x, (v, pct) in enumerate(zip(values, share.to_numpy())):
-                ax.annotate("0" if v == 0 else f"{v:.3g} µJ\n({pct:.2g} % of the image)", (x, v),
+                ax.annotate("0" if v == 0 else f"{v:.3g} µJ\n{pct:.2g} %", (x, v),
                             ha="center", va="bottom", fontsize=8, xytext=(0, 2),
                             textcoords="offset points")
         else:
