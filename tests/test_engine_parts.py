@@ -85,7 +85,7 @@ def test_plan_follows_the_graph():
 
 def test_server_busy_times_are_the_work_booked_on_them():
     """A run's per-server busy time: the off-chip link's input channel carries every row of every
-    image, each for the row plan's link time; every name is a server of the chip's wiring."""
+    image, each for the row plan's link time; the activations keep sigmoid units busy."""
     from xsim.engine import simulate_inference
 
     dep = Deployment.build(ROOT / "arch" / "isaac128.yaml", ROOT / "workloads" / "lenet5_mta.json")
@@ -95,6 +95,5 @@ def test_server_busy_times_are_the_work_booked_on_them():
     source = plan.nodes[0]
     link = sum(row.busy_ps for row in source.row_plans)
     assert result.server_busy_ps["offchip[0]"] == images * link > 0
-    assert all(busy > 0 for busy in result.server_busy_ps.values())
     sigmoid = sum(busy for name, busy in result.server_busy_ps.items() if name.startswith("sigmoid["))
     assert sigmoid > 0  # LeNet-5's conv and fc layers activate on their tiles' sigmoid units

@@ -178,6 +178,19 @@ class Mapping:
                 out.append(((min(r + rows, pe.row_stop) - r) * groups, (c1 - c0) * cpw + unit * groups))
         return tuple(out)
 
+    def pe_group_blocks(self, pe: PePlacement) -> tuple[tuple[tuple[int, int, int, int], ...], ...]:
+        """The arrays of ``pe`` row-major over its (row blocks, column blocks), each as the blocks
+        ``(row_start, row_stop, col_start, col_stop)`` of the K × N matrix its groups occupy: one
+        per group it holds (block-diagonally, on rows of its own), one for a dense layer."""
+        lm, rows = self.layers[pe.layer_index], self.arch.crossbar.rows
+        bounds, per_group = lm.col_bounds, lm.N // lm.groups
+        blocks = range(bounds.index(pe.col_start), bounds.index(pe.col_stop))
+        return tuple(
+            tuple((r, min(r + rows, pe.row_stop), max(bounds[b], g * per_group),
+                   min(bounds[b + 1], (g + 1) * per_group))
+                  for g in lm.groups_in(bounds[b], bounds[b + 1]))
+            for r in range(pe.row_start, pe.row_stop, rows) for b in blocks)
+
     def pe_inputs(self, pe: PePlacement) -> tuple[tuple[int, int, int], ...]:
         """The input spans ``pe`` reads, as (group, row_start, row_stop): its rows of each group
         its columns belong to (groups' inputs are disjoint)."""

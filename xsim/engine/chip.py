@@ -271,10 +271,7 @@ class _Progress:
     def at(self, lo: int, m: int, window: bool) -> int:
         """When rows ``lo..m`` exist (with ``window``: rows ``lo..m-1`` and the first item of
         ``m``, the first window of a reader whose rows are ``lo..m``); rows ``0..m`` are known."""
-        ready = self.ready
-        t = max(ready[lo:m], default=0)
-        last = min(ready[m], self.first[m]) if window else ready[m]
-        return last if last > t else t
+        return self.span(lo, m)[0 if window else 1]
 
     def span(self, lo: int, m: int) -> tuple[int, int]:
         """``(at(lo, m, True), at(lo, m, False))`` in one pass: when a reader of rows ``lo..m``

@@ -168,7 +168,7 @@ def collect(chip: ChipModel, batch: Batch, mode: str, events: int) -> InferenceR
                 per_tile[row.tile] = per_tile.get(row.tile, 0) + row.busy_ps
             per_node_interval[node.name] = max(per_tile.values())
     bottleneck = max(per_node_interval, key=per_node_interval.get)
-    interval, source = steady_interval(done, float(per_node_interval[bottleneck]), list(starts))
+    interval, source = steady_interval(done, float(per_node_interval[bottleneck]), starts)
 
     by_layer = chip.counters.by_layer()
     energy = {key: hw.energy_pj(*key) for counts in by_layer.values() for key in counts}

@@ -219,7 +219,7 @@ def _first_instance_costs(lm: LayerMapping, mapping, levels: _LayerLevels, old_h
     out: dict[int, _PeCost] = {}
     if lm.groups > 1:
         for (old_v, new_v), js in by_versions.items():
-            out.update(_grouped_costs(lm, [mapping.pes[lm.pes[j]] for j in js], js, cpw,
+            out.update(_grouped_costs(lm, mapping, [mapping.pes[lm.pes[j]] for j in js], js, cpw,
                                       levels.get(*old_v), levels.get(*new_v), counts, weight, params))
         return out
     for (old_v, new_v), js in by_versions.items():
@@ -239,29 +239,15 @@ def _first_instance_costs(lm: LayerMapping, mapping, levels: _LayerLevels, old_h
     return out
 
 
-def array_pieces(lm: LayerMapping, pe, rows: int, cpw: int) -> list[list[tuple[int, int, int, int]]]:
-    """The arrays of ``pe`` row-major over its (row blocks, column blocks), each as the windows
-    ``(r0, r1, c0, c1)`` of the level matrix its groups occupy (one per group it holds; see the
-    module docstring): rows of the K × N matrix, columns of its cell levels."""
-    bounds, per_group = lm.col_bounds, lm.N // lm.groups
-    blocks = range(bounds.index(pe.col_start), bounds.index(pe.col_stop))
-    arrays = []
-    for r0 in range(pe.row_start, pe.row_stop, rows):
-        r1 = min(r0 + rows, pe.row_stop)
-        for b in blocks:
-            c0, c1 = bounds[b], bounds[b + 1]
-            arrays.append([(r0, r1, max(c0, g * per_group) * cpw, min(c1, (g + 1) * per_group) * cpw)
-                           for g in lm.groups_in(c0, c1)])
-    return arrays
-
-
-def _grouped_costs(lm: LayerMapping, pes, js, cpw: int, old: np.ndarray, new: np.ndarray,
-                   counts: np.ndarray, weight: int, params: dict) -> dict[int, _PeCost]:
+def _grouped_costs(lm: LayerMapping, mapping, pes, js, cpw: int, old: np.ndarray,
+                   new: np.ndarray, counts: np.ndarray, weight: int,
+                   params: dict) -> dict[int, _PeCost]:
     """:func:`_first_instance_costs` of a grouped layer's PEs ``pes`` (first-instance positions
     ``js``) that go from levels ``old`` to ``new``: one kernel window per group block of each array
-    (:func:`array_pieces`), summed per array."""
-    arrays = [array_pieces(lm, pe, params["rows"], cpw) for pe in pes]
-    windows = [w for pe_arrays in arrays for pieces in pe_arrays for w in pieces]
+    (:meth:`xsim.mapping.Mapping.pe_group_blocks`, in cell columns), summed per array."""
+    arrays = [mapping.pe_group_blocks(pe) for pe in pes]
+    windows = [(r0, r1, c0 * cpw, c1 * cpw) for pe_arrays in arrays for blocks in pe_arrays
+               for r0, r1, c0, c1 in blocks]
     columns = lm.weights_per_row * cpw
     costs = write_costs(old, new, windows, columns=columns, counts=counts, weight=weight, **params)
     # Every piece is one kernel crossbar: at most ``rows`` rows of one column block.
@@ -275,7 +261,7 @@ def _grouped_costs(lm: LayerMapping, pes, js, cpw: int, old: np.ndarray, new: np
     out: dict[int, _PeCost] = {}
     k = 0
     for j, pe_arrays in zip(js, arrays):
-        sizes = [len(pieces) for pieces in pe_arrays]
+        sizes = [len(blocks) for blocks in pe_arrays]
         starts = k + np.concatenate([[0], np.cumsum(sizes[:-1])]).astype(np.int64)
         k += sum(sizes)
         span = slice(int(starts[0]), k)
