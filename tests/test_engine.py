@@ -287,11 +287,11 @@ def test_the_skip_buffer_minimum_is_what_the_main_path_lags_by():
     # add row r reads c0 row r, but only once b row r exists, which needs a rows up to r + 1 and
     # so c0 rows up to r + 2: c0's buffer at the add must hold rows r .. r + 2 (3 rows); b's
     # buffer at the add needs its one row, and a chain edge (c0 into the 3x3 conv a) the 3 rows
-    # one output row reads. The plan gives every stream at least its minimum.
+    # one output row reads. Where every stream waits for room, the plan gives each at least its
+    # minimum.
     from xsim.engine.plan import stream_depths, stream_reads
 
-    net = network_from_spec("res", (64, 16, 16), RESIDUAL)
-    plan = ChipModel(Environment(), Deployment.of_mapping(_mapping(net))).plan
+    plan = ChipModel(Environment(), _residual(64)).plan
     names = {n.name: n.index for n in plan.nodes}
     depth = {(p, b.consumer): b.depth for p, bufs in enumerate(plan.buffers) for b in bufs}
     nodes = plan.nodes
@@ -313,6 +313,30 @@ def _residual(kb, backpressure="all", start="row"):
         "chip.pipeline_start": start})
     net = network_from_spec("res", (64, 16, 16), RESIDUAL)
     return Deployment.of(arch, net, weight_bits=BITS, input_bits=BITS)
+
+
+def test_only_the_streams_that_wait_for_room_run_ahead():
+    # With backpressure on the image stream only, the eDRAM a tile has left after every
+    # stream's rows (the rows one output row reads) is the image stream's run-ahead; the
+    # layers' streams keep those rows. With backpressure everywhere, they share it.
+    from xsim.engine.plan import stream_reads
+
+    dep = _residual(64, backpressure="input")
+    plan = ChipModel(Environment(), dep).plan
+    producers, firsts = [n.producers for n in plan.nodes], [n.firsts for n in plan.nodes]
+    for p, bufs in enumerate(plan.buffers[1:], start=1):
+        for b in bufs:
+            assert b.depth == stream_reads(b.consumer, producers, firsts)[p][0]
+    # Every layer sits on tile 0, rows of 64 channels x 16 pixels (1 KB): the image -> c0 (1x1)
+    # stream holds 1 row, c0 -> a and a -> b (3x3) 3 rows each, c0 -> add and b -> add 1 each,
+    # 9 KB in all; the image runs ahead by the 55 KB left, 55 of its 1 KB rows, depth 1 + 55.
+    assert set(plan.edram_windows) == {0}
+    assert plan.input_depth_rows == 1 + (64 * 1024 - 9 * 1024) // 1024
+    shared = {(p, b.consumer): b.depth for p, bufs in enumerate(
+        ChipModel(Environment(), _residual(20, backpressure="all")).plan.buffers) for b in bufs}
+    alone = {(p, b.consumer): b.depth for p, bufs in enumerate(
+        ChipModel(Environment(), _residual(20, backpressure="input")).plan.buffers) for b in bufs}
+    assert alone[(0, 1)] > shared[(0, 1)]
 
 
 def test_a_skip_buffer_at_its_minimum_stalls_the_block_as_a_hand_bound_says():

@@ -567,9 +567,19 @@ class _Builder:
         tiles holds in each only the rows its own rows there read, so its tiles pool their
         shares: ``Σ L_t``. The stream's depth is the rows one output row reads plus that
         run-ahead in whole rows; with ``chip.backpressure: all`` it must reach the minimum that
-        keeps the pipeline from deadlocking (:func:`stream_depths`)."""
+        keeps the pipeline from deadlocking (:func:`stream_depths`).
+
+        Only streams that wait for room run ahead: with ``chip.backpressure: input`` (the
+        default) that is the image stream alone, so it takes the whole share, ``L_t`` being the
+        bytes a tile has left over the image's bytes, and every other stream keeps the rows one
+        output row reads (its consumer keeps pace without waiting on it)."""
         edram = self.arch.role("edram")
         capacity = edram.size_kb * 1024
+        every = self.arch.chip.backpressure == "all"
+
+        def waits(p: int) -> bool:
+            return every or p == 0  # node 0 is the image stream
+
         streams: dict[tuple[int, int], tuple[int, int, tuple[int, ...]]] = {}
         held: dict[int, list[tuple[int, int, int]]] = {}
         for c in range(1, len(layers)):
@@ -593,10 +603,12 @@ class _Builder:
                     f"inputs: {worst}); it needs at least {math.ceil(total / 1024)} KB")
             # The engine holds whole rows: the rows one output row reads count in full here.
             whole = sum(max(need, streams[(p, c)][1] * streams[(p, c)][0]) for p, c, need in here)
-            # The same share of an image to every stream: as far ahead in time as each other.
-            level = max(0.0, capacity - whole) / sum(streams[(p, c)][0] * rows[p] for p, c, _ in here)
+            # The same share of an image to every stream that waits for room: as far ahead in
+            # time as each other.
+            image_bytes = sum(streams[(p, c)][0] * rows[p] for p, c, _ in here if waits(p))
+            level = max(0.0, capacity - whole) / image_bytes if image_bytes else 0.0
             for p, c, _ in here:
-                ahead.setdefault((p, c), []).append(level)
+                ahead.setdefault((p, c), []).append(level if waits(p) else 0.0)
                 over[(p, c)] = max(over.get((p, c), 0.0), whole - capacity)
         depth: dict[tuple[int, int], int] = {}
         for (p, c), levels in ahead.items():
