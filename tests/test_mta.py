@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import ARCH, WORKLOADS
 from xsim.api import model_weights, prepare, simulate
@@ -410,3 +412,22 @@ def test_grouped_layers_are_rewritten_array_by_array_as_packed(encoding, scheme,
                 sum(float(w.line_energy_pj.sum()) for w in want), rel=1e-12)
         assert counts.sum() == sum(c.cells for c in got.values())
     assert packed > 0  # arrays that really hold several groups were checked
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 6), st.lists(st.tuples(st.integers(0, 40), st.lists(
+    st.integers(0, 50), min_size=0, max_size=5)), max_size=12))
+def test_the_controller_schedule_is_the_simpy_controllers(lanes, jobs):
+    # Same intervals as the reference: one simpy process per lane, first come first served
+    # (PEs may repeat and crossbars may take no time).
+    import simpy
+
+    from xsim.mta.controller import run_controller
+
+    jobs = [(pe, np.array(times, dtype=np.int64)) for pe, times in jobs]
+    env, reference = simpy.Environment(), []
+    env.process(run_controller(env, lanes, jobs, reference))
+    env.run()
+    latency, rewrites = schedule_switch(jobs, lanes)
+    assert rewrites == reference
+    assert latency == max((r.end_ps for r in reference), default=0)
