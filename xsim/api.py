@@ -189,9 +189,9 @@ def simulate(arch: Arch | str | Path | Deployment, workload: Workload | str | Pa
 
 
 def _engine_plan(dep: Deployment) -> None:
-    from xsim.engine.plan import build_plan
+    from xsim.engine.chip import deployment_wiring
 
-    dep.derived("engine.plan", build_plan)
+    deployment_wiring(dep)  # the datapath plan, bound to its servers
 
 
 def _batch_run(dep: Deployment, images: int):

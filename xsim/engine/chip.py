@@ -181,9 +181,16 @@ class _Wiring:
             server.reset(env)
 
 
+def deployment_wiring(deployment: Deployment) -> _Wiring:
+    """The deployment's own wiring (its plan built and bound once): what :func:`_wiring_for`
+    lends. Building it before worker processes fork saves each of them the binding."""
+    return deployment.derived(
+        "engine.wiring", lambda dep: _Wiring(dep.derived("engine.plan", build_plan)))
+
+
 def _wiring_for(deployment: Deployment, plan: Plan) -> _Wiring:
     """The deployment's wiring if no chip holds it, else a new one; lent to the caller."""
-    wiring = deployment.derived("engine.wiring", lambda _: _Wiring(plan))
+    wiring = deployment_wiring(deployment)
     if wiring.lent:
         wiring = _Wiring(plan)
     wiring.lent = True
