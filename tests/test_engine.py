@@ -96,6 +96,39 @@ def test_counts_of_a_layer_spread_over_row_groups():
     assert "sigmoid" not in res.counts
 
 
+def test_partial_sums_are_added_up_on_their_tiles_before_they_travel_home():
+    # K = 14336 rows (112 row blocks of 128, 8 to a PE) and N = 64 (two column blocks of 32): 14
+    # PEs per column block, 28 on tiles 0-2. Columns 0-31: 12 PEs on tile 0 (home), 2 on tile 1;
+    # columns 32-63: 10 on tile 1, 4 on tile 2. Each tile adds up its own PEs' sums first: tile 1
+    # (2 - 1)·32 + (10 - 1)·32 = 320 adds, tile 2 (4 - 1)·32 = 96; the home adds its own
+    # (12 - 1)·32 and one sum from another tile per column, 352 + 64 = 416: 832 = (14 - 1)·64 in
+    # all. Tile 1 sends 64 sums home, tile 2 32, of 2 bytes each (8-bit inputs and weights).
+    from xsim.engine.plan import OFFCHIP, _Geometry
+
+    net = network_from_spec("deep", (14336, 1, 1), [
+        {"kind": "conv", "name": "conv", "out_channels": 64, "kernel": 1}])
+    mapping = _mapping(net)
+    where = {}
+    for p in mapping.pes:
+        where[(p.col_start, p.tile)] = where.get((p.col_start, p.tile), 0) + 1
+    assert where == {(0, 0): 12, (0, 1): 2, (32, 1): 10, (32, 2): 4}
+    dep = Deployment.of_mapping(mapping, HW)
+    (rp,) = ChipModel(Environment(), dep).plan.nodes[1].replicas
+    geo, adders = _Geometry(dep), ARCH.unit_count("tile_shift_add", "tile")
+    local, gather_holds, _, at_home, *_ = rp.drains[0]
+    assert {path[0].server: path[0].item_ps for path in local} == {
+        ("tile_shift_add", 1): geo.ops_ps(320, adders), ("tile_shift_add", 2): geo.ops_ps(96, adders)}
+    assert at_home[0][0].server == ("tile_shift_add", 0)
+    assert at_home[0][0].item_ps == geo.ops_ps(416, adders)
+    assert rp.counts[0][("tile_shift_add", "op")] == 832
+    # Router flits: the two messages home (one router: tiles 0-3 share it), then the logits out.
+    out = {}
+    geo.deliver(0, (OFFCHIP,), 64, out)
+    flit = ARCH.role("router").flit_bits
+    psum_flits = math.ceil(64 * 2 * 8 / flit) + math.ceil(32 * 2 * 8 / flit)
+    assert rp.counts[0][("router", "flit")] == psum_flits + out.get(("router", "flit"), 0)
+
+
 def test_tier2_counts_are_their_own_component():
     mapping = _mapping(build_model("lenet5"))
     scaled = frozenset(p.index for p in mapping.pes if p.layer == "fc1")

@@ -45,9 +45,11 @@ off-diagonal cells sit on driven rows and sensed columns, so they count as read)
   inputs used on each tile, i.e. ``in_b·K·groups`` for a replica on one tile — every MVM reads its whole input
   vector (no sliding-window reuse in the input registers: an upper bound on eDRAM traffic);
 - ``pe_output_register.byte = bus.byte (out) = tile_output_register.byte = ps_b·N·rb_groups``:
-  every PE writes its columns' partial sums, which cross its tile's bus into the home tile's
-  output register (over the NoC from other tiles);
-- ``tile_shift_add.op = (rb_groups - 1)·N`` (the reduction across row-block groups at home);
+  every PE writes its columns' partial sums, which cross its tile's bus into its tile's output
+  register;
+- ``tile_shift_add.op = (rb_groups - 1)·N``, the reduction across row-block groups: each tile
+  adds up its own PEs' sums of the same columns, a remote tile sends its ``ps_b`` per column to
+  the home tile over the NoC, and the home adds up the tiles' sums (``_reduction``);
   ``sigmoid.op = N`` when the layer has an activation;
 - ``tier2_scale.op = weight_columns`` and ``tier2_register.byte = ceil(weight_columns·scale_bits
   / 8)`` per MVM of every PE in ``scaled_pes`` (XMA2 tier 2);
@@ -288,6 +290,30 @@ def _replica_pes(lm: LayerMapping) -> list[tuple[int, ...]]:
     """The PEs of each replica of a layer, in replica order."""
     per = lm.pes_per_replica
     return [lm.pes[i : i + per] for i in range(0, len(lm.pes), per)]
+
+
+def _reduction(pes: list[PePlacement]) -> tuple[dict[int, int], dict[int, int]]:
+    """How one replica's partial sums meet, per MVM: every tile first adds up its own PEs' sums of
+    the same columns (the PEs of a replica share a column range exactly or not at all), a remote
+    tile sends its sums to the home tile, and the home adds up the tiles' sums of each column.
+    Returns (``tile_shift_add`` ops per tile, the home's cross-tile ones included; weight
+    columns each remote tile sends). The ops add up to ``(rb_groups - 1)·N`` however the PEs
+    sit on tiles."""
+    home = pes[0].tile
+    cover: dict[tuple[int, int], dict[int, int]] = {}
+    for p in pes:
+        on = cover.setdefault((p.col_start, p.col_stop), {})
+        on[p.tile] = on.get(p.tile, 0) + 1
+    ops: dict[int, int] = {}
+    sent: dict[int, int] = {}
+    for (c0, c1), on in cover.items():
+        width = c1 - c0
+        for t, k in on.items():
+            ops[t] = ops.get(t, 0) + (k - 1) * width
+            if t != home:
+                sent[t] = sent.get(t, 0) + width
+        ops[home] = ops.get(home, 0) + (len(on) - 1) * width
+    return ops, sent
 
 
 def _release(first: tuple[int, ...], rows: int) -> tuple[int, ...]:
@@ -642,19 +668,26 @@ class _Builder:
 
     def _replica_load(self) -> dict[tuple[str, int], int]:
         """Per (digital unit, tile), the time per image the layer replicas homed there keep it
-        busy: the reduction across row-block groups and the activation of every MVM."""
+        busy: the reduction across row-block groups and the activation of every MVM.
+
+        This is the estimate the digital layers' placement balances against, and it counts a
+        replica's adds at its home tile, though :func:`_reduction` does each tile's own first
+        (the adds are as many): counted where they happen, the bundled ResNet-50 put a residual
+        add's rows on the tiles whose sigmoid units its replicas keep busiest and lost a third
+        of its throughput, since that placement takes the least loaded of a few near tiles."""
         load: dict[tuple[str, int], int] = {}
+        adders = self.arch.unit_count("tile_shift_add", "tile")
+        sigmoids = self.arch.unit_count("sigmoid", "tile")
         for lm in self.mapping.layers:
             mvms = math.ceil(lm.layer.output_pixels / lm.replicas)
             for pes in _replica_pes(lm):
-                home = self.mapping.pes[pes[0]].tile
-                groups = len({(self.mapping.pes[i].row_start, self.mapping.pes[i].row_stop) for i in pes})
-                work = {"tile_shift_add": self.geo.ops_ps(
-                    (groups - 1) * lm.N, self.arch.unit_count("tile_shift_add", "tile"))}
+                placed = [self.mapping.pes[i] for i in pes]
+                ops = sum(_reduction(placed)[0].values())
+                work = [(("tile_shift_add", placed[0].tile), self.geo.ops_ps(ops, adders))] if ops else []
                 if lm.layer.activation:
-                    work["sigmoid"] = self.geo.ops_ps(lm.N, self.arch.unit_count("sigmoid", "tile"))
-                for unit, ps in work.items():
-                    load[(unit, home)] = load.get((unit, home), 0) + mvms * ps
+                    work.append((("sigmoid", placed[0].tile), self.geo.ops_ps(lm.N, sigmoids)))
+                for key, ps in work:
+                    load[key] = load.get(key, 0) + mvms * ps
         return load
 
     def _row_bytes(self, layers: list, p: int) -> int:
@@ -777,18 +810,17 @@ class _Builder:
             _add(counts, "edram", "byte", nbytes)
             _add(counts, "bus", "byte", nbytes)
             fetch.append((Stage(("edram", tile), geo.edram_ps(nbytes)),))
-        psum_from: dict[int, int] = {}
-        for p in pes:
-            if p.tile != home:
-                psum_from[p.tile] = psum_from.get(p.tile, 0) + p.weight_columns * geo.psum_bytes
-        gather = geo.noc([(t, (home,), b) for t, b in sorted(psum_from.items())], counts)
-        row_groups = len({(p.row_start, p.row_stop) for p in pes})
-        reduce_ops = (row_groups - 1) * lm.N
+        reduce_ops, sent = _reduction(pes)
+        adders = arch.unit_count("tile_shift_add", "tile")
+        _add(counts, "tile_shift_add", "op", sum(reduce_ops.values()))
+        local = tuple((Stage(("tile_shift_add", t), geo.ops_ps(n, adders)),)
+                      for t, n in sorted(reduce_ops.items()) if n and t != home)
+        gather = geo.noc([(t, (home,), n * geo.psum_bytes) for t, n in sorted(sent.items())], counts)
+        if local:
+            gather = (local, *gather)
         at_home = []
-        if reduce_ops:
-            _add(counts, "tile_shift_add", "op", reduce_ops)
-            at_home.append(Stage(("tile_shift_add", home),
-                                 geo.ops_ps(reduce_ops, arch.unit_count("tile_shift_add", "tile"))))
+        if reduce_ops.get(home):
+            at_home.append(Stage(("tile_shift_add", home), geo.ops_ps(reduce_ops[home], adders)))
         if lm.layer.activation:
             _add(counts, "sigmoid", "op", lm.N)
             at_home.append(Stage(("sigmoid", home),
