@@ -672,9 +672,10 @@ class _Builder:
 
         This is the estimate the digital layers' placement balances against, and it counts a
         replica's adds at its home tile, though :func:`_reduction` does each tile's own first
-        (the adds are as many): counted where they happen, the bundled ResNet-50 put a residual
-        add's rows on the tiles whose sigmoid units its replicas keep busiest and lost a third
-        of its throughput, since that placement takes the least loaded of a few near tiles."""
+        (the adds are as many): counted where they happen, the bundled ResNet-50 put
+        ``layer3.3.add``'s rows on the two tiles whose sigmoid units ``layer2.0.conv1``'s
+        replicas keep busiest and lost a third of its throughput, since that placement takes the
+        least loaded of a few near tiles (:meth:`_digital_tiles`)."""
         load: dict[tuple[str, int], int] = {}
         adders = self.arch.unit_count("tile_shift_add", "tile")
         sigmoids = self.arch.unit_count("sigmoid", "tile")
