@@ -173,6 +173,25 @@ def test_cache_key_covers_the_files_a_point_reads(tmp_path):
     assert points[0].referenced_files()[0][0] == "mask.npz"
 
 
+def test_a_point_cached_by_other_code_is_computed_again(tmp_path, monkeypatch):
+    # The key holds a digest of xsim's code, which changes with any source file's bytes or name.
+    from xsim.report import provenance
+
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "a.py").write_text("x = 1\n")
+    (pkg / "sub" / "b.py").write_text("y = 2\n")
+    first = provenance.source_digest((pkg,))
+    (pkg / "sub" / "b.py").write_text("y = 3\n")
+    second = provenance.source_digest((pkg,))
+    (pkg / "sub" / "b.py").rename(pkg / "sub" / "c.py")
+    assert len({first, second, provenance.source_digest((pkg,))}) == 3
+    _, points = load_sweep(SWEEP)
+    before = points[0].key()
+    monkeypatch.setattr(provenance, "code_digest", lambda: "other code")
+    assert points[0].key() != before
+
+
 def test_cached_points_are_verified_before_reuse(tmp_path, capsys):
     spec, points = load_sweep(SWEEP)
     run_sweep(spec, points[:2], tmp_path, workers=1)

@@ -1,13 +1,16 @@
 """Provenance of a run: what made it, from what, where — recorded in ``summary.json``.
 
-xsim's version; the git commit of the checkout it runs from (and whether the checkout had
-uncommitted changes), when it runs from one; the SHA-256 of every input file (the arch, the
-workload and every file the workload names: weights, an ONNX model, task weights, masks,
-scales); the seeds; and the host (CPU model, cores, Python, NumPy, the kernels' vector width).
+xsim's version and a digest of its code (:func:`code_digest`); the git commit of the checkout
+it runs from (and whether the checkout had uncommitted changes), when it runs from one; the
+SHA-256 of every input file (the arch, the workload and every file the workload names: weights,
+an ONNX model, task weights, masks, scales); the seeds; and the host (CPU model, cores, Python,
+NumPy, the kernels' vector width).
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import platform
 import subprocess
@@ -23,6 +26,27 @@ def version() -> str:
     from xsim import __version__
 
     return __version__
+
+
+def source_digest(roots: tuple[Path, ...]) -> str:
+    """SHA-256 of every ``.py`` file under ``roots``, by path relative to its root and contents,
+    in sorted order."""
+    digest = hashlib.sha256()
+    for index, root in enumerate(roots):
+        for path in sorted(root.rglob("*.py")):
+            digest.update(f"{index}:{path.relative_to(root).as_posix()}\0".encode())
+            digest.update(path.read_bytes())
+            digest.update(b"\0")
+    return digest.hexdigest()
+
+
+@functools.cache
+def code_digest() -> str:
+    """:func:`source_digest` of xsim's own code, the ``xsim`` and ``xsim.kernels`` packages: two
+    runs with one digest ran the same model, whether from a checkout or an installed wheel."""
+    from xsim import kernels
+
+    return source_digest((_PACKAGE, Path(kernels.__file__).resolve().parent))
 
 
 def git_commit() -> dict[str, Any] | None:
@@ -86,6 +110,7 @@ def provenance(result) -> dict[str, Any]:
     weights = workload.model.weights
     return {
         "xsim_version": version(),
+        "code_sha256": code_digest(),
         "git": git_commit(),
         "inputs": input_files(result.arch, workload),
         "seeds": {"workload": workload.seed,

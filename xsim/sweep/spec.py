@@ -63,11 +63,13 @@ class Point:
 
     def key(self) -> str:
         """Hash of everything the result depends on: documents, overrides, the contents of every
-        file the workload names (weights, masks, scales), xsim's version."""
+        file the workload names (weights, masks, scales), xsim's version and code (a point
+        cached by other code is computed again)."""
         from xsim import __version__
+        from xsim.report.provenance import code_digest
 
         data = [self.arch_doc, self.workload_doc, self.arch_overrides, self.workload_overrides,
-                self.referenced_files(), __version__]
+                self.referenced_files(), __version__, code_digest()]
         if self.functional_images:
             data.append({"functional_images": self.functional_images})
         text = json.dumps(data, sort_keys=True, default=str)
