@@ -115,7 +115,7 @@ def test_partial_sums_are_added_up_on_their_tiles_before_they_travel_home():
     dep = Deployment.of_mapping(mapping, HW)
     (rp,) = ChipModel(Environment(), dep).plan.nodes[1].replicas
     geo, adders = _Geometry(dep), ARCH.unit_count("tile_shift_add", "tile")
-    local, gather_holds, _, at_home, *_ = rp.drains[0]
+    local, _holds, _latency, at_home, *_ = rp.drains[0]
     assert {path[0].server: path[0].item_ps for path in local} == {
         ("tile_shift_add", 1): geo.ops_ps(320, adders), ("tile_shift_add", 2): geo.ops_ps(96, adders)}
     assert at_home[0][0].server == ("tile_shift_add", 0)
