@@ -462,3 +462,19 @@ def test_scaled_sets_with_one_tier2_timing_share_a_run_exactly():
     with pytest.raises(ValueError, match="other tier-2 latencies"):
         chip.recount_scaled_pes(frozenset(pes))
     chip.close()
+
+
+def test_digital_rows_spread_even_where_few_tiles_have_room():
+    # With 32 KB per tile only one tile near layer1.1.add has eDRAM room for its input streams;
+    # the nearest others make up the tiles its rows need, so no tile's units are planned past
+    # the crossbars' pace (all 56 rows on the one tile put its shift-and-add at 7.5 times it).
+    from xsim.api import prepare
+    from xsim.engine.plan import _Builder
+
+    dep = prepare(ROOT / "arch" / "isaac128.yaml", ROOT / "workloads" / "resnet50_mta.json",
+                  {"components.edram.size_kb": 32})
+    builder = _Builder(dep)
+    plan = builder.build()
+    (add,) = [n for n in plan.nodes if n.name == "layer1.1.add"]
+    assert len({row.tile for row in add.row_plans}) > 1
+    assert max(builder.digital_load.values()) < builder.xbar_interval_ps
