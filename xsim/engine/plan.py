@@ -668,14 +668,9 @@ class _Builder:
 
     def _replica_load(self) -> dict[tuple[str, int], int]:
         """Per (digital unit, tile), the time per image the layer replicas homed there keep it
-        busy: the reduction across row-block groups and the activation of every MVM.
-
-        This is the estimate the digital layers' placement balances against, and it counts a
-        replica's adds at its home tile, though :func:`_reduction` does each tile's own first
-        (the adds are as many): counted where they happen, the bundled ResNet-50 put
-        ``layer3.3.add``'s rows on the two tiles whose sigmoid units ``layer2.0.conv1``'s
-        replicas keep busiest and lost a third of its throughput, since that placement takes the
-        least loaded of a few near tiles (:meth:`_digital_tiles`)."""
+        busy: the reduction across row-block groups, on the tiles that do it
+        (:func:`_reduction`), and the activation (at home) of every MVM. The digital layers'
+        placement balances against it (:meth:`_digital_tiles`)."""
         load: dict[tuple[str, int], int] = {}
         adders = self.arch.unit_count("tile_shift_add", "tile")
         sigmoids = self.arch.unit_count("sigmoid", "tile")
@@ -683,8 +678,8 @@ class _Builder:
             mvms = math.ceil(lm.layer.output_pixels / lm.replicas)
             for pes in _replica_pes(lm):
                 placed = [self.mapping.pes[i] for i in pes]
-                ops = sum(_reduction(placed)[0].values())
-                work = [(("tile_shift_add", placed[0].tile), self.geo.ops_ps(ops, adders))] if ops else []
+                work = [(("tile_shift_add", t), self.geo.ops_ps(n, adders))
+                        for t, n in _reduction(placed)[0].items() if n]
                 if lm.layer.activation:
                     work.append((("sigmoid", placed[0].tile), self.geo.ops_ps(lm.N, sigmoids)))
                 for key, ps in work:
@@ -710,7 +705,7 @@ class _Builder:
         others make up the number (their eDRAM then holds more whole rows than it has, while the
         windows' check in :meth:`_buffers` still applies): with 32 KB per tile on isaac128 one
         tile had room for ``layer1.1.add``, took all its 56 rows and queued them, and the
-        replicated ResNet-50 reached 8.6 % of the crossbar bound instead of 63.4 %. Each row
+        replicated ResNet-50 reached 8.6 % of the crossbar bound instead of 63.8 %. Each row
         goes to the candidate whose busiest unit would be least loaded (the replicas' work and
         earlier digital layers' rows count), the nearer on a tie."""
         rows, work = layer.out_shape[1], self._digital_work(layer)
