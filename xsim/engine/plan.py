@@ -667,8 +667,8 @@ class _Builder:
         return work
 
     def _replica_load(self) -> dict[tuple[str, int], int]:
-        """Per (digital unit, tile), the time per image the layer replicas homed there keep it
-        busy: the reduction across row-block groups, on the tiles that do it
+        """Per (digital unit, tile), the time per image the layer replicas keep it busy: the
+        reduction across row-block groups, on the tiles that do it
         (:func:`_reduction`), and the activation (at home) of every MVM. The digital layers'
         placement balances against it (:meth:`_digital_tiles`)."""
         load: dict[tuple[str, int], int] = {}
@@ -719,7 +719,8 @@ class _Builder:
         capacity = self.arch.role("edram").size_kb * 1024
         fits = [t for t in order if promised.get(t, 0) + need <= capacity]
         # Too few tiles with room: the nearest others make up the number.
-        candidates = (fits + [t for t in order if t not in set(fits)])[:2 * tiles_needed]
+        with_room = set(fits)
+        candidates = (fits + [t for t in order if t not in with_room])[:2 * tiles_needed]
         load = self.digital_load
         out: list[int] = []
         for _ in range(rows):
