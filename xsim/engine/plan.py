@@ -54,9 +54,9 @@ off-diagonal cells sit on driven rows and sensed columns, so they count as read)
 - ``tier2_scale.op = weight_columns`` and ``tier2_register.byte = ceil(weight_columns·scale_bits
   / 8)`` per MVM of every PE in ``scaled_pes`` (XMA2 tier 2);
 - NoC: a message of ``B`` bytes is ``F = ceil(8·B / flit_bits)`` flits and costs ``F·H``
-  ``router.flit`` over the ``H`` routers of its route or multicast tree: partial sums from each
-  remote tile to home, and the ``N·in_b`` output bytes to the tiles that read the row, where
-  they cost ``edram.byte`` (write) once per tile;
+  ``router.flit`` over the ``H`` routers of its route or multicast tree: each remote tile's
+  summed partial sums (``ps_b`` per column it holds) to home, and the ``N·in_b`` output bytes to
+  the tiles that read the row, where they cost ``edram.byte`` (write) once per tile;
 - off-chip: ``offchip.byte`` = the image (``C·H·W·in_b``) in and the logits out.
 
 A digital layer counts per output row: ``edram.byte`` for every input element it reads (each once),
@@ -92,7 +92,7 @@ OFFCHIP = -1
 """Tile id standing for the off-chip link (attached at router 0)."""
 
 DIGITAL_HEADROOM = 3
-"""A digital layer spreads over enough tiles to keep its units at most 1/2 busy at the crossbars'
+"""A digital layer spreads over enough tiles to keep its units at most 1/3 busy at the crossbars'
 interval."""
 
 Key = tuple[str, int]

@@ -46,7 +46,9 @@ def code_digest() -> str:
     runs with one digest ran the same model, whether from a checkout or an installed wheel."""
     from xsim import kernels
 
-    return source_digest((_PACKAGE, Path(kernels.__file__).resolve().parent))
+    found = Path(kernels.__file__).resolve().parent
+    # A wheel installs the kernels inside the package; a checkout keeps them beside it.
+    return source_digest((_PACKAGE,) if _PACKAGE in found.parents else (_PACKAGE, found))
 
 
 def git_commit() -> dict[str, Any] | None:
