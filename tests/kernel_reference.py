@@ -108,3 +108,12 @@ def reference_groups(per_block, rows, group_rows):
     n_groups = -(-n_blocks // per_group)
     return np.stack([per_block[:, g * per_group:(g + 1) * per_group].sum(axis=1)
                      for g in range(n_groups)], axis=1)
+
+
+def reference_changes(changed, z, sigma, w0, limit, boxes):
+    """A task's int8 deltas and per-box summed change, as ``build_tasks`` computed them in numpy
+    (``xsim/kernels/changes.py``): rint(z·σ) in float32, clipped to ±127 where changed."""
+    step = np.rint(z * sigma)
+    delta = np.where(changed, np.clip(step, -127, 127), 0).astype(np.int8)
+    moved = np.abs(np.clip(w0 + delta.astype(np.int32), -limit, limit) - w0)
+    return delta, np.array([moved[r0:r1, c0:c1].sum() for r0, r1, c0, c1 in boxes], dtype=np.int64)

@@ -49,6 +49,7 @@ from xsim.config.limits import MAX_TIER2_SCALE
 from xsim.deployment import Deployment
 from xsim.functional.masks import quantise_scales
 from xsim.functional.quantise import quantise_weights
+from xsim.kernels.changes import weight_changes
 from xsim.mapping import Mapping
 from xsim.text import shown
 
@@ -206,18 +207,22 @@ def build_tasks(deployment: Deployment, weights: dict) -> TaskSet:
                 for pid in lm.pes[: lm.pes_per_replica]:
                     p = mapping.pes[pid]
                     sigma[p.row_start:p.row_stop, p.col_start:p.col_stop] *= gains[pe_pos[pid]]
-            step = np.rint(rng.standard_normal(w0.shape, dtype=np.float32) * sigma)
-            delta = np.where(changed, np.clip(step, -127, 127), 0).astype(np.int8)
+            firsts = lm.pes[: lm.pes_per_replica]
+            boxes = np.array([(p.row_start, p.row_stop, p.col_start, p.col_stop)
+                              for p in (mapping.pes[pid] for pid in firsts)], dtype=np.int64)
+            # rint(z·σ) clipped to ±127 where changed, and each PE's summed change, in one pass.
+            delta, moved = weight_changes(changed, rng.standard_normal(w0.shape, dtype=np.float32),
+                                          sigma, w0, limit, boxes)
             tasks.deltas[(task.name, lm.layer.name)] = delta
             tasks.masked[(task.name, lm.layer.name)] = (
                 rng.random(w0.shape, dtype=np.float32) < change.masked_fraction)
             if task.weights_file:
                 tasks.from_file[(task.name, lm.layer.name)] = _file_weights(
                     workload, task, where, lm, limit)
-            moved = np.abs(tasks.task_weights(task.name, lm.layer.name) - w0)
-            for pid in lm.pes[: lm.pes_per_replica]:
-                p = mapping.pes[pid]
-                scores[pe_pos[pid]] = moved[p.row_start:p.row_stop, p.col_start:p.col_stop].sum()
+                w = np.abs(tasks.task_weights(task.name, lm.layer.name) - w0)
+                moved = [w[r0:r1, c0:c1].sum() for r0, r1, c0, c1 in boxes]
+            for pid, score in zip(firsts, moved):
+                scores[pe_pos[pid]] = score
         tasks.tier1[task.name] = _tier1(task, where, workload, candidates, layer_of, scores, ti)
         tasks.tier2[task.name] = _tier2(task, where, deployment, ti)
     return tasks
