@@ -6,7 +6,16 @@ the hot loops; ``nogil`` lets callers run kernels from threads.  Parallel kernel
 split the batch with ``prange``.  Helpers of the hot loops are inlined in numba's IR
 (``INLINE``), so their loops are vectorised inside the kernel's parallel body, with its
 vector width (``_target.py``).
+
+Idle kernel threads sleep instead of spinning: ``OMP_WAIT_POLICY=PASSIVE`` unless the user set
+it, read by the OpenMP runtime when numba first starts its threads. ``xsim run`` keeps the
+engine's worker processes busy on the same cores as the kernels' threads, and a thread spinning
+at a barrier takes a core from a worker.
 """
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 PARALLEL_JIT = {**JIT, "parallel": True}

@@ -36,34 +36,22 @@ def activate(x: np.ndarray, activation: str | None, *, in_place: bool = False) -
     raise ValueError(f"unknown activation {activation!r}")
 
 
-# Multiply-adds of one group's product up to which a conv's patch matrix is built contiguous.
-_SMALL_PRODUCT = 1 << 20
-
-
 def _conv(layer: Layer, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
     g = layer.groups
     cout = layer.out_channels
     ho, wo = layer.out_shape[1:]
-    # (groups, K, Cout/groups): group g's weight matrix as the crossbar holds it.
-    wmat = w.reshape(g, cout // g, -1).transpose(0, 2, 1)
+    n, p = cout // g, ho * wo
+    # (groups, Cout/groups, K): group g's weight matrix, a crossbar column per row.
+    wmat = w.reshape(g, n, -1)
     out = np.empty((x.shape[0], cout, ho, wo), dtype=x.dtype)
-    p, k, n = ho * wo, w[0].size, cout // g
-    # The columns' transpose is the (groups, P, K) patch matrix, and a large matrix product of it
-    # is the patch matrix's, summation order and all (BLAS packs either layout into the same
-    # blocks), without the transposed copy that builds the patch matrix.  Matrix-vector and small
-    # products get the contiguous patch matrix: their kernels' summation order follows the
-    # operands' layout (NumPy's gemv, OpenBLAS's small-matrix gemm up to M·N·K = 10**6).
-    contiguous = min(p, k, n) == 1 or p * k * n <= _SMALL_PRODUCT
     for i, image in enumerate(x):
-        # One image's patches at a time bounds memory by a single layer's im2col matrix.
-        patches = conv_columns(image, layer).transpose(0, 2, 1)
-        if contiguous:
-            patches = np.ascontiguousarray(patches)
-        y = np.matmul(patches, wmat).transpose(0, 2, 1).reshape(cout, ho, wo)
-        if b is None:
-            out[i] = y
-        else:
-            np.add(y, b[:, None, None], out=out[i])  # the bias joins the transposed copy
+        # One image's patches at a time bounds memory by a single layer's im2col matrix. The
+        # product of the weights with the (groups, K, P) columns lands in the (Cout, Ho·Wo)
+        # layout of the output map itself: no transposed copy.
+        y = out[i].reshape(g, n, p)
+        np.matmul(wmat, conv_columns(image, layer), out=y)
+        if b is not None:
+            y += b.reshape(g, n, 1)
     return out
 
 

@@ -55,6 +55,7 @@ def warm_kernels() -> int:
     import numpy as np
 
     import xsim.api  # noqa: F401  (the simulator's imports, also paid once per process)
+    from xsim.kernels.changes import weight_changes
     from xsim.kernels.writes import slice_levels, write_cost
 
     levels = np.zeros((2, 2), dtype=np.uint8)
@@ -67,6 +68,10 @@ def warm_kernels() -> int:
                    counts=np.zeros((2, 2), dtype=counter))
     slice_levels(np.zeros((2, 2), dtype=np.int32), weight_bits=8, cell_bits=2, slices=4,
                  encoding="offset")
+    # The tasks' weight changes (xsim.mta.tasks.build_tasks).
+    weight_changes(np.zeros((2, 2), dtype=bool), np.zeros((2, 2), dtype=np.float32),
+                   np.float32(1.0), np.zeros((2, 2), dtype=np.int32), 127,
+                   np.zeros((1, 4), dtype=np.int64))
     _warmups += 1
     return _warmups
 
