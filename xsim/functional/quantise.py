@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xsim.functional.reference import forward_float
+from xsim.functional.reference import forward_float_each
 from xsim.models.graph import Network
 
 # Producers whose output keeps the sign of their (first) input.
@@ -151,10 +151,9 @@ def calibrate_activations(
         else:
             values[name].append(np.abs(tensor).ravel())  # a percentile needs the values
 
-    for image in samples:
-        # Each tensor is seen as it is made: an image's activations are freed after their last
-        # reader, not kept for the whole network.
-        forward_float(network, weights, image, observe=observe)
+    # Each tensor is seen as it is made: an image's activations are freed after their last
+    # reader, not kept for the whole network.
+    forward_float_each(network, weights, samples, observe)
     quantisers = {}
     for layer, src in readers.items():
         signed = src not in nonneg

@@ -100,6 +100,29 @@ def forward_float(
             f" or one image {network.input_shape}, got shape {x.shape}"
         )
     check_weights(network, weights)
+    return _run_float(network, weights, batch.astype(dtype, copy=False), return_all=return_all,
+                      single=single, observe=observe)
+
+
+def forward_float_each(network: Network, weights: Mapping[str, tuple[np.ndarray, np.ndarray | None]],
+                       images: np.ndarray, observe: Callable[[str, np.ndarray], None]) -> None:
+    """Run the images (B, C, H, W) through :func:`forward_float` (float64) one at a time, the
+    weights checked once: ``observe(name, tensor)`` sees every tensor (1, C, H, W) of each image
+    as it is made, and only one image's activations exist at a time (calibration)."""
+    images = np.asarray(images, dtype=np.float64)
+    if images.ndim != 4 or images.shape[1:] != network.input_shape:
+        raise ValueError(f"network {network.name!r}: expected images "
+                         f"(B, {', '.join(map(str, network.input_shape))}), got shape {images.shape}")
+    check_weights(network, weights)
+    for i in range(images.shape[0]):
+        _run_float(network, weights, images[i : i + 1], return_all=False, single=True,
+                   observe=observe)
+
+
+def _run_float(network: Network, weights: Mapping[str, tuple[np.ndarray, np.ndarray | None]],
+               batch: np.ndarray, *, return_all: bool, single: bool,
+               observe: Callable[[str, np.ndarray], None] | None):
+    dtype = batch.dtype
     params = {
         name: (w.astype(dtype, copy=False), None if b is None else b.astype(dtype, copy=False))
         for name, (w, b) in weights.items()
@@ -110,8 +133,8 @@ def forward_float(
             return _conv(layer, src, *params[layer.name])
         return _linear(src, *params[layer.name])
 
-    return run_graph(network, batch.astype(dtype, copy=False), weight_layer,
-                     return_all=return_all, single=single, observe=observe)
+    return run_graph(network, batch, weight_layer, return_all=return_all, single=single,
+                     observe=observe)
 
 
 def run_graph(network: Network, batch: np.ndarray,
