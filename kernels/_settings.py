@@ -20,3 +20,15 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 PARALLEL_JIT = {**JIT, "parallel": True}
 INLINE = {"inline": "always"}
+
+
+def threads_may_share_kernels() -> bool:
+    """Whether two Python threads may run parallel kernels at the same time: numba's ``omp`` and
+    ``tbb`` threading layers allow it, its ``workqueue`` layer aborts the process on concurrent
+    use. False until a parallel kernel has run in this process (numba picks the layer then)."""
+    import numba
+
+    try:
+        return numba.threading_layer() in ("omp", "tbb")
+    except ValueError:  # no parallel kernel has run yet
+        return False

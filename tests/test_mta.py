@@ -183,6 +183,26 @@ def test_run_outputs_are_complete_and_reproducible(tmp_path, monkeypatch):
         assert (runs[0] / name).read_bytes() == (runs[1] / name).read_bytes(), name
 
 
+def test_strategies_costed_beside_the_functional_model_give_the_same_bytes(tmp_path, monkeypatch):
+    import xsim.kernels._settings
+    from xsim.report.writer import write_outputs
+
+    # With --functional the strategies are costed in a thread beside the bit-accurate inference
+    # where numba's threading layer allows it; forced serial, every output is the same.
+    threads = []
+    real = xsim.kernels._settings.threads_may_share_kernels
+    for name, allowed in (("beside", True), ("serial", False)):
+        monkeypatch.setattr(xsim.kernels._settings, "threads_may_share_kernels",
+                            lambda allowed=allowed: allowed and real())
+        result = simulate(ARCH / "isaac128.yaml", WORKLOADS / "lenet5_mta.json", functional=True,
+                          workers=1)
+        threads.append(any("beside the functional" in k for k in result.timings))
+        write_outputs(result, tmp_path / name, workers=1)
+    assert threads == [real(), False]
+    for path in sorted((tmp_path / "serial").iterdir()):
+        assert (tmp_path / "beside" / path.name).read_bytes() == path.read_bytes(), path.name
+
+
 def test_first_switch_overlaps_rewrites_with_serving_layers():
     result = simulate(ARCH / "isaac128.yaml", WORKLOADS / "lenet5_mta.json")
     rows = {r["strategy"]: r for r in result.tables["first_switch"]}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -149,30 +150,55 @@ def simulate(arch: Arch | str | Path | Deployment, workload: Workload | str | Pa
         backbone = runs.submit(_batch_run, dep.workload.batch)
         weights = model_weights(dep.workload, dep.network)
         tasks = build_tasks(dep, weights)
+        clock.lap("weights and tasks")
         # One engine run per distinct tier-2 timing: sets it only counts differently share it.
         one_image = {}
         for group in same_tier2_timing(dep, scaled_pe_sets(dep, tasks)):
             run = runs.submit(_one_image, group)
             one_image.update({scaled: (run, k) for k, scaled in enumerate(group)})
-        mta = run_scenario(dep, tasks, lambda scaled: one_image[scaled][0].result()[one_image[scaled][1]],
-                           progress=lambda layers: progress(layers, "reprogramming"),
-                           keep_cell_writes=lifetime)
-        clock.lap("writes and strategies")
-        switches = first_switch_runs(dep, mta, tasks, runs.submit)
+
+        def scenario():
+            """The strategies on the schedule, then their first switches on the engine."""
+            start = time.perf_counter()
+            mta = run_scenario(dep, tasks, lambda scaled: one_image[scaled][0].result()[one_image[scaled][1]],
+                               progress=lambda layers: progress(layers, "reprogramming"),
+                               keep_cell_writes=lifetime)
+            return mta, first_switch_runs(dep, mta, tasks, runs.submit), time.perf_counter() - start
+
         per_task = per_layer = None
-        if functional:
+        if not functional:
+            mta, switches, _ = scenario()
+            clock.lap("writes and strategies")
+        else:
             from xsim.functional.masks import task_masks_from_tasks
             from xsim.functional.metrics import functional_metrics
             from xsim.functional.nonideal import DeviceModel
+            from xsim.kernels._settings import threads_may_share_kernels
 
             masks = {task.name: task_masks_from_tasks(tasks, task.name) for task in dep.workload.tasks}
-            per_task, per_layer = functional_metrics(
-                dep, weights, images=images, seed=dep.workload.seed,
-                calibration_images=CALIBRATION_IMAGES,
-                device=DeviceModel.from_arch(dep.arch, dep.workload.seed),
-                masks_by_task=dict(progress(masks.items(), "bit-accurate inference")))
-            per_task, per_layer = tuple(per_task), tuple(per_layer)
-            clock.lap("functional")
+            # The write model and the bit-accurate model share nothing: where numba's kernels may
+            # run from two threads at once, the strategies are costed in a thread beside the
+            # bit-accurate inference (both spend most of their time outside the GIL).
+            beside = ThreadPoolExecutor(1) if threads_may_share_kernels() else None
+            costing = beside.submit(scenario) if beside is not None else None
+            try:
+                if costing is None:
+                    mta, switches, _ = scenario()
+                    clock.lap("writes and strategies")
+                per_task, per_layer = functional_metrics(
+                    dep, weights, images=images, seed=dep.workload.seed,
+                    calibration_images=CALIBRATION_IMAGES,
+                    device=DeviceModel.from_arch(dep.arch, dep.workload.seed),
+                    masks_by_task=dict(progress(masks.items(), "bit-accurate inference")))
+                per_task, per_layer = tuple(per_task), tuple(per_layer)
+                clock.lap("functional")
+            finally:
+                if beside is not None:
+                    beside.shutdown(wait=True)
+            if costing is not None:
+                mta, switches, seconds = costing.result()
+                clock.lap("waiting for the writes")
+                clock.laps["writes and strategies (beside the functional)"] = seconds
         life = None
         if lifetime:
             from xsim.mta.lifetime import lifetime_rows
