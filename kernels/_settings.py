@@ -17,6 +17,8 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import numba  # noqa: E402  (after the OpenMP setting)
+
 JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 PARALLEL_JIT = {**JIT, "parallel": True}
 INLINE = {"inline": "always"}
@@ -25,10 +27,18 @@ INLINE = {"inline": "always"}
 def threads_may_share_kernels() -> bool:
     """Whether two Python threads may run parallel kernels at the same time: numba's ``omp`` and
     ``tbb`` threading layers allow it, its ``workqueue`` layer aborts the process on concurrent
-    use. False until a parallel kernel has run in this process (numba picks the layer then)."""
-    import numba
-
+    use. Numba picks the layer at the first parallel launch, so this makes one if none was made."""
     try:
-        return numba.threading_layer() in ("omp", "tbb")
-    except ValueError:  # no parallel kernel has run yet
-        return False
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel kernel has run yet in this process
+        _start_threads(2)
+        layer = numba.threading_layer()
+    return layer in ("omp", "tbb")
+
+
+@numba.njit(**PARALLEL_JIT)
+def _start_threads(n):
+    total = 0
+    for i in numba.prange(n):
+        total += i
+    return total

@@ -10,22 +10,25 @@ which numpy computed in seven passes over the layer (``tests/kernel_reference.py
 * ``delta = step clipped to [-127, 127]`` where ``changed``, else 0, as int8;
 * the task's weights ``clip(w0 + delta, -limit, limit)`` and, per PE box ``[r0, r1) × [c0, c1)``,
   the sum of ``|task - w0|`` over the box (exact in int64).
+
+Serial code without the GIL: ``build_tasks`` calls it from several threads at once (a layer per
+thread), which numba's parallel kernels allow only under some threading layers.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ._settings import JIT, PARALLEL_JIT
+from ._settings import JIT
 
 
-@njit(**PARALLEL_JIT)
+@njit(**JIT)
 def _deltas(changed, z, sigma, out):
     rows, cols = z.shape
     per_weight = sigma.shape[0] > 1 or sigma.shape[1] > 1
     s0 = sigma[0, 0]
-    for r in prange(rows):
+    for r in range(rows):
         for c in range(cols):
             if not changed[r, c]:
                 out[r, c] = 0

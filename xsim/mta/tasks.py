@@ -37,7 +37,9 @@ What is modelled:
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +53,7 @@ from xsim.functional.masks import quantise_scales
 from xsim.functional.quantise import quantise_weights
 from xsim.kernels.changes import weight_changes
 from xsim.mapping import Mapping
+from xsim.processes import usable_cores
 from xsim.text import shown
 
 SCALE_SIGMA = 0.25
@@ -178,54 +181,63 @@ def build_tasks(deployment: Deployment, weights: dict) -> TaskSet:
     first = [mapping.pes[i] for i in deployment.tier1_candidates]
     candidates = np.array([p.index for p in first], dtype=np.int64)
     layer_of = np.array([p.layer_index for p in first], dtype=np.int64)
-    for ti, task in enumerate(workload.tasks):
-        where = f"tasks[{ti}]"
-        tasks.heads[task.name] = (
-            backbone[head_layer.layer.name] if task.backbone
-            else _file_head(workload, task, f"tasks[{ti}]", head_layer, bits)
-            if task.weights_file and _has_key(workload, task.weights_file,
-                                              f"{head_layer.layer.name}.weight")
-            else _synthetic_head(workload, ti, head_layer.K, task.head.num_classes, bits))
-        if task.backbone:
-            tasks.tier1[task.name] = frozenset()
-            continue
-        scores = np.zeros(len(first))
-        pe_pos = {p.index: i for i, p in enumerate(first)}
-        spread = task.weight_change.pe_spread
-        gains = np.exp(_rng(workload, "task.pe_gain", ti).normal(-spread**2 / 2, spread, len(first)))
-        for lm in mapping.layers:
-            if lm.layer.name == deployment.head_layer:
+    # Every layer draws from its own generator, so a task's layers are drawn in threads (numpy's
+    # generators and the kernel run outside the GIL) and used in layer order.
+    pe_pos = {p.index: i for i, p in enumerate(first)}
+    with ThreadPoolExecutor(usable_cores()) as draws:
+        for ti, task in enumerate(workload.tasks):
+            where = f"tasks[{ti}]"
+            tasks.heads[task.name] = (
+                backbone[head_layer.layer.name] if task.backbone
+                else _file_head(workload, task, f"tasks[{ti}]", head_layer, bits)
+                if task.weights_file and _has_key(workload, task.weights_file,
+                                                  f"{head_layer.layer.name}.weight")
+                else _synthetic_head(workload, ti, head_layer.K, task.head.num_classes, bits))
+            if task.backbone:
+                tasks.tier1[task.name] = frozenset()
                 continue
-            w0 = backbone[lm.layer.name]
-            rng = _rng(workload, "task.weight_change", ti, lm.layer_index)
-            change = task.weight_change
-            changed = rng.random(w0.shape, dtype=np.float32) < change.fraction
-            # The float32 product is the same with sigma as a scalar as with a full array of it.
-            sigma = np.float32(change.sigma_lsb)
-            if spread > 0:
-                sigma = np.full(w0.shape, sigma, dtype=np.float32)
-                for pid in lm.pes[: lm.pes_per_replica]:
-                    p = mapping.pes[pid]
-                    sigma[p.row_start:p.row_stop, p.col_start:p.col_stop] *= gains[pe_pos[pid]]
-            firsts = lm.pes[: lm.pes_per_replica]
-            boxes = np.array([(p.row_start, p.row_stop, p.col_start, p.col_stop)
-                              for p in (mapping.pes[pid] for pid in firsts)], dtype=np.int64)
-            # rint(z·σ) clipped to ±127 where changed, and each PE's summed change, in one pass.
-            delta, moved = weight_changes(changed, rng.standard_normal(w0.shape, dtype=np.float32),
-                                          sigma, w0, limit, boxes)
-            tasks.deltas[(task.name, lm.layer.name)] = delta
-            tasks.masked[(task.name, lm.layer.name)] = (
-                rng.random(w0.shape, dtype=np.float32) < change.masked_fraction)
-            if task.weights_file:
-                tasks.from_file[(task.name, lm.layer.name)] = _file_weights(
-                    workload, task, where, lm, limit)
-                w = np.abs(tasks.task_weights(task.name, lm.layer.name) - w0)
-                moved = [w[r0:r1, c0:c1].sum() for r0, r1, c0, c1 in boxes]
-            for pid, score in zip(firsts, moved):
-                scores[pe_pos[pid]] = score
-        tasks.tier1[task.name] = _tier1(task, where, workload, candidates, layer_of, scores, ti)
-        tasks.tier2[task.name] = _tier2(task, where, deployment, ti)
+            scores = np.zeros(len(first))
+            spread = task.weight_change.pe_spread
+            gains = np.exp(_rng(workload, "task.pe_gain", ti).normal(-spread**2 / 2, spread, len(first)))
+            layers = [lm for lm in mapping.layers if lm.layer.name != deployment.head_layer]
+            changes = draws.map(partial(_layer_change, deployment, task, ti, backbone, limit,
+                                        gains, pe_pos), layers)
+            for lm, (delta, masked, boxes, change) in zip(layers, changes):
+                tasks.deltas[(task.name, lm.layer.name)] = delta
+                tasks.masked[(task.name, lm.layer.name)] = masked
+                if task.weights_file:
+                    tasks.from_file[(task.name, lm.layer.name)] = _file_weights(
+                        workload, task, where, lm, limit)
+                    w = np.abs(tasks.task_weights(task.name, lm.layer.name) - backbone[lm.layer.name])
+                    change = [w[r0:r1, c0:c1].sum() for r0, r1, c0, c1 in boxes]
+                for pid, score in zip(lm.pes[: lm.pes_per_replica], change):
+                    scores[pe_pos[pid]] = score
+            tasks.tier1[task.name] = _tier1(task, where, workload, candidates, layer_of, scores, ti)
+            tasks.tier2[task.name] = _tier2(task, where, deployment, ti)
     return tasks
+
+
+def _layer_change(deployment: Deployment, task: TaskSpec, ti: int, backbone: dict[str, np.ndarray],
+                  limit: int, gains: np.ndarray, pe_pos: dict[int, int], lm):
+    """One layer's synthetic change for task ``ti``: ``(delta, masked, boxes, moved)``, the
+    int8 deltas, the element-wise mask, the first-instance PE boxes and their summed change."""
+    mapping, change, w0 = deployment.mapping, task.weight_change, backbone[lm.layer.name]
+    rng = _rng(deployment.workload, "task.weight_change", ti, lm.layer_index)
+    changed = rng.random(w0.shape, dtype=np.float32) < change.fraction
+    # The float32 product is the same with sigma as a scalar as with a full array of it.
+    sigma = np.float32(change.sigma_lsb)
+    firsts = [mapping.pes[pid] for pid in lm.pes[: lm.pes_per_replica]]
+    if change.pe_spread > 0:
+        sigma = np.full(w0.shape, sigma, dtype=np.float32)
+        for p in firsts:
+            sigma[p.row_start:p.row_stop, p.col_start:p.col_stop] *= gains[pe_pos[p.index]]
+    boxes = np.array([(p.row_start, p.row_stop, p.col_start, p.col_stop) for p in firsts],
+                     dtype=np.int64)
+    # rint(z·σ) clipped to ±127 where changed, and each PE's summed change, in one pass.
+    delta, moved = weight_changes(changed, rng.standard_normal(w0.shape, dtype=np.float32), sigma,
+                                  w0, limit, boxes)
+    masked = rng.random(w0.shape, dtype=np.float32) < change.masked_fraction
+    return delta, masked, boxes, moved
 
 
 def _has_key(workload: Workload, name: str, key: str) -> bool:
