@@ -16,11 +16,13 @@ from .crossbar import (
     n_slices,
     pack_weights,
 )
+from .layout import dequantise_into
 from .nonideal import CellDeviation, cell_deviation, stored_levels
 
 __all__ = [
     "CellDeviation",
     "cell_deviation",
+    "dequantise_into",
     "stored_levels",
     "PackedWeights",
     "crossbar_mvm",

@@ -117,3 +117,12 @@ def reference_changes(changed, z, sigma, w0, limit, boxes):
     delta = np.where(changed, np.clip(step, -127, 127), 0).astype(np.int8)
     moved = np.abs(np.clip(w0 + delta.astype(np.int32), -limit, limit) - w0)
     return delta, np.array([moved[r0:r1, c0:c1].sum() for r0, r1, c0, c1 in boxes], dtype=np.int64)
+
+
+def reference_dequantise(y, scale, bias):
+    """Crossbar results (P, N) as a (N, P) map: y.T times the scale, then plus the bias, in
+    float64 (``xsim/kernels/layout.py``)."""
+    out = np.multiply(y.T, np.asarray(scale, dtype=np.float64)[:, None])
+    if bias is not None:
+        out += np.asarray(bias, dtype=np.float64)[:, None]
+    return out

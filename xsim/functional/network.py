@@ -381,7 +381,7 @@ class CrossbarNetwork:
         ho, wo = layer.out_shape[1:]
         pixels = ho * wo
         out = np.empty((x.shape[0], cout, ho, wo), dtype=np.float64)
-        factor = (prog.act.scale * ql.scale)[:, None]
+        factor = prog.act.scale * ql.scale
         ng = cout // g
         codes = prog.act.quantise(x)  # the whole batch at once, in the codes' narrow dtype
         # Images share a kernel call (one packed input feeds every column of the layer, and a
@@ -394,11 +394,11 @@ class CrossbarNetwork:
             for group in range(g):
                 cols = slice(group * ng, (group + 1) * ng)
                 y = self._mvm(ql, prog, patches[group], group, exact, i0).reshape(i1 - i0, pixels, ng)
-                # Dequantise straight into each (Cout, Ho·Wo) map: one pass, no transposed copy.
+                # Dequantised (and biased) straight into each (Cout, Ho·Wo) map, in one pass.
+                bias = None if ql.bias is None else ql.bias[cols]
                 for i in range(i0, i1):
-                    np.multiply(y[i - i0].T, factor[cols], out=out[i].reshape(cout, pixels)[cols])
-        if ql.bias is not None:
-            out += ql.bias[:, None, None]
+                    kernels.dequantise_into(y[i - i0], factor[cols], bias,
+                                            out[i].reshape(cout, pixels)[cols])
         return out
 
     def _linear(self, ql: QuantisedLayer, prog: _Program, x: np.ndarray, exact: bool) -> np.ndarray:
