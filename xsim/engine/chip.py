@@ -211,12 +211,35 @@ def _through(path, t: int, last: int, n: int) -> tuple[int, int]:
     return t, last
 
 
+_ONE_SERVER, _PATH, _FORK = 0, 1, 2
+
+
+def _drain_step(fork) -> tuple[int, object]:
+    """A drain fork as the replica's loop takes it: ``(_ONE_SERVER, (server, ps))`` for one path
+    of one server (the most common step, booked inline), ``(_PATH, path)`` for another single
+    path, ``(_FORK, fork)`` for several."""
+    if len(fork) > 1:
+        return _FORK, fork
+    path = fork[0]
+    if len(path) == 1 and path[0][0] is not None:
+        return _ONE_SERVER, path[0]
+    return _PATH, path
+
+
 def _fork(fork, t: int, last: int, n: int) -> tuple[int, int]:
     if len(fork) == 1:
         return _through(fork[0], t, last, n)
     first = final = t
     for path in fork:
-        a, b = _through(path, t, last, n)
+        server, d = path[0]
+        if len(path) == 1 and server is not None:  # one server: _through inlined
+            start = server.book(t, n * d)
+            a = start + d
+            b = start + n * d
+            if last + d > b:
+                b = last + d
+        else:
+            a, b = _through(path, t, last, n)
         first = a if a > first else first
         final = b if b > final else final
     return first, final
@@ -628,7 +651,7 @@ class ChipModel:
         env, counters, timeline = self.env, self.counters, self.timeline
         activity = self.activity[node.index]
         mvm, fetch, name, home, index = rp.mvm_ps, bound[0].fetch, node.name, rp.home, node.index
-        drains = [tuple((len(f) == 1, f[0] if len(f) == 1 else f) for f in b.drain) for b in bound]
+        drains = [tuple(_drain_step(f) for f in b.drain) for b in bound]
         per_image = sum(rp.share) * mvm
         fine = self.mode == "fine"
         window = self.window_start
@@ -714,8 +737,17 @@ class ChipModel:
                     if read_from is None:
                         read_from = x0
                     t, end = x0 + mvm + tail, x1 + tail
-                    for single, f in drain:
-                        t, end = _through(f, t, end, count) if single else _fork(f, t, end, count)
+                    for kind, f in drain:
+                        if kind == _ONE_SERVER:  # _through of a one-server path, inlined
+                            server, d = f
+                            start = server.book(t, count * d)
+                            t = start + d
+                            f = start + count * d
+                            end = end + d if end + d > f else f
+                        elif kind == _PATH:
+                            t, end = _through(f, t, end, count)
+                        else:
+                            t, end = _fork(f, t, end, count)
                     if end > ready:
                         ready = end
                     if first_ready is None:
