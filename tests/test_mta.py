@@ -203,6 +203,21 @@ def test_strategies_costed_beside_the_functional_model_give_the_same_bytes(tmp_p
         assert (tmp_path / "beside" / path.name).read_bytes() == path.read_bytes(), path.name
 
 
+def test_a_failing_functional_model_stops_the_costing_thread(monkeypatch):
+    import threading
+
+    import xsim.functional.metrics
+
+    def fail(*args, **kwargs):
+        raise ValueError("the bit-accurate model failed")
+
+    monkeypatch.setattr(xsim.functional.metrics, "functional_metrics", fail)
+    before = threading.active_count()
+    with pytest.raises(ValueError, match="bit-accurate model failed"):
+        simulate(ARCH / "isaac128.yaml", WORKLOADS / "lenet5_mta.json", functional=True, workers=1)
+    assert threading.active_count() == before  # the thread beside it has ended
+
+
 def test_first_switch_overlaps_rewrites_with_serving_layers():
     result = simulate(ARCH / "isaac128.yaml", WORKLOADS / "lenet5_mta.json")
     rows = {r["strategy"]: r for r in result.tables["first_switch"]}

@@ -9,6 +9,7 @@ typed results. Each stage lives in its own module; this one only wires them toge
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -157,12 +158,19 @@ def simulate(arch: Arch | str | Path | Deployment, workload: Workload | str | Pa
             run = runs.submit(_one_image, group)
             one_image.update({scaled: (run, k) for k, scaled in enumerate(group)})
 
+        stop = threading.Event()  # set when the main thread fails: a costing thread stops
+
+        def layers_until_stopped(layers):
+            for layer in progress(layers, "reprogramming"):
+                if stop.is_set():
+                    raise RuntimeError("stopped: the run failed")
+                yield layer
+
         def scenario():
             """The strategies on the schedule, then their first switches on the engine."""
             start = time.perf_counter()
             mta = run_scenario(dep, tasks, lambda scaled: one_image[scaled][0].result()[one_image[scaled][1]],
-                               progress=lambda layers: progress(layers, "reprogramming"),
-                               keep_cell_writes=lifetime)
+                               progress=layers_until_stopped, keep_cell_writes=lifetime)
             return mta, first_switch_runs(dep, mta, tasks, runs.submit), time.perf_counter() - start
 
         per_task = per_layer = None
@@ -192,6 +200,9 @@ def simulate(arch: Arch | str | Path | Deployment, workload: Workload | str | Pa
                     masks_by_task=dict(progress(masks.items(), "bit-accurate inference")))
                 per_task, per_layer = tuple(per_task), tuple(per_layer)
                 clock.lap("functional")
+            except BaseException:
+                stop.set()  # a signal or an error: the costing thread ends at its next layer
+                raise
             finally:
                 if beside is not None:
                     beside.shutdown(wait=True)
