@@ -84,8 +84,9 @@ def conv_columns(x: np.ndarray, layer: Layer) -> np.ndarray:
     input itself, a view (``x.reshape(groups, C/groups, H·W)``; a strided one copies every stride-th
     pixel), and a k×k convolution's copy runs along output rows (the window view's ``(C/g, kh, kw,
     Ho, Wo)`` order) instead of gathering channels.  ``conv_columns(x, layer).transpose(0, 2, 1)``
-    is the (groups, P, K) patch matrix of :func:`grouped_patches` with the same values, so a
-    ``matmul`` of it with the weights is the same product, transposed operand and all.
+    is the (groups, P, K) patch matrix of :func:`grouped_patches` with the same values, so the
+    weights times the columns is the patch product's transpose: the same sums, which BLAS may
+    add in another order.
     """
     _check_conv(layer, x)
     g = layer.groups
