@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
@@ -23,6 +24,7 @@ import numpy as np
 from xsim import streams
 from xsim.config.arrays import NpzArchive
 from xsim.models.graph import Network
+from xsim.processes import usable_cores
 from xsim.text import shown
 
 Weights = dict[str, tuple[np.ndarray, np.ndarray | None]]
@@ -70,10 +72,9 @@ def synthetic_weights(network: Network, seed: int) -> Weights:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     ends = residual_branch_ends(network)
-    weights: Weights = {}
-    for index, layer in enumerate(network.layers):
-        if not layer.has_weights:
-            continue
+
+    def draw(index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        layer = network.layers[index]
         rng = streams.synthetic_weights(seed, index)
         fan_in = layer.matrix_shape[0]
         gain = 2.0 if layer.activation in ("relu", "relu6") else 1.0
@@ -86,8 +87,13 @@ def synthetic_weights(network: Network, seed: int) -> Weights:
             if layer.bias
             else None
         )
-        weights[layer.name] = (w, b)
-    return weights
+        return w, b
+
+    indices = [i for i, layer in enumerate(network.layers) if layer.has_weights]
+    # Every layer has its own generator: the layers are drawn in threads (numpy's generators run
+    # outside the GIL) and kept in layer order.
+    with ThreadPoolExecutor(usable_cores()) as pool:
+        return {network.layers[i].name: pair for i, pair in zip(indices, pool.map(draw, indices))}
 
 
 def _expected(network: Network) -> dict[str, tuple[int, ...]]:

@@ -171,11 +171,14 @@ def build_tasks(deployment: Deployment, weights: dict) -> TaskSet:
     bits = mapping.weight_bits
     limit = (1 << (bits - 1)) - 1
     head_layer = mapping.layer(deployment.head_layer)
-    backbone = {
-        lm.layer.name: np.ascontiguousarray(weight_matrix(quantise_weights(
-            weights[lm.layer.name][0], bits, per_channel=True)[0]), dtype=np.int32)
-        for lm in mapping.layers
-    }
+
+    def quantised(name: str) -> np.ndarray:
+        codes = quantise_weights(weights[name][0], bits, per_channel=True)[0]
+        return np.ascontiguousarray(weight_matrix(codes), dtype=np.int32)
+
+    names = [lm.layer.name for lm in mapping.layers]
+    with ThreadPoolExecutor(usable_cores()) as pool:  # layer by layer, in layer order
+        backbone = dict(zip(names, pool.map(quantised, names)))
     tasks = TaskSet(deployment, backbone, limit)
 
     first = [mapping.pes[i] for i in deployment.tier1_candidates]
