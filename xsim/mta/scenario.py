@@ -358,10 +358,14 @@ def run_scenario(deployment: Deployment, tasks: TaskSet,
                 kept.flags.writeable = False  # shared by the plan's strategies
                 for s in group:
                     cell_writes[s][lm.layer.name] = kept
-            for i in np.flatnonzero(ever):
-                pe = mapping.pes[lm.pes[i]]
+            # A replica's cells are written as its first instance's (the same block of counts):
+            # each first instance's block is binned once and counted once per written copy.
+            copies = np.bincount(np.flatnonzero(ever) % lm.pes_per_replica,
+                                 minlength=lm.pes_per_replica)
+            for j in np.flatnonzero(copies):
+                pe = mapping.pes[lm.pes[j]]
                 block = counts[pe.row_start:pe.row_stop, pe.col_start * cpw:pe.col_stop * cpw]
-                binned = np.bincount(block.ravel())
+                binned = np.bincount(block.ravel()) * copies[j]
                 for s in group:
                     if binned.size > hist[s].size:
                         grown = binned.copy()
@@ -369,7 +373,7 @@ def run_scenario(deployment: Deployment, tasks: TaskSet,
                         hist[s] = grown
                     else:
                         hist[s][: binned.size] += binned
-                    tracked[s] += block.size
+                    tracked[s] += block.size * int(copies[j])
 
     scale_bytes_per_column = arch.tier2.scale_bits / 8
     e_verify = hw.energy_pj("cell", "verify_read")
