@@ -742,8 +742,8 @@ class ChipModel:
                             server, d = f
                             start = server.book(t, count * d)
                             t = start + d
-                            f = start + count * d
-                            end = end + d if end + d > f else f
+                            block_end = start + count * d
+                            end = end + d if end + d > block_end else block_end
                         elif kind == _PATH:
                             t, end = _through(f, t, end, count)
                         else:
