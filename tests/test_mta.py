@@ -205,17 +205,35 @@ def test_strategies_costed_beside_the_functional_model_give_the_same_bytes(tmp_p
 
 def test_a_failing_functional_model_stops_the_costing_thread(monkeypatch):
     import threading
+    import time
 
     import xsim.functional.metrics
 
+    started, failed, costed = threading.Event(), threading.Event(), []
+
+    def progress(items, label):
+        for i, item in enumerate(items):
+            if label == "reprogramming" and i == 1:
+                started.set()  # the costing thread is inside the layer loop
+                failed.wait(10)
+                time.sleep(0.2)  # the main thread has flagged the failure by then
+            if label == "reprogramming":
+                costed.append(item)
+            yield item
+
     def fail(*args, **kwargs):
+        started.wait(10)
+        failed.set()
         raise ValueError("the bit-accurate model failed")
 
     monkeypatch.setattr(xsim.functional.metrics, "functional_metrics", fail)
     before = threading.active_count()
     with pytest.raises(ValueError, match="bit-accurate model failed"):
-        simulate(ARCH / "isaac128.yaml", WORKLOADS / "lenet5_mta.json", functional=True, workers=1)
+        simulate(ARCH / "isaac128.yaml", WORKLOADS / "lenet5_mta.json", functional=True, workers=1,
+                 progress=progress)
     assert threading.active_count() == before  # the thread beside it has ended
+    # It stopped at the layer after the failure instead of costing the remaining ones.
+    assert len(costed) == 2
 
 
 def test_first_switch_overlaps_rewrites_with_serving_layers():

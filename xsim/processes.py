@@ -1,4 +1,7 @@
-"""Worker processes for independent pieces of one run (engine runs, plots), where the host has cores.
+"""Worker processes and threads for independent pieces of one run, where the host has cores.
+
+Processes take pure-Python work (engine runs, plots); :func:`in_threads` takes work that runs
+outside the GIL (numpy's generators, nogil kernels), such as drawing a network's layers.
 
 One rule for all of them, here: work goes to forked workers only where that is safe and useful:
 the ``fork`` start method (Linux), more than one usable core, and not inside a daemon process
@@ -19,8 +22,8 @@ import multiprocessing
 import os
 import signal
 import sys
-from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
 
@@ -43,6 +46,18 @@ def workers_for(requested: int | None, jobs: int | None = None) -> int:
     no more than ``jobs``."""
     n = default_workers() if requested is None else max(1, min(requested, default_workers()))
     return n if jobs is None else max(1, min(n, jobs))
+
+
+def in_threads(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+    """``[fn(item) for item in items]``, in order, on up to one thread per usable core. For work
+    that runs mostly outside the GIL and whose result does not depend on the thread running it
+    (each item draws from its own generator, say): the same results as the loop."""
+    items = list(items)
+    threads = min(usable_cores(), len(items))
+    if threads < 2:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(fn, items))
 
 
 def _start(initializer: Callable[..., Any] | None, initargs: tuple) -> None:

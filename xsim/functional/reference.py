@@ -100,14 +100,7 @@ def forward_float(
     dtype = np.dtype(dtype)
     if not np.issubdtype(dtype, np.floating):
         raise ValueError(f"dtype must be a floating-point type, got {dtype}")
-    x = np.asarray(x)
-    single = x.ndim == 3
-    batch = x[None] if single else x
-    if batch.ndim != 4 or batch.shape[1:] != network.input_shape:
-        raise ValueError(
-            f"network {network.name!r}: expected input (B, {', '.join(map(str, network.input_shape))})"
-            f" or one image {network.input_shape}, got shape {x.shape}"
-        )
+    batch, single = _as_batch(network, x)
     check_weights(network, weights)
     return _run_float(network, weights, batch.astype(dtype, copy=False), return_all=return_all,
                       single=single, observe=observe)
@@ -118,14 +111,24 @@ def forward_float_each(network: Network, weights: Mapping[str, tuple[np.ndarray,
     """Run the images (B, C, H, W) through :func:`forward_float` (float64) one at a time, the
     weights checked once: ``observe(name, tensor)`` sees every tensor (1, C, H, W) of each image
     as it is made, and only one image's activations exist at a time (calibration)."""
-    images = np.asarray(images, dtype=np.float64)
-    if images.ndim != 4 or images.shape[1:] != network.input_shape:
-        raise ValueError(f"network {network.name!r}: expected images "
-                         f"(B, {', '.join(map(str, network.input_shape))}), got shape {images.shape}")
+    images, _ = _as_batch(network, np.asarray(images, dtype=np.float64))
     check_weights(network, weights)
     for i in range(images.shape[0]):
         _run_float(network, weights, images[i : i + 1], return_all=False, single=True,
                    observe=observe)
+
+
+def _as_batch(network: Network, x: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``(batch, single)``: ``x`` as a (B, C, H, W) batch, and whether it was one image."""
+    x = np.asarray(x)
+    single = x.ndim == 3
+    batch = x[None] if single else x
+    if batch.ndim != 4 or batch.shape[1:] != network.input_shape:
+        raise ValueError(
+            f"network {network.name!r}: expected input (B, {', '.join(map(str, network.input_shape))})"
+            f" or one image {network.input_shape}, got shape {x.shape}"
+        )
+    return batch, single
 
 
 def _run_float(network: Network, weights: Mapping[str, tuple[np.ndarray, np.ndarray | None]],

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
@@ -24,7 +23,7 @@ import numpy as np
 from xsim import streams
 from xsim.config.arrays import NpzArchive
 from xsim.models.graph import Network
-from xsim.processes import usable_cores
+from xsim.processes import in_threads
 from xsim.text import shown
 
 Weights = dict[str, tuple[np.ndarray, np.ndarray | None]]
@@ -92,8 +91,7 @@ def synthetic_weights(network: Network, seed: int) -> Weights:
     indices = [i for i, layer in enumerate(network.layers) if layer.has_weights]
     # Every layer has its own generator: the layers are drawn in threads (numpy's generators run
     # outside the GIL) and kept in layer order.
-    with ThreadPoolExecutor(usable_cores()) as pool:
-        return {network.layers[i].name: pair for i, pair in zip(indices, pool.map(draw, indices))}
+    return {network.layers[i].name: pair for i, pair in zip(indices, in_threads(draw, indices))}
 
 
 def _expected(network: Network) -> dict[str, tuple[int, ...]]:

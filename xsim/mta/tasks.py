@@ -37,7 +37,6 @@ What is modelled:
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -53,7 +52,7 @@ from xsim.functional.masks import quantise_scales
 from xsim.functional.quantise import quantise_weights
 from xsim.kernels.changes import weight_changes
 from xsim.mapping import Mapping
-from xsim.processes import usable_cores
+from xsim.processes import in_threads
 from xsim.text import shown
 
 SCALE_SIGMA = 0.25
@@ -177,8 +176,7 @@ def build_tasks(deployment: Deployment, weights: dict) -> TaskSet:
         return np.ascontiguousarray(weight_matrix(codes), dtype=np.int32)
 
     names = [lm.layer.name for lm in mapping.layers]
-    with ThreadPoolExecutor(usable_cores()) as pool:  # layer by layer, in layer order
-        backbone = dict(zip(names, pool.map(quantised, names)))
+    backbone = dict(zip(names, in_threads(quantised, names)))  # layer by layer, in layer order
     tasks = TaskSet(deployment, backbone, limit)
 
     first = [mapping.pes[i] for i in deployment.tier1_candidates]
@@ -187,36 +185,35 @@ def build_tasks(deployment: Deployment, weights: dict) -> TaskSet:
     # Every layer draws from its own generator, so a task's layers are drawn in threads (numpy's
     # generators and the kernel run outside the GIL) and used in layer order.
     pe_pos = {p.index: i for i, p in enumerate(first)}
-    with ThreadPoolExecutor(usable_cores()) as draws:
-        for ti, task in enumerate(workload.tasks):
-            where = f"tasks[{ti}]"
-            tasks.heads[task.name] = (
-                backbone[head_layer.layer.name] if task.backbone
-                else _file_head(workload, task, f"tasks[{ti}]", head_layer, bits)
-                if task.weights_file and _has_key(workload, task.weights_file,
-                                                  f"{head_layer.layer.name}.weight")
-                else _synthetic_head(workload, ti, head_layer.K, task.head.num_classes, bits))
-            if task.backbone:
-                tasks.tier1[task.name] = frozenset()
-                continue
-            scores = np.zeros(len(first))
-            spread = task.weight_change.pe_spread
-            gains = np.exp(_rng(workload, "task.pe_gain", ti).normal(-spread**2 / 2, spread, len(first)))
-            layers = [lm for lm in mapping.layers if lm.layer.name != deployment.head_layer]
-            changes = draws.map(partial(_layer_change, deployment, task, ti, backbone, limit,
-                                        gains, pe_pos), layers)
-            for lm, (delta, masked, boxes, change) in zip(layers, changes):
-                tasks.deltas[(task.name, lm.layer.name)] = delta
-                tasks.masked[(task.name, lm.layer.name)] = masked
-                if task.weights_file:
-                    tasks.from_file[(task.name, lm.layer.name)] = _file_weights(
-                        workload, task, where, lm, limit)
-                    w = np.abs(tasks.task_weights(task.name, lm.layer.name) - backbone[lm.layer.name])
-                    change = [w[r0:r1, c0:c1].sum() for r0, r1, c0, c1 in boxes]
-                for pid, score in zip(lm.pes[: lm.pes_per_replica], change):
-                    scores[pe_pos[pid]] = score
-            tasks.tier1[task.name] = _tier1(task, where, workload, candidates, layer_of, scores, ti)
-            tasks.tier2[task.name] = _tier2(task, where, deployment, ti)
+    for ti, task in enumerate(workload.tasks):
+        where = f"tasks[{ti}]"
+        tasks.heads[task.name] = (
+            backbone[head_layer.layer.name] if task.backbone
+            else _file_head(workload, task, f"tasks[{ti}]", head_layer, bits)
+            if task.weights_file and _has_key(workload, task.weights_file,
+                                              f"{head_layer.layer.name}.weight")
+            else _synthetic_head(workload, ti, head_layer.K, task.head.num_classes, bits))
+        if task.backbone:
+            tasks.tier1[task.name] = frozenset()
+            continue
+        scores = np.zeros(len(first))
+        spread = task.weight_change.pe_spread
+        gains = np.exp(_rng(workload, "task.pe_gain", ti).normal(-spread**2 / 2, spread, len(first)))
+        layers = [lm for lm in mapping.layers if lm.layer.name != deployment.head_layer]
+        changes = in_threads(partial(_layer_change, deployment, task, ti, backbone, limit,
+                                     gains, pe_pos), layers)
+        for lm, (delta, masked, boxes, change) in zip(layers, changes):
+            tasks.deltas[(task.name, lm.layer.name)] = delta
+            tasks.masked[(task.name, lm.layer.name)] = masked
+            if task.weights_file:
+                tasks.from_file[(task.name, lm.layer.name)] = _file_weights(
+                    workload, task, where, lm, limit)
+                w = np.abs(tasks.task_weights(task.name, lm.layer.name) - backbone[lm.layer.name])
+                change = [w[r0:r1, c0:c1].sum() for r0, r1, c0, c1 in boxes]
+            for pid, score in zip(lm.pes[: lm.pes_per_replica], change):
+                scores[pe_pos[pid]] = score
+        tasks.tier1[task.name] = _tier1(task, where, workload, candidates, layer_of, scores, ti)
+        tasks.tier2[task.name] = _tier2(task, where, deployment, ti)
     return tasks
 
 
