@@ -13,6 +13,11 @@ Measured in one run, at 1 and at 2 threads and in every vector width the host ca
   the kernel does with nothing else around them -- the ceiling of this machine for this work.
   The kernel's throughput is printed as a fraction of it.
 
+* the **exact product** (``crossbar_mvm_packed``'s default ``shortcut``): the random weights here
+  leave every column's largest possible sum within the ADC, so the default call computes the
+  exact integer product on BLAS instead (``kernels/lossless.py``); its rate is printed as
+  equivalent cell-MAC/s, against the kernel at the same thread count;
+
 * the **non-ideal path** (``cells=``: per-cell programming error and variation, and then with
   state-dependent read noise too), interleaved with the ideal kernel on the same inputs, printed
   as the ratio of the ideal throughput to the non-ideal one (the cost of non-idealities).
@@ -63,6 +68,8 @@ ROWS, COLS, CELL_BITS, INPUT_BITS, WEIGHT_BITS, ADC_BITS, DAC_BITS = 128, 128, 2
 BATCH, REFERENCE_BATCH = 4096, 256
 SLICES = n_slices(WEIGHT_BITS, CELL_BITS, "differential")
 CONFIG = dict(dac_bits=DAC_BITS, input_bits=INPUT_BITS, adc_bits=ADC_BITS)
+# The bit-sliced kernels on every column: this crossbar's columns cannot clip (see the docstring).
+KERNEL = dict(CONFIG, shortcut=False)
 
 
 def _build_probe(width):
@@ -143,7 +150,7 @@ def main() -> None:
                 os.environ[_target.ENV] = str(width)
 
                 def kernel():
-                    return crossbar_mvm_packed(x, packed, **CONFIG)
+                    return crossbar_mvm_packed(x, packed, **KERNEL)
 
                 def probe(width=width):
                     PROBE[width](xq, packed.planes, probe_out)
@@ -168,6 +175,22 @@ def main() -> None:
         else:
             os.environ[_target.ENV] = saved_env
 
+    assert packed.columns_for((1 << ADC_BITS) - 1).rest.size == 0, "a column may clip"
+    for threads in sorted({t for t, _ in results}):
+        numba.set_num_threads(threads)
+        try:
+            assert np.array_equal(crossbar_mvm_packed(x, packed, **CONFIG),
+                                  crossbar_mvm_packed(x, packed, **KERNEL))
+            runs = [(elapsed(lambda: crossbar_mvm_packed(x, packed, **KERNEL)),
+                     elapsed(lambda: crossbar_mvm_packed(x, packed, **CONFIG)))
+                    for _ in range(args.pairs)]
+        finally:
+            numba.set_num_threads(saved_threads)
+        te = statistics.median(e for _, e in runs)
+        speedup = statistics.median(k / e for k, e in runs)
+        print(f"  {threads} thread{'s' if threads > 1 else ' '} exact product (every column "
+              f"lossless, BLAS): {cell_macs / te / 1e9:7.1f} G cell-MAC/s equivalent; "
+              f"{speedup:.1f}x the {chosen}-bit kernel")
     xr = x[:REFERENCE_BATCH]
     t_ref = elapsed(lambda: reference_mvm(xr, w, rows=ROWS, cell_bits=CELL_BITS,
                                           weight_bits=WEIGHT_BITS, **CONFIG))
@@ -208,7 +231,7 @@ def nonideal(x, w, packed, cell_macs, pairs, threads_list, width) -> None:
             numba.set_num_threads(threads)
             for label, cells in cases.items():
                 crossbar_mvm_packed(x, packed, cells=cells, **CONFIG)  # warm-up
-                runs = [(elapsed(lambda: crossbar_mvm_packed(x, packed, **CONFIG)),
+                runs = [(elapsed(lambda: crossbar_mvm_packed(x, packed, **KERNEL)),
                          elapsed(lambda cells=cells: crossbar_mvm_packed(x, packed, cells=cells,
                                                                          **CONFIG)))
                         for _ in range(max(3, pairs // 3))]

@@ -55,7 +55,11 @@ What is modelled (ISAAC-class tile, one MVM ``x @ w``):
   2**(phase shift + s*cell_bits)``, minus the offset term per row block.
 
 When the ADC covers ``rows * (2**cell_bits - 1) * (2**dac_bits - 1)`` losslessly
-and there is no noise, ``Y == x @ w`` exactly.
+and there is no noise, ``Y == x @ w`` exactly.  More finely, a column whose stored levels
+bound every one of its column sums within the ADC's range gives its exact dot product whatever
+the input: :func:`crossbar_mvm_packed` computes such columns as an exact integer product on
+BLAS and runs the bit-sliced kernels on the others only (``lossless.py``; ``shortcut=False``
+runs the kernels on every column).  The bits are the same either way.
 
 Stored-value non-idealities (programming error, variation, drift, stuck cells, a finite on/off
 ratio, state-dependent read noise) come in as a per-cell :class:`~.nonideal.CellDeviation`
@@ -80,11 +84,12 @@ blocks, phases, arrays, slices and columns.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from numba import get_num_threads
 
-from . import _mvm
+from . import _mvm, lossless
 from ._noise import noise_key
 from ._target import vector_width
 
@@ -94,13 +99,15 @@ _TILE_B = 32
 _TILE_N = 64
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PackedWeights:
     """Cell bit-planes of a weight matrix, packed once for many MVMs.
 
     ``planes`` is ``uint64[R, A, S, cell_bits, ceil(rows/64), N]``: row block,
     array (differential: positive, negative; offset: the biased array), slice,
-    cell bit, 64-row word, column.
+    cell bit, 64-row word, column.  What is derived from the planes (:attr:`stored`,
+    :meth:`columns_for`) is cached on the object, so its planes are never changed in place: a
+    changed copy is made with ``dataclasses.replace``, which starts with an empty cache.
     """
 
     planes: np.ndarray
@@ -110,6 +117,7 @@ class PackedWeights:
     cell_bits: int
     weight_bits: int
     encoding: str
+    stored: lossless.StoredWeights
 
     @property
     def n_blocks(self) -> int:
@@ -120,6 +128,45 @@ class PackedWeights:
     def n_slices(self) -> int:
         """Number of weight slices per weight."""
         return self.planes.shape[2]
+
+    @property
+    def bias(self) -> int:
+        """The stored offset of the ``offset`` encoding (0 for ``differential``)."""
+        return 0 if self.encoding == "differential" else 1 << (self.weight_bits - 1)
+
+    @cached_property
+    def _split(self) -> dict:
+        return {}
+
+    def columns_for(self, peak_limit: int) -> _Split:
+        """The columns whose peak is at most ``peak_limit`` and the others (cached per limit)."""
+        split = self._split.get(peak_limit)
+        if split is None:
+            stored = self.stored
+            ok = stored.peaks <= peak_limit
+            cols, rest = np.flatnonzero(ok), np.flatnonzero(~ok)
+            if rest.size == 0:
+                split = _Split(cols, stored.weights, stored.block_l1, rest, None)
+            elif cols.size == 0:
+                split = _Split(cols, None, None, rest, self.planes)
+            else:
+                split = _Split(cols, np.ascontiguousarray(stored.weights[:, cols]),
+                               np.ascontiguousarray(stored.block_l1[:, cols]), rest,
+                               np.ascontiguousarray(self.planes[..., rest]))
+            self._split[peak_limit] = split
+        return split
+
+
+@dataclass(frozen=True, eq=False)
+class _Split:
+    """Columns of one packed matrix: ``lossless`` (their float32 weights and row blocks' L1
+    norms) and ``rest`` (their planes, for the bit-sliced kernels)."""
+
+    lossless: np.ndarray
+    weights: np.ndarray | None
+    block_l1: np.ndarray | None
+    rest: np.ndarray
+    rest_planes: np.ndarray | None
 
 
 def _check_int(name, value, low, high):
@@ -189,7 +236,8 @@ def pack_weights(w, *, rows: int, cell_bits: int, weight_bits: int,
     planes = np.empty((n_blocks, n_arrays, n_slices(weight_bits, cell_bits, encoding),
                        cell_bits, -(-rows // 64), n), np.uint64)
     _mvm.pack_weight_planes(w, rows, cell_bits, bias, planes)
-    return PackedWeights(planes, k, n, rows, cell_bits, weight_bits, encoding)
+    stored = lossless.stored_weights(w, rows, cell_bits, planes.shape[2], bias, n_arrays)
+    return PackedWeights(planes, k, n, rows, cell_bits, weight_bits, encoding, stored)
 
 
 def input_phases(input_bits: int, dac_bits: int, signed_inputs: bool):
@@ -217,7 +265,8 @@ def input_phases(input_bits: int, dac_bits: int, signed_inputs: bool):
 def crossbar_mvm_packed(x, packed: PackedWeights, *, dac_bits: int, input_bits: int,
                         adc_bits: int, adc_mode: str = "clip", adc_range=None,
                         signed_inputs: bool = False, noise_sigma: float = 0.0,
-                        seed: int = 0, group_rows=None, cells=None) -> np.ndarray:
+                        seed: int = 0, group_rows=None, cells=None,
+                        shortcut: bool = True) -> np.ndarray:
     """Hardware result of ``x @ w`` for weights packed by :func:`pack_weights`.
 
     ``x`` is an integer (batch x K) array.  Returns int64 (batch x N), or with
@@ -227,6 +276,10 @@ def crossbar_mvm_packed(x, packed: PackedWeights, *, dac_bits: int, input_bits: 
     :class:`~.nonideal.CellDeviation` of the same weights) adds the cells' stored-value
     deviations and state-dependent read noise (``nonideal.py``); with state-dependent read
     noise ``noise_sigma`` must be 0, as that noise replaces the fixed one.
+
+    Columns whose ADC cannot clip (``lossless.py``) are computed as the exact integer product,
+    the bits the bit-sliced kernels give them; ``shortcut=False`` runs the kernels on every
+    column (the benchmarks of the kernels, and tests holding both paths to the reference).
     """
     if not isinstance(packed, PackedWeights):
         raise ValueError("packed must come from pack_weights")
@@ -271,31 +324,80 @@ def crossbar_mvm_packed(x, packed: PackedWeights, *, dac_bits: int, input_bits: 
     out = np.zeros((x.shape[0], n_groups, packed.n), np.int64)
     if x.shape[0] == 0:
         return out if group_rows is not None else out[:, 0, :]
+    planes, target = packed.planes, out
+    if shortcut and cells is None and noise_sigma == 0.0 \
+            and (adc_mode == "clip" or adc_range == code_max):
+        planes, target = _lossless_columns(x, packed, out, code_max // ((1 << dac_bits) - 1),
+                                           _input_max(input_bits, signed_inputs), blocks_per_group)
+        if planes is None:
+            return out if group_rows is not None else out[:, 0, :]
+    _bit_sliced(x, packed, planes, target, dac_bits=dac_bits, input_bits=input_bits,
+                code_max=code_max, adc_mode=adc_mode, adc_range=adc_range,
+                signed_inputs=signed_inputs, noise_sigma=noise_sigma, seed=seed,
+                blocks_per_group=blocks_per_group, cells=cells)
+    if target is not out:
+        out[:, :, packed.columns_for(code_max // ((1 << dac_bits) - 1)).rest] = target
+    return out if group_rows is not None else out[:, 0, :]
+
+
+def _input_max(input_bits, signed_inputs):
+    """The largest input magnitude of ``input_bits``-bit inputs."""
+    return 1 << (input_bits - 1) if signed_inputs else (1 << input_bits) - 1
+
+
+def _lossless_columns(x, packed, out, peak_limit, x_max, blocks_per_group):
+    """Write the exact product of the columns that cannot clip into ``out``; return the planes
+    and output array the bit-sliced kernels still have to fill (``(None, None)`` when none)."""
+    split = packed.columns_for(peak_limit)
+    if split.lossless.size == 0:
+        return packed.planes, out
+    n_blocks, n_groups = packed.n_blocks, out.shape[1]
+    parts = [lossless.chunks(split.block_l1, g * blocks_per_group,
+                             min(n_blocks, (g + 1) * blocks_per_group), x_max, packed.rows, packed.k)
+             for g in range(n_groups)]
+    if any(p is None for p in parts):
+        return packed.planes, out  # beyond float64's integers: the kernels compute every column
+    every = split.rest.size == 0
+    for g, part in enumerate(parts):
+        y = lossless.exact_product(x, split.weights, part)
+        if every:
+            out[:, g, :] = y
+        else:
+            out[:, g, split.lossless] = y
+    if every:
+        return None, None
+    return split.rest_planes, np.zeros((out.shape[0], n_groups, split.rest.size), np.int64)
+
+
+def _bit_sliced(x, packed, planes, out, *, dac_bits, input_bits, code_max, adc_mode, adc_range,
+                signed_inputs, noise_sigma, seed, blocks_per_group, cells):
+    """The bit-sliced kernels on ``planes`` (every column of ``packed``, or some of them) into
+    ``out`` (zeroed), in the host's vector width."""
+    rows, cell_bits = packed.rows, packed.cell_bits
     kind, shift, nplanes, plane0, sign = input_phases(input_bits, dac_bits, bool(signed_inputs))
     arr_sign = np.array([1, -1] if packed.encoding == "differential" else [1], np.int64)
-    bias = 0 if packed.encoding == "differential" else 1 << (packed.weight_bits - 1)
+    bias = packed.bias
     key = np.uint64(noise_key(np.uint64(seed % (1 << 64))))
     width = vector_width()
     if cells is not None:
         dev, gsq, read_sigma = _check_cells(cells, packed, noise_sigma)
         _mvm.MVM_NONIDEAL[width](
-            x.astype(np.int64, copy=False), packed.planes, dev, gsq, out, rows, cell_bits,
+            x.astype(np.int64, copy=False), planes, dev, gsq, out, rows, cell_bits,
             blocks_per_group, kind, shift, nplanes, plane0, sign, arr_sign,
             _mvm.CLIP if adc_mode == "clip" else _mvm.SCALE, code_max, code_max / adc_range,
             adc_range / code_max, noise_sigma, read_sigma, key, bias, _batch_tile(x.shape[0]))
-        return out if group_rows is not None else out[:, 0, :]
+        return
     if rows == 128 and cell_bits == 2 and dac_bits == 1 and adc_mode == "clip" \
             and noise_sigma == 0.0 and input_bits <= 8:
-        _mvm.MVM_128X2[width](_input_bytes(x, signed_inputs), packed.planes, out,
+        _mvm.MVM_128X2[width](_input_bytes(x, signed_inputs), planes, out,
                               blocks_per_group, input_bits, bool(signed_inputs), code_max, bias,
                               _batch_tile(x.shape[0]))
-        return out if group_rows is not None else out[:, 0, :]
+        return
     _mvm.MVM_GENERIC[width](
-        x.astype(np.int64, copy=False), packed.planes, out, rows, cell_bits, blocks_per_group,
+        x.astype(np.int64, copy=False), planes, out, rows, cell_bits, blocks_per_group,
         kind, shift, nplanes, plane0, sign, arr_sign,
         _mvm.CLIP if adc_mode == "clip" else _mvm.SCALE, code_max, code_max / adc_range,
         adc_range / code_max, noise_sigma, key, bias, _TILE_B, _TILE_N)
-    return out if group_rows is not None else out[:, 0, :]
 
 
 def _check_cells(cells, packed, noise_sigma):
@@ -345,7 +447,7 @@ def crossbar_mvm(x, w, *, rows: int, cell_bits: int, dac_bits: int, input_bits: 
                  weight_bits: int, adc_bits: int, adc_mode: str = "clip", adc_range=None,
                  encoding: str = "differential", signed_inputs: bool = False,
                  noise_sigma: float = 0.0, seed: int = 0, group_rows=None,
-                 cells=None) -> np.ndarray:
+                 cells=None, shortcut: bool = True) -> np.ndarray:
     """Hardware result (int64, batch x N) of integer inputs ``x`` times weights ``w``.
 
     Packs ``w`` with :func:`pack_weights` and calls :func:`crossbar_mvm_packed`;
@@ -356,4 +458,4 @@ def crossbar_mvm(x, w, *, rows: int, cell_bits: int, dac_bits: int, input_bits: 
     return crossbar_mvm_packed(x, packed, dac_bits=dac_bits, input_bits=input_bits,
                                adc_bits=adc_bits, adc_mode=adc_mode, adc_range=adc_range,
                                signed_inputs=signed_inputs, noise_sigma=noise_sigma,
-                               seed=seed, group_rows=group_rows, cells=cells)
+                               seed=seed, group_rows=group_rows, cells=cells, shortcut=shortcut)

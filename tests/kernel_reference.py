@@ -126,3 +126,23 @@ def reference_dequantise(y, scale, bias):
     if bias is not None:
         out += np.asarray(bias, dtype=np.float64)[:, None]
     return out
+
+
+def reference_bounds(w, *, rows, cell_bits, weight_bits, encoding):
+    """``(peaks, block_l1)`` of ``xsim.kernels.lossless.weight_bounds``: per column the largest
+    sum over a row block's rows of one array's one slice's levels, and per (row block, column)
+    the sum of ``|w|``."""
+    w = np.asarray(w, np.int64)
+    k, n = w.shape
+    arrays, n_slices, _ = reference_arrays(w, weight_bits, cell_bits, encoding)
+    mask = (1 << cell_bits) - 1
+    n_blocks = -(-k // rows)
+    peaks = np.zeros(n, np.int64)
+    block_l1 = np.zeros((n_blocks, n))
+    for r in range(n_blocks):
+        ks = slice(r * rows, min(k, (r + 1) * rows))
+        block_l1[r] = np.abs(w[ks]).sum(axis=0)
+        for stored, _ in arrays:
+            for s in range(n_slices):
+                peaks = np.maximum(peaks, ((stored[ks] >> (s * cell_bits)) & mask).sum(axis=0))
+    return peaks, block_l1

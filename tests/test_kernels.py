@@ -44,15 +44,16 @@ shapes = st.tuples(st.integers(1, 3), st.integers(1, 300), st.integers(1, 9))
 
 @SETTINGS
 @given(cfg=configs, shape=shapes, extra_bits=st.integers(0, 2),
-       mode=st.sampled_from(["clip", "scale"]), seed=st.integers(0, 2**32))
-def test_lossless_equals_matmul(cfg, shape, extra_bits, mode, seed):
+       mode=st.sampled_from(["clip", "scale"]), shortcut=st.booleans(), seed=st.integers(0, 2**32))
+def test_lossless_equals_matmul(cfg, shape, extra_bits, mode, shortcut, seed):
     rng = np.random.default_rng(seed)
     batch, k, n = shape
     x = _inputs(rng, batch, k, cfg["input_bits"], cfg["signed_inputs"])
     w = _weights(rng, k, n, cfg["weight_bits"], cfg["encoding"])
     adc_bits = _lossless_adc_bits(cfg["rows"], cfg["cell_bits"], cfg["dac_bits"]) + extra_bits
     adc_range = (1 << adc_bits) - 1 if mode == "scale" else None
-    y = crossbar_mvm(x, w, adc_bits=adc_bits, adc_mode=mode, adc_range=adc_range, **cfg)
+    y = crossbar_mvm(x, w, adc_bits=adc_bits, adc_mode=mode, adc_range=adc_range,
+                     shortcut=shortcut, **cfg)
     assert y.dtype == np.int64 and y.shape == (batch, n)
     np.testing.assert_array_equal(y, x @ w)
 
@@ -60,8 +61,10 @@ def test_lossless_equals_matmul(cfg, shape, extra_bits, mode, seed):
 @SETTINGS
 @given(cfg=configs, shape=shapes, adc_bits=st.integers(1, 9),
        mode=st.sampled_from(["clip", "scale"]), range_factor=st.sampled_from([None, 0.37, 1.0, 2.5]),
-       blocks_per_group=st.sampled_from([None, 1, 2, 3]), seed=st.integers(0, 2**32))
-def test_lossy_matches_reference(cfg, shape, adc_bits, mode, range_factor, blocks_per_group, seed):
+       blocks_per_group=st.sampled_from([None, 1, 2, 3]), shortcut=st.booleans(),
+       seed=st.integers(0, 2**32))
+def test_lossy_matches_reference(cfg, shape, adc_bits, mode, range_factor, blocks_per_group,
+                                 shortcut, seed):
     rng = np.random.default_rng(seed)
     batch, k, n = shape
     x = _inputs(rng, batch, k, cfg["input_bits"], cfg["signed_inputs"])
@@ -71,7 +74,7 @@ def test_lossy_matches_reference(cfg, shape, adc_bits, mode, range_factor, block
         adc_range = range_factor * cfg["rows"] * ((1 << cfg["cell_bits"]) - 1)
     group_rows = None if blocks_per_group is None else blocks_per_group * cfg["rows"]
     kwargs = dict(adc_bits=adc_bits, adc_mode=mode, adc_range=adc_range, **cfg)
-    y = crossbar_mvm(x, w, group_rows=group_rows, **kwargs)
+    y = crossbar_mvm(x, w, group_rows=group_rows, shortcut=shortcut, **kwargs)
     np.testing.assert_array_equal(y, reference_mvm(x, w, group_rows=group_rows, **kwargs))
     if group_rows is not None:
         assert y.shape == (batch, -(-k // group_rows), n)
@@ -236,6 +239,8 @@ def test_specialised_path_matches_reference(encoding, signed, adc_bits):
     w = _weights(rng, 300, 19, 8, encoding)
     kwargs = dict(rows=128, cell_bits=2, dac_bits=1, input_bits=8, weight_bits=8,
                   adc_bits=adc_bits, encoding=encoding, signed_inputs=signed)
-    np.testing.assert_array_equal(crossbar_mvm(x, w, **kwargs), reference_mvm(x, w, **kwargs))
-    y = crossbar_mvm(x, w, group_rows=256, **kwargs)
-    np.testing.assert_array_equal(y, reference_mvm(x, w, group_rows=256, **kwargs))
+    for shortcut in (False, True):
+        np.testing.assert_array_equal(crossbar_mvm(x, w, shortcut=shortcut, **kwargs),
+                                      reference_mvm(x, w, **kwargs))
+        y = crossbar_mvm(x, w, group_rows=256, shortcut=shortcut, **kwargs)
+        np.testing.assert_array_equal(y, reference_mvm(x, w, group_rows=256, **kwargs))

@@ -84,11 +84,11 @@ class TaskMasks:
 
     ``tier1``: first-instance PE indices of the mapping that hold task weights.  ``tier2``: float64
     scales of length ``mapping.tier2_columns`` (``None``: no tier-2 scaling, every column 1).
-    ``task_weights``: layer name → int64 weights of the layer's ``weight_shape``, in the same
-    per-channel scale as the backbone's quantised weights; only the entries inside the layer's
-    tier-1 PEs are used, and every layer with a tier-1 PE needs one.  Instances compare and hash
-    by identity (the functional model caches the packed weights of a task per instance); arrays
-    are copied and made read-only.  Check against a mapping with :meth:`validate`.
+    ``task_weights``: layer name → integer weights of the layer's ``weight_shape`` (kept in their
+    integer dtype), in the same per-channel scale as the backbone's quantised weights; only the
+    entries inside the layer's tier-1 PEs are used, and every layer with a tier-1 PE needs one.
+    Instances compare and hash by identity (the functional model caches the packed weights of a
+    task per instance); arrays are copied and made read-only.  Check against a mapping with :meth:`validate`.
     """
 
     tier1: frozenset[int] = frozenset()
@@ -114,7 +114,7 @@ class TaskMasks:
             w = np.asarray(w)
             if not np.issubdtype(w.dtype, np.integer):
                 raise ValueError(f"task weights of layer {name!r} must be integers, got {w.dtype}")
-            weights[name] = _frozen_array(w, np.int64)
+            weights[name] = _frozen_array(w, w.dtype)
         object.__setattr__(self, "task_weights", weights)
 
     @classmethod
@@ -169,10 +169,11 @@ class TaskMasks:
             shape = network[name].weight_shape
             if w.shape != shape:
                 raise ValueError(f"task weights of layer {name!r} must have shape {shape}, got {w.shape}")
-            if w.size and int(np.abs(w).max()) > qmax:
+            # From the extremes, not np.abs: abs wraps the most negative value of a narrow dtype.
+            peak = max(-int(w.min()), int(w.max())) if w.size else 0
+            if peak > qmax:
                 raise ValueError(f"task weights of layer {name!r} must lie in [-{qmax}, {qmax}] "
-                                 f"({mapping.weight_bits}-bit symmetric), got |w| up to "
-                                 f"{int(np.abs(w).max())}")
+                                 f"({mapping.weight_bits}-bit symmetric), got |w| up to {peak}")
         for lm in mapping.layers:
             if self.tier1_in(lm) and lm.layer.name not in self.task_weights:
                 raise ValueError(f"layer {lm.layer.name!r} has tier-1 PEs {list(self.tier1_in(lm))} "

@@ -20,9 +20,10 @@ does, one layer at a time:
 3. with tier-2 scales the kernel returns one partial sum per PE row group
    (``group_rows = row_blocks_per_pe · rows``, see :class:`~xsim.functional.masks.PeGrid`), and
    each (PE, column) partial sum is multiplied by its scale before the PEs' sums are added;
-   tier-1 PEs compute with the task's integer weights in their (rows, columns) block.  A task's
-   packed planes are the backbone's with only those blocks repacked (packing is local to a row
-   block and a column); a layer whose task weights equal the backbone's shares its planes and cells;
+   tier-1 PEs compute with the task's integer weights in their (rows, columns) block.  A layer
+   whose tier-1 PEs changed weights is packed anew from the task's matrix (packing a layer costs
+   far less than running it); a layer whose task weights equal the backbone's shares its planes
+   and cells;
 4. the digital units (float64) dequantise by ``input scale × weight scale[n]``, add the bias and
    apply the activation; pooling, residual adds and flatten follow :mod:`xsim.functional.reference`.
 
@@ -194,37 +195,6 @@ class CrossbarNetwork:
                                  cell_bits=s.cell_bits, weight_bits=s.weight_bits, encoding=s.encoding)
             for g in range(ql.layer.groups))
 
-    def _repack(self, ql: QuantisedLayer, packed: tuple[kernels.PackedWeights, ...], matrix: np.ndarray,
-                pes: tuple[int, ...]) -> tuple[kernels.PackedWeights, ...]:
-        """``packed`` (the backbone's groups) with the blocks of the PEs ``pes`` packed from ``matrix``.
-
-        Packing is local: the planes of rows ``[r·rows, (r+1)·rows)`` and column ``n`` hold only
-        those weights, so a PE's row blocks × columns, packed on their own, are the same slice of
-        the planes of the whole matrix.  A PE's rows are widened to whole row blocks (repacked
-        from ``matrix`` too, so a block shared with another PE stays right); a block whose weights
-        are the backbone's is not repacked.
-        """
-        s = self.settings
-        ng = ql.layer.out_channels // ql.layer.groups
-        k = matrix.shape[0]
-        planes = [None] * len(packed)
-        for index in pes:
-            p = self.mapping.pes[index]
-            r0, r1 = p.row_start // s.rows, -(-p.row_stop // s.rows)
-            rows = slice(r0 * s.rows, min(k, r1 * s.rows))
-            for g in range(ql.layer.groups):
-                c0, c1 = max(p.col_start, g * ng), min(p.col_stop, (g + 1) * ng)
-                if c0 >= c1 or np.array_equal(matrix[rows, c0:c1], ql.matrix[rows, c0:c1]):
-                    continue
-                block = kernels.pack_weights(matrix[rows, c0:c1].astype(np.int64), rows=s.rows,
-                                             cell_bits=s.cell_bits, weight_bits=s.weight_bits,
-                                             encoding=s.encoding)
-                if planes[g] is None:
-                    planes[g] = packed[g].planes.copy()
-                planes[g][r0:r1, ..., c0 - g * ng : c1 - g * ng] = block.planes
-        return tuple(base if new is None else replace(base, planes=new)
-                     for base, new in zip(packed, planes))
-
     @property
     def _read_noise(self) -> bool:
         return self.settings.noise_sigma > 0 or (self.device is not None and self.device.read_sigma > 0)
@@ -289,7 +259,7 @@ class CrossbarNetwork:
                 programs[lm.layer.name] = _Program(base.matrix, base.packed, self._tier2(ql, masks),
                                                    ql.act, base.cells)
             else:
-                programs[lm.layer.name] = _Program(matrix, self._repack(ql, base.packed, matrix, pes),
+                programs[lm.layer.name] = _Program(matrix, self._pack(ql, matrix),
                                                    self._tier2(ql, masks), ql.act, self._cells(ql, matrix))
         if masks.tier1 or (masks.tier2 is not None and np.any(masks.tier2 != 1.0)):
             effective = self._effective(masks, programs)
