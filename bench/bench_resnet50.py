@@ -15,6 +15,10 @@ image and for a batch of ``--batch`` images (16) run by one :meth:`CrossbarNetwo
 * the process's peak resident memory (``ru_maxrss``, which includes numba's allocations);
 * the logits' relative error and top-1 agreement against the float64 reference;
 * the host (CPU model) and the kernels' vector width;
+* how many of the network's crossbar columns cannot clip (their largest possible column sums fit
+  the ADC: ``kernels/lossless.py``), which ``crossbar_mvm_packed`` computes as an exact integer
+  product on BLAS, and one image with every column through the bit-sliced kernels instead
+  (``shortcut=False``), interleaved with the default: the same logits, bit for bit;
 * with programming error and device variation on (``cell.nonideal``: the arch's one-shot
   ``row_parallel`` programming error, ``variation.sigma`` of ``--variation``, 0.05), the setup
   time (drawing every cell's deviation), the wall time of one image (median of ``--repeats``,
@@ -51,12 +55,13 @@ class KernelTimer:
     def __init__(self) -> None:
         self.seconds = 0.0
         self.calls = 0
+        self.shortcut = True
         self._inner = functional_network.kernels.crossbar_mvm_packed
 
     def __call__(self, *args, **kwargs):
         start = time.perf_counter()
         try:
-            return self._inner(*args, **kwargs)
+            return self._inner(*args, shortcut=self.shortcut, **kwargs)
         finally:
             self.seconds += time.perf_counter() - start
             self.calls += 1
@@ -90,6 +95,11 @@ def main() -> None:
           f"{arch.crossbar.encoding} encoding; {mapping.crossbars} crossbars, {mapping.pe_count} PEs")
     print(f"host: {_target.host_cpu_model()}; kernels run {vector_width()}-bit code")
     print(f"setup (quantise, calibrate on 2 images, pack): {setup_s:.2f} s")
+    code_max = (1 << arch.adc_bits) - 1
+    packs = [p for prog in model.program(None).values() for p in prog.packed]
+    lossless = sum(p.columns_for(code_max // ((1 << arch.dac_bits) - 1)).lossless.size for p in packs)
+    print(f"crossbar columns that cannot clip (an exact product on BLAS): {lossless:,} of "
+          f"{sum(p.n for p in packs):,}")
     timer = KernelTimer()
     functional_network.kernels.crossbar_mvm_packed = timer
     try:
@@ -119,11 +129,35 @@ def main() -> None:
                   f"(kernel {k:.3f} s, rest {per_image - k:.3f} s); float32 numpy {fper:.3f} "
                   f"s/image; crossbar/float32 {ratio:.2f}x; logits rel error {rel:.4f}, top-1 "
                   f"agreement {agree:.2f}")
+        kernels_only(model, network, workload, timer, args.repeats)
     finally:
         functional_network.kernels.crossbar_mvm_packed = timer._inner
     nonideal_run(arch, mapping, weights, network, model, workload, args)
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"peak memory (max RSS, whole run): {peak_gib:.2f} GiB")
+
+
+def kernels_only(model, network, workload, timer, repeats) -> None:
+    """One image with every column through the bit-sliced kernels, against the default."""
+    image = synthetic_inputs(network, 1, workload.seed)
+    runs = []
+    for _ in range(repeats):
+        out = []
+        for shortcut in (True, False):
+            timer.shortcut, timer.seconds = shortcut, 0.0
+            start = time.perf_counter()
+            logits = model.run(image)
+            out.append((time.perf_counter() - start, timer.seconds, logits))
+        runs.append(out)
+    timer.shortcut = True
+    same = all(np.array_equal(a[2], b[2]) for a, b in runs)
+    t_default = statistics.median(a[0] for a, _ in runs)
+    t_kernels = statistics.median(b[0] for _, b in runs)
+    k_kernels = statistics.median(b[1] for _, b in runs)
+    print(f"  1 image, every column through the bit-sliced kernels (shortcut=False), median of "
+          f"{repeats}: {t_kernels:.3f} s/image (kernel {k_kernels:.3f} s); the default "
+          f"{t_default:.3f} s is {statistics.median(b[0] / a[0] for a, b in runs):.2f}x faster; "
+          f"logits {'bit for bit the same' if same else 'DIFFER'}")
 
 
 def compare(logits, reference) -> tuple[float, float]:

@@ -77,7 +77,8 @@ def weight_bounds(w, rows, cell_bits, n_slices, bias, n_arrays, peaks, block_l1)
 class StoredWeights:
     """What the planes of one :class:`~.crossbar.PackedWeights` hold, for the exact product.
 
-    ``weights`` float32 ``(K, N)``, the weights themselves; ``peaks`` int64 ``(N,)`` and
+    ``weights`` ``(K, N)``, the weights themselves (float32, or float64 where a weight reaches
+    ``2**24``); ``peaks`` int64 ``(N,)`` and
     ``block_l1`` float64 ``(R, N)`` (see :func:`weight_bounds`).  Read-only.
     """
 
@@ -93,7 +94,9 @@ def stored_weights(w: np.ndarray, rows: int, cell_bits: int, n_slices: int, bias
     peaks = np.empty(n, np.int64)
     block_l1 = np.empty((-(-k // rows), n), np.float64)
     weight_bounds(w, rows, cell_bits, n_slices, bias, n_arrays, peaks, block_l1)
-    weights = w.astype(np.float32)
+    # float32 holds every integer below 2**24 exactly; wider weights are kept in float64.
+    limit = max(-int(w.min()), int(w.max())) if w.size else 0
+    weights = w.astype(np.float32 if limit < (1 << 24) else np.float64)
     for arr in (weights, peaks, block_l1):
         arr.flags.writeable = False
     return StoredWeights(weights, peaks, block_l1)
@@ -127,15 +130,18 @@ def chunks(block_l1: np.ndarray, first: int, stop: int, x_max: int, rows: int, k
 
 
 def exact_product(x: np.ndarray, weights: np.ndarray, parts) -> np.ndarray:
-    """``x @ weights`` over the row ranges ``parts`` (from :func:`chunks`), float64, exact."""
+    """``x @ weights`` over the row ranges ``parts`` (from :func:`chunks`), exact: in the one
+    part's float type, or float64 summed over several."""
     if len(parts) == 1:
         k0, k1, dtype = parts[0]
         return np.matmul(x[:, k0:k1].astype(dtype), weights[k0:k1].astype(dtype, copy=False),
-                         dtype=dtype).astype(np.float64)
+                         dtype=dtype)
+    lo = parts[0][0]
     total = np.zeros((x.shape[0], weights.shape[1]), np.float64)
     xf = {}
     for k0, k1, dtype in parts:
-        if dtype not in xf:
-            xf[dtype] = x.astype(dtype)
-        total += np.matmul(xf[dtype][:, k0:k1], weights[k0:k1].astype(dtype, copy=False), dtype=dtype)
+        if dtype not in xf:  # the inputs of these rows, converted once per float type
+            xf[dtype] = x[:, lo : parts[-1][1]].astype(dtype)
+        total += np.matmul(xf[dtype][:, k0 - lo : k1 - lo], weights[k0:k1].astype(dtype, copy=False),
+                           dtype=dtype)
     return total

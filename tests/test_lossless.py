@@ -123,8 +123,26 @@ def test_products_past_float32_stay_exact():
         assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))
         np.testing.assert_array_equal(crossbar_mvm(x, w, **kw), x @ w)
         np.testing.assert_array_equal(crossbar_mvm(x, w, shortcut=False, **kw), x @ w)
+        # Per group of row blocks (tier 2's partial sums): each group's chunks on their own.
+        grouped = crossbar_mvm(x, w, group_rows=24 * rows, **kw)
+        np.testing.assert_array_equal(grouped, crossbar_mvm(x, w, group_rows=24 * rows,
+                                                            shortcut=False, **kw))
+        np.testing.assert_array_equal(grouped.sum(axis=1), x @ w)
 
 
 def test_beyond_float64_keeps_the_kernels():
     l1 = np.full((2, 1), float(1 << 40))
     assert lossless.chunks(l1, 0, 2, (1 << 14), 128, 256) is None
+
+
+def test_wide_weights_stay_exact():
+    # 30-bit weights of sparse bits: their slices hold one level (every column lossless), their
+    # values lie beyond float32's integers, so they are kept and multiplied in float64.
+    w = np.array([[(1 << 28) + 1, -((1 << 28) + 5)], [(1 << 26) + 1, 3]] * 3, np.int64)
+    x = np.array([[255, 1, 7, 0, 200, 13], [3, 254, 0, 1, 9, 255]], np.int64)
+    kw = dict(rows=4, cell_bits=2, dac_bits=1, input_bits=8, weight_bits=30, adc_bits=8,
+              encoding="differential")
+    packed = pack_weights(w, rows=4, cell_bits=2, weight_bits=30, encoding="differential")
+    assert packed.stored.weights.dtype == np.float64
+    assert packed.columns_for(255).rest.size == 0
+    np.testing.assert_array_equal(crossbar_mvm(x, w, **kw), x @ w)
