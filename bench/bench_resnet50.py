@@ -5,7 +5,8 @@ Setup: arch/isaac128.yaml (128x128 crossbars, 2-bit cells, 1-bit DACs, 8-bit cli
 (8-bit weights and inputs, synthetic seeded weights), activation scales calibrated on two synthetic
 images.  Prints, after one warm-up inference (JIT compilation, first-touch allocations), for one
 image and for a batch of ``--batch`` images (16) run by one :meth:`CrossbarNetwork.run` call (as
-``xsim run --functional --images N`` does per task):
+``xsim run --lifetime`` does per task and checkpoint, and ``xsim learn`` when it evaluates; ``xsim
+run --functional --images N`` runs image by image, keeping every layer's output to compare):
 
 * the wall time per image (median of ``--repeats``, of ``--batch-repeats`` for the batch), split
   into time inside ``xsim.kernels.crossbar_mvm_packed`` and the rest (quantisation, im2col,

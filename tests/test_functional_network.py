@@ -348,3 +348,31 @@ def test_effective_weights_kept_from_calibration_equal_recomputed_ones(mlp):
     # Laid out like the float weights (C order): BLAS's summation order can follow the layout.
     assert all(first[k][0].flags.c_contiguous for k in first)
     assert model.effective_weights(None) is model.weights
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.8])
+def test_a_batch_equals_its_images_run_one_by_one(monkeypatch, noise):
+    # A batch larger than a pass goes through the network a few images at a time: the logits
+    # are the whole batch's, and each image's own, bit for bit, under tier-1 and tier-2 masks
+    # (a lossy ADC keeps the bit-sliced kernels); with read noise the batch runs whole, as an
+    # image's noise stream follows its place in the batch.
+    from xsim.functional import network as functional_network
+
+    arch = load_arch(ARCH / "isaac128.yaml", {**SMALL, "components.adc.bits": 6})
+    net = ZOO["lenet5"]()
+    mapping = map_network(arch, net, weight_bits=8, input_bits=8)
+    weights = synthetic_weights(net, 2)
+    model = CrossbarNetwork(mapping, weights, synthetic_inputs(net, 4, 3), noise_sigma=noise)
+    lm = mapping.layers[1]
+    masks = TaskMasks(tier1={lm.pes[0]}, tier2=np.full(mapping.tier2_columns, 0.75),
+                      task_weights={lm.layer.name: np.zeros(lm.layer.weight_shape, np.int64)})
+    images = 2 * functional_network._RUN_IMAGES + 1
+    x = synthetic_inputs(net, images, 5)
+    for m in (None, masks):
+        parts = model.run(x, m)
+        with monkeypatch.context() as patch:
+            patch.setattr(functional_network, "_RUN_IMAGES", images)
+            whole = model.run(x, m)
+        np.testing.assert_array_equal(parts, whole)
+        one = np.concatenate([model.run(x[i : i + 1], m) for i in range(images)])
+        assert np.array_equal(whole, one) == (noise == 0.0)

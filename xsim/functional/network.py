@@ -71,6 +71,8 @@ _TASK_CACHE = 4
 # Patches (output pixels of one or more images) per kernel call of a conv layer: enough rows for
 # every thread, few enough that a call's patches and int64 results stay a few tens of MB.
 _CHUNK_ROWS = 8192
+# Images per pass of CrossbarNetwork.run through the network (a larger batch goes in such parts).
+_RUN_IMAGES = 4
 
 
 @dataclass(frozen=True)
@@ -400,7 +402,15 @@ class CrossbarNetwork:
             compute = self._conv if layer.kind == "conv" else self._linear
             return compute(self.layers[layer.name], programs[layer.name], src, exact)
 
-        return run_graph(net, batch, weight_layer, return_all=return_all, single=single)
+        if return_all or self._read_noise or batch.shape[0] <= _RUN_IMAGES:
+            return run_graph(net, batch, weight_layer, return_all=return_all, single=single)
+        # A few images at a time through the whole network: every image's figures are its own
+        # (integer crossbar sums, elementwise digital steps), and a few images' feature maps stay
+        # in cache between layers where a large batch's would not.  (Read noise is seeded by the
+        # image's place in the batch: such a batch runs whole.)
+        return np.concatenate([run_graph(net, batch[i : i + _RUN_IMAGES], weight_layer,
+                                         return_all=False, single=False)
+                               for i in range(0, batch.shape[0], _RUN_IMAGES)])
 
     def reference(self, x: np.ndarray, masks: TaskMasks | None = None, *, return_all: bool = False,
                   dtype: type[np.floating] = np.float64) -> np.ndarray | dict[str, np.ndarray]:
