@@ -1,7 +1,8 @@
 """Bit-sliced crossbar kernels (numba): pure functions over numpy arrays.
 
 ``crossbar_mvm`` / ``crossbar_mvm_packed`` give the bit-accurate result of an
-ISAAC-class crossbar matrix-vector product (see ``crossbar.py`` for the model);
+ISAAC-class crossbar matrix-vector product (see ``crossbar.py`` for the model; columns whose
+ADC cannot clip come from an exact integer product, ``lossless.py``);
 ``vector_width`` says which compiled variant (256- or 512-bit) this host runs
 (``_target.py``).
 """
