@@ -211,9 +211,11 @@ def pack_weights(w, *, rows: int, cell_bits: int, weight_bits: int,
                  encoding: str = "differential") -> PackedWeights:
     """Pack signed integer weights ``w`` (K x N) into crossbar cell bit-planes.
 
-    The packed size is ``A * n_slices * cell_bits`` bits per weight (padded to 64
+    The planes take ``A * n_slices * cell_bits`` bits per weight (padded to 64
     rows per row block), e.g. 2 bytes per 8-bit weight with 2-bit cells under the
-    differential encoding; packing allocates nothing else.
+    differential encoding; beside them ``stored`` keeps the weights as float32 (4 bytes
+    each, float64 from 2**24) and per-column bounds, for the exact product of the columns
+    that cannot clip (``lossless.py``).
     """
     rows = _check_int("rows", rows, 1, 1 << 20)
     cell_bits = _check_int("cell_bits", cell_bits, 1, 8)
