@@ -17,7 +17,7 @@ from .crossbar import (
     n_slices,
     pack_weights,
 )
-from .layout import dequantise_into
+from .layout import dequantise_into, quantise_codes
 from .nonideal import CellDeviation, cell_deviation, stored_levels
 
 __all__ = [
@@ -31,5 +31,6 @@ __all__ = [
     "input_phases",
     "n_slices",
     "pack_weights",
+    "quantise_codes",
     "vector_width",
 ]

@@ -1,4 +1,9 @@
-"""Crossbar results into feature maps: scale, bias and transpose in one cache-friendly pass.
+"""Feature maps into crossbar inputs and crossbar results into feature maps, one pass each.
+
+:func:`quantise_codes` turns a float64 tensor into a layer's integer input codes,
+``code = clip(rint(x * (1/scale)), low, high)`` in the codes' narrow dtype, exactly what the numpy
+expression gives (``tests/kernel_reference.py``, ``reference_quantise``), in one pass instead of
+four (product, rounding, clip, cast).
 
 A conv layer's crossbar call returns one row per output pixel, ``y`` (P, N), but the network's
 tensors are channel maps (N, P). :func:`dequantise_into` writes ``out[n, p] = y[p, n] * scale[n]``
@@ -14,6 +19,8 @@ import numpy as np
 from numba import njit
 
 from ._settings import JIT
+
+_CODE_DTYPES = (np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32)
 
 _TILE = 32
 """pixels per tile: a tile's rows of ``y`` stay in the L1 cache while its columns are written"""
@@ -50,3 +57,36 @@ def dequantise_into(y: np.ndarray, scale: np.ndarray, bias: np.ndarray | None,
         raise ValueError(f"scale and bias must have {y.shape[1]} entries")
     b = scale if bias is None else np.ascontiguousarray(bias, dtype=np.float64)
     _dequantise(np.ascontiguousarray(y), scale, b, bias is not None, out)
+
+
+@njit(**JIT)
+def _quantise(x, inv, low, high, out):
+    for i in range(x.size):
+        v = np.rint(x[i] * inv)
+        if v < low:
+            v = low
+        elif v > high:
+            v = high
+        out[i] = v
+
+
+def quantise_codes(x: np.ndarray, inv_scale: float, low: int, high: int,
+                   dtype: np.dtype) -> np.ndarray:
+    """``clip(rint(x * inv_scale), low, high)`` as ``dtype`` (an integer type of at most 32 bits
+    holding ``[low, high]``), ``x`` any shape of float64; see the module docstring.  A
+    non-contiguous ``x`` is read through the numpy expression."""
+    dtype = np.dtype(dtype)
+    if dtype not in _CODE_DTYPES:
+        raise ValueError(f"codes must be one of {[np.dtype(d).name for d in _CODE_DTYPES]}, got {dtype}")
+    info = np.iinfo(dtype)
+    if not info.min <= low <= high <= info.max:
+        raise ValueError(f"[{low}, {high}] does not fit {dtype}")
+    x = np.asarray(x)
+    if x.dtype != np.float64 or not x.flags.c_contiguous:
+        q = np.multiply(x, inv_scale, dtype=np.float64)
+        np.rint(q, out=q)
+        np.clip(q, low, high, out=q)
+        return q.astype(dtype)
+    out = np.empty(x.shape, dtype)
+    _quantise(x.reshape(-1), float(inv_scale), float(low), float(high), out.reshape(-1))
+    return out

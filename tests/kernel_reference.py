@@ -146,3 +146,12 @@ def reference_bounds(w, *, rows, cell_bits, weight_bits, encoding):
             for s in range(n_slices):
                 peaks = np.maximum(peaks, ((stored[ks] >> (s * cell_bits)) & mask).sum(axis=0))
     return peaks, block_l1
+
+
+def reference_quantise(x, inv_scale, low, high, dtype):
+    """A layer's input codes: ``clip(rint(x * inv_scale), low, high)`` in ``dtype``
+    (``xsim/kernels/layout.py``, ``quantise_codes``)."""
+    q = np.multiply(x, inv_scale, dtype=np.float64)
+    np.rint(q, out=q)
+    np.clip(q, low, high, out=q)
+    return q.astype(dtype)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from xsim.functional.reference import forward_float_each
+from xsim.kernels import quantise_codes
 from xsim.models.graph import Network
 
 # Producers whose output keeps the sign of their (first) input.
@@ -93,10 +94,7 @@ class ActivationQuantiser:
 
     def quantise(self, x: np.ndarray) -> np.ndarray:
         """Integer codes of ``x`` (any shape), saturating outside the calibrated range."""
-        q = np.multiply(x, 1.0 / self.scale, dtype=np.float64)
-        np.rint(q, out=q)
-        np.clip(q, self.low, self.high, out=q)
-        return q.astype(self.dtype)
+        return quantise_codes(x, 1.0 / self.scale, self.low, self.high, self.dtype)
 
 
 def nonnegative_tensors(network: Network) -> frozenset[str]:
