@@ -105,9 +105,12 @@ class PackedWeights:
 
     ``planes`` is ``uint64[R, A, S, cell_bits, ceil(rows/64), N]``: row block,
     array (differential: positive, negative; offset: the biased array), slice,
-    cell bit, 64-row word, column.  What is derived from the planes (:attr:`stored`,
-    :meth:`columns_for`) is cached on the object, so its planes are never changed in place: a
-    changed copy is made with ``dataclasses.replace``, which starts with an empty cache.
+    cell bit, 64-row word, column.  ``stored`` holds the same weights as floats, with their
+    bounds, for the exact product of the columns that cannot clip (``lossless.py``), and
+    :meth:`columns_for` caches its split of the columns on the object: only
+    :func:`pack_weights` builds one, and neither its planes nor ``stored`` are changed after
+    (other weights are packed anew; ``dataclasses.replace`` of the planes alone would leave
+    ``stored`` describing the old ones).
     """
 
     planes: np.ndarray
@@ -159,7 +162,7 @@ class PackedWeights:
 
 @dataclass(frozen=True, eq=False)
 class _Split:
-    """Columns of one packed matrix: ``lossless`` (their float32 weights and row blocks' L1
+    """Columns of one packed matrix: ``lossless`` (their float weights and row blocks' L1
     norms) and ``rest`` (their planes, for the bit-sliced kernels)."""
 
     lossless: np.ndarray

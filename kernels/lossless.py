@@ -2,13 +2,14 @@
 
 With a clip ADC (or a scale ADC whose step is 1, ``adc_range == 2**adc_bits - 1``) and no read
 noise nor cell deviation, a conversion differs from its column sum only when the sum exceeds
-the ADC's largest code ``L``.  Every column sum of a (row block, array, slice) is
-``P = sum_rows x_phase * level <= (2**dac_bits - 1) * sum_rows level``, a bound that depends on
-the stored levels alone.  :func:`unpack_planes` takes it from the packed planes, per column, as
-``peak`` (the largest level sum of any row block, array and slice of the column).  A column
-with ``peak * (2**dac_bits - 1) <= L`` never clips, whatever the input, so its shift-and-add
-returns the column's exact integer dot product: the bits of the bit-sliced kernels, which
-``crossbar.py`` then computes as ``x @ w`` on BLAS (:func:`exact_product`).
+the ADC's largest code ``L`` (a column sum is never negative).  Every column sum of a (row
+block, array, slice) is ``P = sum_rows x_phase * level <= (2**dac_bits - 1) * sum_rows level``,
+a bound that depends on the stored levels alone.  :func:`weight_bounds` takes it from the
+weights as they are packed, per column, as ``peak`` (the largest level sum of any row block,
+array and slice of the column).  A column with ``peak * (2**dac_bits - 1) <= L`` never clips,
+whatever the input, so its shift-and-add returns the column's exact integer dot product: the
+bits of the bit-sliced kernels, which ``crossbar.py`` then computes as ``x @ w`` on BLAS
+(:func:`exact_product`).
 
 The product is exact in floating point, not approximately right: every partial sum BLAS forms
 is a sum of a subset of the terms ``x_k * w_kn``, so its magnitude is at most
@@ -52,19 +53,22 @@ def weight_bounds(w, rows, cell_bits, n_slices, bias, n_arrays, peaks, block_l1)
         l1[:] = 0.0
         for k in range(r * rows, min(k_total, (r + 1) * rows)):
             row = w[k]
+            # Loops over the columns innermost, over contiguous rows: LLVM vectorises them.
+            for n in range(n_cols):
+                l1[n] += abs(np.int64(row[n]))
             for a in range(n_arrays):
-                for n in range(n_cols):
-                    v = np.int64(row[n])
-                    if a == 0:
-                        l1[n] += abs(v)
+                for s in range(n_slices):
+                    lv = levels[a, s]
+                    shift = s * cell_bits
                     if n_arrays == 1:
-                        mag = v + bias
+                        for n in range(n_cols):
+                            lv[n] += ((np.int64(row[n]) + bias) >> shift) & mask
                     elif a == 0:
-                        mag = max(v, 0)
+                        for n in range(n_cols):
+                            lv[n] += (max(np.int64(row[n]), 0) >> shift) & mask
                     else:
-                        mag = max(-v, 0)
-                    for s in range(n_slices):
-                        levels[a, s, n] += (mag >> (s * cell_bits)) & mask
+                        for n in range(n_cols):
+                            lv[n] += (max(-np.int64(row[n]), 0) >> shift) & mask
         for a in range(n_arrays):
             for s in range(n_slices):
                 lv = levels[a, s]
