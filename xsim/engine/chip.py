@@ -121,7 +121,7 @@ class PeGroup:
 class _Bound:
     """A plan with its server keys replaced by the servers (tuples of (server or None, ps))."""
 
-    __slots__ = ("fetch", "drain", "unit", "read", "deliver")
+    __slots__ = ("fetch", "drain", "steps", "unit", "read", "deliver")
 
     def __init__(self, wiring: _Wiring, fetch=(), drain=(), read=(), unit=(), deliver=()) -> None:
         self.fetch = wiring.bind_fork(fetch)
@@ -132,6 +132,8 @@ class _Bound:
             else:
                 merged.append(fork)
         self.drain = tuple(merged)
+        self.steps = tuple(_drain_step(f) for f in self.drain)
+        """the drain as a replica's loop takes it (:func:`_drain_step`), made once per wiring"""
         self.read = wiring.bind_fork(read)
         self.unit = wiring.bind_path(unit)
         self.deliver = tuple(wiring.bind_fork(f) for f in deliver)
@@ -651,7 +653,7 @@ class ChipModel:
         env, counters, timeline = self.env, self.counters, self.timeline
         activity = self.activity[node.index]
         mvm, fetch, name, home, index = rp.mvm_ps, bound[0].fetch, node.name, rp.home, node.index
-        drains = [tuple(_drain_step(f) for f in b.drain) for b in bound]
+        drains = [b.steps for b in bound]
         per_image = sum(rp.share) * mvm
         fine = self.mode == "fine"
         window = self.window_start
