@@ -229,9 +229,11 @@ def task_masks_from_tasks(tasks: Any, task: str) -> TaskMasks | None:
     head_matrix[:, : head_task.shape[1]] = head_task
     tier1 = set(tasks.tier1[task])
     matrices = {head.layer.name: head_matrix}
+    # The narrowest type that holds the weights: the masks keep a private copy of each layer.
+    narrow = np.min_scalar_type(-tasks.limit)
     for lm in mapping.layers:
         if lm is not head and any(p in tier1 for p in lm.pes):
-            matrices[lm.layer.name] = tasks.task_weights(task, lm.layer.name)
+            matrices[lm.layer.name] = tasks.task_weights(task, lm.layer.name).astype(narrow)
     tier1.update(p for p in head.pes[: head.pes_per_replica] if mapping.pes[p].col_start < head_task.shape[1])
     tier2 = tasks.tier2.get(task)
     if tier2 is not None:
