@@ -329,10 +329,11 @@ def crossbar_mvm_packed(x, packed: PackedWeights, *, dac_bits: int, input_bits: 
     out = np.zeros((x.shape[0], n_groups, packed.n), np.int64)
     if x.shape[0] == 0:
         return out if group_rows is not None else out[:, 0, :]
-    planes, target = packed.planes, out
+    planes, target, split = packed.planes, out, None
     if shortcut and cells is None and noise_sigma == 0.0 \
             and (adc_mode == "clip" or adc_range == code_max):
-        planes, target = _lossless_columns(x, packed, out, code_max // ((1 << dac_bits) - 1),
+        split = packed.columns_for(code_max // ((1 << dac_bits) - 1))
+        planes, target = _lossless_columns(x, packed, split, out,
                                            _input_max(input_bits, signed_inputs), blocks_per_group)
         if planes is None:
             return out if group_rows is not None else out[:, 0, :]
@@ -341,7 +342,7 @@ def crossbar_mvm_packed(x, packed: PackedWeights, *, dac_bits: int, input_bits: 
                 signed_inputs=signed_inputs, noise_sigma=noise_sigma, seed=seed,
                 blocks_per_group=blocks_per_group, cells=cells)
     if target is not out:
-        out[:, :, packed.columns_for(code_max // ((1 << dac_bits) - 1)).rest] = target
+        out[:, :, split.rest] = target
     return out if group_rows is not None else out[:, 0, :]
 
 
@@ -350,10 +351,10 @@ def _input_max(input_bits, signed_inputs):
     return 1 << (input_bits - 1) if signed_inputs else (1 << input_bits) - 1
 
 
-def _lossless_columns(x, packed, out, peak_limit, x_max, blocks_per_group):
-    """Write the exact product of the columns that cannot clip into ``out``; return the planes
-    and output array the bit-sliced kernels still have to fill (``(None, None)`` when none)."""
-    split = packed.columns_for(peak_limit)
+def _lossless_columns(x, packed, split, out, x_max, blocks_per_group):
+    """Write the exact product of ``split``'s columns that cannot clip into ``out``; return the
+    planes and output array the bit-sliced kernels still have to fill (``(None, None)`` when
+    none; ``out`` itself when they compute every column)."""
     if split.lossless.size == 0:
         return packed.planes, out
     n_blocks, n_groups = packed.n_blocks, out.shape[1]

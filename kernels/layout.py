@@ -73,20 +73,15 @@ def _quantise(x, inv, low, high, out):
 def quantise_codes(x: np.ndarray, inv_scale: float, low: int, high: int,
                    dtype: np.dtype) -> np.ndarray:
     """``clip(rint(x * inv_scale), low, high)`` as ``dtype`` (an integer type of at most 32 bits
-    holding ``[low, high]``), ``x`` any shape of float64; see the module docstring.  A
-    non-contiguous ``x`` is read through the numpy expression."""
+    holding ``[low, high]``), ``x`` any shape (read as contiguous float64); see the module
+    docstring."""
     dtype = np.dtype(dtype)
     if dtype not in _CODE_DTYPES:
         raise ValueError(f"codes must be one of {[np.dtype(d).name for d in _CODE_DTYPES]}, got {dtype}")
     info = np.iinfo(dtype)
     if not info.min <= low <= high <= info.max:
         raise ValueError(f"[{low}, {high}] does not fit {dtype}")
-    x = np.asarray(x)
-    if x.dtype != np.float64 or not x.flags.c_contiguous:
-        q = np.multiply(x, inv_scale, dtype=np.float64)
-        np.rint(q, out=q)
-        np.clip(q, low, high, out=q)
-        return q.astype(dtype)
+    x = np.ascontiguousarray(x, dtype=np.float64)
     out = np.empty(x.shape, dtype)
     _quantise(x.reshape(-1), float(inv_scale), float(low), float(high), out.reshape(-1))
     return out

@@ -82,8 +82,8 @@ class StoredWeights:
     """What the planes of one :class:`~.crossbar.PackedWeights` hold, for the exact product.
 
     ``weights`` ``(K, N)``, the weights themselves (float32, or float64 where a weight reaches
-    ``2**24``); ``peaks`` int64 ``(N,)`` and
-    ``block_l1`` float64 ``(R, N)`` (see :func:`weight_bounds`).  Read-only.
+    ``2**24``); ``peaks`` int64 ``(N,)`` and ``block_l1`` float64 ``(R, N)`` (see
+    :func:`weight_bounds`).  Read-only.
     """
 
     weights: np.ndarray

@@ -57,7 +57,7 @@ def test_quantise_is_the_numpy_reference_bit_for_bit(shape, code, spread, stride
     x = rng.standard_normal(shape) * spread
     x.flat[:: 3] = np.round(x.flat[:: 3]) + 0.5  # ties (with a unit scale): half to even
     if strided:
-        x = np.repeat(x, 2, axis=-1)[..., ::2]  # a non-contiguous view: the numpy path
+        x = np.repeat(x, 2, axis=-1)[..., ::2]  # a non-contiguous view, read as a contiguous copy
     inv = 1.0 if unit else 1.0 / rng.uniform(0.01, 3.0)
     got = quantise_codes(x, inv, low, high, dtype)
     assert got.dtype == dtype and got.shape == x.shape
