@@ -575,3 +575,68 @@ def test_load_weights_bad_files(tmp_path):
     np.savez(pickled, **{**arrays, "fc1.bias": np.array([object()] * 64)})
     with pytest.raises(ValueError, match=f"{pickled}"):
         load_weights(pickled, net)
+
+
+def _blas_threads() -> int:
+    from threadpoolctl import threadpool_info
+
+    return max(pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas")
+
+
+def test_the_float64_reference_runs_blas_on_one_thread(monkeypatch):
+    """Its bits must not depend on the host's cores (a threaded BLAS splits some products by
+    thread count); float32, a timing baseline, keeps BLAS's threads."""
+    from threadpoolctl import threadpool_limits
+
+    import xsim.functional.reference as reference
+
+    net = build_model("lenet5")
+    w = synthetic_weights(net, seed=0)
+    x = synthetic_inputs(net, 1, seed=0)
+    seen = []
+    conv = reference._conv
+
+    def recording(*args):
+        seen.append(_blas_threads())
+        return conv(*args)
+
+    monkeypatch.setattr(reference, "_conv", recording)
+    with threadpool_limits(limits=2, user_api="blas"):
+        outside = _blas_threads()
+        forward_float(net, w, x)
+        float64 = set(seen)
+        seen.clear()
+        forward_float(net, w, x, dtype=np.float32)
+        assert _blas_threads() == outside  # given back
+    assert float64 == {1}
+    assert set(seen) == {outside}
+
+
+def test_one_blas_thread_nests_and_gives_back_what_was_there():
+    import threading
+
+    from threadpoolctl import threadpool_limits
+
+    from xsim.processes import one_blas_thread
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = _blas_threads()
+        with one_blas_thread():
+            assert _blas_threads() == 1
+            with one_blas_thread():
+                assert _blas_threads() == 1
+            assert _blas_threads() == 1
+        assert _blas_threads() == before
+        with one_blas_thread(when=False):
+            assert _blas_threads() == before
+    # Another thread, once no thread holds the limits, sets them as well.
+    seen = []
+
+    def other():
+        with one_blas_thread():
+            seen.append(_blas_threads())
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join()
+    assert seen == [1]

@@ -24,6 +24,7 @@ from xsim.deployment import Deployment
 from xsim.energy import Hardware
 from xsim.mapping import Mapping
 from xsim.models import Network
+from xsim.processes import one_blas_thread
 
 Progress = Callable[[Iterable, str], Iterable]
 
@@ -133,6 +134,7 @@ def simulate(arch: Arch | str | Path | Deployment, workload: Workload | str | Pa
     :mod:`xsim.engine.parallel`); the figures are the same for any ``workers``."""
     from xsim.engine.parallel import EngineRuns
     from xsim.engine.simulate import same_tier2_timing
+    from xsim.kernels._settings import threads_may_share_kernels
     from xsim.mta.overlap import first_switch_runs
     from xsim.mta.scenario import run_scenario, scaled_pe_sets
     from xsim.mta.tasks import build_tasks
@@ -146,7 +148,10 @@ def simulate(arch: Arch | str | Path | Deployment, workload: Workload | str | Pa
         clock.lap("deployment")
     check_work(estimate_work(dep.workload, dep.mapping, functional=functional, images=images,
                              lifetime=lifetime), max_work, dep.workload.source)
-    with EngineRuns(dep, workers, prepare=_engine_plan) as runs:
+    with EngineRuns(dep, workers, prepare=_engine_plan) as runs, \
+            one_blas_thread(runs.workers > 1 or (functional and threads_may_share_kernels())):
+        # Other pieces of the run hold the cores (the engine's workers, the write model's thread):
+        # BLAS threads would only spin beside them.
         # The pipelined batch gives throughput; strategies compare one image each, all alike.
         backbone = runs.submit(_batch_run, dep.workload.batch)
         weights = model_weights(dep.workload, dep.network)
@@ -181,8 +186,6 @@ def simulate(arch: Arch | str | Path | Deployment, workload: Workload | str | Pa
             from xsim.functional.masks import task_masks_from_tasks
             from xsim.functional.metrics import functional_metrics
             from xsim.functional.nonideal import DeviceModel
-            from xsim.kernels._settings import threads_may_share_kernels
-
             masks = {task.name: task_masks_from_tasks(tasks, task.name) for task in dep.workload.tasks}
             # The write model and the bit-accurate model share nothing: where numba's kernels may
             # run from two threads at once, the strategies are costed in a thread beside the

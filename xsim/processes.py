@@ -14,6 +14,10 @@ serial path gives the same bytes.
 Forked workers must not run numba's parallel kernels: the main process may have started their
 OpenMP threads, which a fork does not copy. The pieces sent here are pure Python (simpy,
 matplotlib).
+
+BLAS threads follow the same rule of one place: :func:`one_blas_thread` holds numpy's BLAS to
+the calling thread for a block (threadpoolctl), for work whose bits must not depend on the
+host's core count and for work that runs while the run's other pieces hold the cores.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ import multiprocessing
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -58,6 +63,42 @@ def in_threads(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
         return [fn(item) for item in items]
     with ThreadPoolExecutor(threads) as pool:
         return list(pool.map(fn, items))
+
+
+@contextmanager
+def one_blas_thread(when: bool = True) -> Iterator[None]:
+    """Run numpy's BLAS on one thread inside the block (a no-op where ``when`` is false).
+
+    Two reasons to, both measured on xsim's runs:
+
+    * **Bits.** A multi-threaded OpenBLAS splits some float64 products (the reference's
+      convolutions from ResNet-50's ``layer3`` on) differently by thread count, so their last
+      bits depend on the host's cores; on one thread they do not.
+    * **Cores.** OpenBLAS's threads spin while they wait for work. Beside the engine's worker
+      processes and the write model's thread they take the cores that work needs.
+
+    BLAS's thread count is process-wide; threadpoolctl lets one Python thread at a time set it
+    (the others' limits do nothing while it holds it), and blocks nest. xsim sets it from the
+    thread that runs :func:`xsim.api.simulate` or the float reference."""
+    if not when:
+        yield
+        return
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        yield
+
+
+_controller: Any = None
+
+
+def _blas_controller() -> Any:
+    """threadpoolctl's view of the loaded thread pools, made once numpy (its BLAS) is loaded."""
+    global _controller
+    if _controller is None:
+        import numpy  # noqa: F401  (BLAS is loaded with numpy)
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()
+    return _controller
 
 
 def _start(initializer: Callable[..., Any] | None, initargs: tuple) -> None:

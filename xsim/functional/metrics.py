@@ -42,10 +42,11 @@ class ErrorAccumulator:
         self.count = 0
 
     def add(self, y: np.ndarray, ref: np.ndarray) -> None:
-        ref = np.asarray(ref, dtype=np.float64)
-        diff = np.asarray(y, dtype=np.float64) - ref
-        self.signal += float(np.vdot(ref, ref))
-        self.noise += float(np.vdot(diff, diff))
+        ref = np.asarray(ref, dtype=np.float64).ravel()
+        diff = np.asarray(y, dtype=np.float64).ravel() - ref
+        # einsum's own loop, not BLAS: a threaded dot product splits its sum by thread count.
+        self.signal += float(np.einsum("i,i->", ref, ref))
+        self.noise += float(np.einsum("i,i->", diff, diff))
         self.count += 1
 
     @property

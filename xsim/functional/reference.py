@@ -6,6 +6,11 @@ crossbars compute), folded batch norm as the conv bias, max pooling padded with 
 pooling counting padded zeros in the divisor (``count_include_pad=True``), residual adds,
 concatenation along channels and flatten in (C, H, W) order, then the layer's ReLU or ReLU6.
 The bit-accurate crossbar path is checked against this.
+
+The float64 pass (the reference every accuracy figure and the activation calibration use) runs
+numpy's BLAS on one thread (:func:`xsim.processes.one_blas_thread`): a multi-threaded BLAS splits
+some products by thread count, and the reference's bits must not depend on the host's cores.
+Other dtypes (float32, a timing baseline) take BLAS's threads.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from xsim import streams
 from xsim.functional.im2col import conv_columns, windows
 from xsim.functional.weights import check_weights
 from xsim.models.graph import Layer, Network
+from xsim.processes import one_blas_thread
 
 
 def activate(x: np.ndarray, activation: str | None, *, in_place: bool = False) -> np.ndarray:
@@ -145,8 +151,9 @@ def _run_float(network: Network, weights: Mapping[str, tuple[np.ndarray, np.ndar
             return _conv(layer, src, *params[layer.name])
         return _linear(src, *params[layer.name])
 
-    return run_graph(network, batch, weight_layer, return_all=return_all, single=single,
-                     observe=observe)
+    with one_blas_thread(dtype == np.float64):
+        return run_graph(network, batch, weight_layer, return_all=return_all, single=single,
+                         observe=observe)
 
 
 def run_graph(network: Network, batch: np.ndarray,
