@@ -155,3 +155,52 @@ def reference_quantise(x, inv_scale, low, high, dtype):
     np.rint(q, out=q)
     np.clip(q, low, high, out=q)
     return q.astype(dtype)
+
+
+class ReferenceCalendar:
+    """A server's busy intervals as a plain list, booked first-fit (the calendar kernels'
+    reference): ``book`` takes the first gap at or after ``earliest`` that holds ``duration``."""
+
+    def __init__(self):
+        self.busy = []  # sorted, disjoint, adjacent ones merged
+        self.busy_ps = 0
+
+    def book(self, earliest, duration):
+        if duration <= 0:
+            return earliest
+        start = earliest
+        for a, b in self.busy:
+            if start + duration <= a:
+                break
+            start = max(start, b)
+        self.busy_ps += duration
+        merged = sorted(self.busy + [(start, start + duration)])
+        self.busy = []
+        for a, b in merged:
+            if self.busy and self.busy[-1][1] == a:
+                self.busy[-1] = (self.busy[-1][0], b)
+            else:
+                self.busy.append((a, b))
+        return start
+
+
+def reference_walk(calendars, forks, t, last, n):
+    """``n`` items along ``forks`` (paths of ``(server index or -1, ps)`` hops) over a list of
+    :class:`ReferenceCalendar`: the first's and the last's arrival, as the engine defines them
+    (a fork's paths start together; it ends when its slowest path does)."""
+    for fork in forks:
+        first = final = t
+        for path in fork:
+            a, b = t, last
+            for server, d in path:
+                if server < 0:
+                    a, b = a + d, b + d
+                else:
+                    start = calendars[server].book(a, n * d)
+                    a, b = start + d, max(b + d, start + n * d)
+            if len(fork) == 1:
+                first, final = a, b
+            else:
+                first, final = max(first, a), max(final, b)
+        t, last = first, final
+    return t, last

@@ -56,12 +56,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
 import simpy
 
 from xsim.deployment import Deployment
 from xsim.engine.counters import Counters
 from xsim.engine.plan import INPUT, Node, Plan, ReplicaPlan, build_plan, tier2_counts
-from xsim.engine.servers import Server, Wake
+from xsim.engine.servers import Calendars, Server, Wake
+from xsim.kernels import calendar
+from xsim.kernels.calendar import walk_code
 
 MODES = ("coarse", "fine")
 
@@ -119,24 +122,18 @@ class PeGroup:
 
 
 class _Bound:
-    """A plan with its server keys replaced by the servers (tuples of (server or None, ps))."""
+    """A plan's server walks as the compiled booking reads them (:func:`walk_code`, with the
+    servers' indices in the wiring's calendars): ``fetch`` (one fork), ``drain`` (its forks in
+    order), ``read`` (one fork), ``unit`` (one path), ``deliver`` (forks)."""
 
-    __slots__ = ("fetch", "drain", "steps", "unit", "read", "deliver")
+    __slots__ = ("fetch", "drain", "unit", "read", "deliver")
 
     def __init__(self, wiring: _Wiring, fetch=(), drain=(), read=(), unit=(), deliver=()) -> None:
-        self.fetch = wiring.bind_fork(fetch)
-        merged: list = []
-        for fork in (wiring.bind_fork(f) for f in drain):
-            if merged and len(fork) == 1 and len(merged[-1]) == 1:
-                merged[-1] = (merged[-1][0] + fork[0],)  # a chain of one-path forks is one path
-            else:
-                merged.append(fork)
-        self.drain = tuple(merged)
-        self.steps = tuple(_drain_step(f) for f in self.drain)
-        """the drain as a replica's loop takes it (:func:`_drain_step`), made once per wiring"""
-        self.read = wiring.bind_fork(read)
-        self.unit = wiring.bind_path(unit)
-        self.deliver = tuple(wiring.bind_fork(f) for f in deliver)
+        self.fetch = wiring.code([fetch] if fetch else [])
+        self.drain = wiring.code(drain)
+        self.read = wiring.code([read] if read else [])
+        self.unit = wiring.code([[unit]] if unit else [])
+        self.deliver = wiring.code(deliver)
 
 
 class _Wiring:
@@ -148,6 +145,7 @@ class _Wiring:
     while the wiring is lent binds one of its own."""
 
     def __init__(self, plan: Plan) -> None:
+        self.calendars = Calendars()
         self.servers: dict[tuple[str, int], Server] = {}
         self.lent = False
         self.replicas: list[tuple[_Bound, ...]] = []
@@ -169,23 +167,23 @@ class _Wiring:
     def server(self, key: tuple[str, int]) -> Server:
         server = self.servers.get(key)
         if server is None:
-            server = self.servers[key] = Server(None, f"{key[0]}[{key[1]}]")
+            server = self.servers[key] = self.calendars.add(f"{key[0]}[{key[1]}]")
         return server
 
-    def bind_path(self, path):
-        return tuple((None if s.server is None else self.server(s.server), s.item_ps) for s in path)
-
-    def bind_fork(self, fork):
-        return tuple(self.bind_path(p) for p in fork)
+    def code(self, forks) -> np.ndarray:
+        """The walk of ``forks`` (each a sequence of paths of plan stages) over these servers."""
+        return walk_code([[[(-1 if stage.server is None else self.server(stage.server).index,
+                              stage.item_ps) for stage in path] for path in fork] for fork in forks])
 
     def reset(self, env: simpy.Environment) -> None:
-        for server in self.servers.values():
-            server.reset(env)
+        self.calendars.reset(env)
 
 
 def deployment_wiring(deployment: Deployment) -> _Wiring:
     """The deployment's own wiring (its plan built and bound once): what :func:`_wiring_for`
-    lends. Building it before worker processes fork saves each of them the binding."""
+    lends. Building it before worker processes fork saves each of them the binding, and the
+    loading of the booking kernels."""
+    calendar.load()
     return deployment.derived(
         "engine.wiring", lambda dep: _Wiring(dep.derived("engine.plan", build_plan)))
 
@@ -197,60 +195,6 @@ def _wiring_for(deployment: Deployment, plan: Plan) -> _Wiring:
         wiring = _Wiring(plan)
     wiring.lent = True
     return wiring
-
-
-def _through(path, t: int, last: int, n: int) -> tuple[int, int]:
-    """First and last of ``n`` items (first ready at ``t``, last at ``last``) after ``path``."""
-    for server, d in path:
-        if server is None:
-            t += d
-            last += d
-        else:
-            start = server.book(t, n * d)
-            t = start + d
-            end = start + n * d
-            last = last + d if last + d > end else end
-    return t, last
-
-
-_ONE_SERVER, _PATH, _FORK = 0, 1, 2
-
-
-def _drain_step(fork) -> tuple[int, object]:
-    """A drain fork as the replica's loop takes it: ``(_ONE_SERVER, (server, ps))`` for one path
-    of one server (the most common step, booked inline), ``(_PATH, path)`` for another single
-    path, ``(_FORK, fork)`` for several."""
-    if len(fork) > 1:
-        return _FORK, fork
-    path = fork[0]
-    if len(path) == 1 and path[0][0] is not None:
-        return _ONE_SERVER, path[0]
-    return _PATH, path
-
-
-def _fork(fork, t: int, last: int, n: int) -> tuple[int, int]:
-    if len(fork) == 1:
-        return _through(fork[0], t, last, n)
-    first = final = t
-    for path in fork:
-        server, d = path[0]
-        if len(path) == 1 and server is not None:  # one server: _through inlined
-            start = server.book(t, n * d)
-            a = start + d
-            b = start + n * d
-            if last + d > b:
-                b = last + d
-        else:
-            a, b = _through(path, t, last, n)
-        first = a if a > first else first
-        final = b if b > final else final
-    return first, final
-
-
-def _forks(forks, t: int, last: int, n: int) -> tuple[int, int]:
-    for fork in forks:
-        t, last = _fork(fork, t, last, n)
-    return t, last
 
 
 def _room(batch: Batch, buffers, rows: int, g: int, window: bool):
@@ -574,6 +518,7 @@ class ChipModel:
         is sent once every consumer has released row ``g - depth``. Rows sent without a wait go
         as one block, row ``r`` of it delivered at ``first + r·(last - first)/(n - 1)``."""
         env, (row, source) = self.env, self._rows[0][0]
+        walk = self._wiring.calendars.walk
         activity, timeline, rows = self.activity[0], self.timeline, node.rows
         buffers, window = self.plan.buffers[0], self.window_start
 
@@ -594,9 +539,9 @@ class ChipModel:
                 now = env.now
                 if q == 0:
                     batch.image_start_ps[image] = now
-                t, last = _through(row.unit, now, now, n)
+                t, last = walk(row.unit, now, now, n, now)
                 link_end = last
-                first, last = _forks(row.deliver, t, last, n)
+                first, last = walk(row.deliver, t, last, n, now)
                 step = (last - first) / (n - 1) if n > 1 else 0
                 for r in range(n):
                     ready = last if r == n - 1 else first + int(r * step)
@@ -612,6 +557,7 @@ class ChipModel:
 
     def _digital(self, batch: Batch, node: Node):
         env, rows, timeline = self.env, self._rows[node.index], self.timeline
+        walk = self._wiring.calendars.walk
         activity, name, kind = self.activity[node.index], node.name, node.kind
         unit_free = dict.fromkeys(node.tiles, 0)
         buffers = self.plan.buffers[node.index] if self.stall else ()
@@ -630,13 +576,13 @@ class ChipModel:
                 if unit_free[home] > env.now:  # rows leave a tile's units in order
                     yield env.timeout(unit_free[home] - env.now)
                 now = env.now
-                t, last = _fork(row.read, now, now, 1)
+                t, last = walk(row.read, now, now, 1, now)
                 start = t
-                t, last = _through(row.unit, t, last, 1)
+                t, last = walk(row.unit, t, last, 1, now)
                 # The units stream the row's pixels: its inputs are read until the last pixel is
                 # done, and its first pixel is out a pixel's share of the row's time early.
                 batch.row_read(node.index, image, r, t, now)
-                _, ready = _forks(row.deliver, t, last, 1)
+                _, ready = walk(row.deliver, t, last, 1, now)
                 first = now + (ready - now) // node.width
                 unit_free[home] = t
                 self.counters.tally(source)
@@ -653,7 +599,8 @@ class ChipModel:
         env, counters, timeline = self.env, self.counters, self.timeline
         activity = self.activity[node.index]
         mvm, fetch, name, home, index = rp.mvm_ps, bound[0].fetch, node.name, rp.home, node.index
-        drains = [b.steps for b in bound]
+        drains = [b.drain for b in bound]
+        walk = self._wiring.calendars.walk
         per_image = sum(rp.share) * mvm
         fine = self.mode == "fine"
         window = self.window_start
@@ -713,13 +660,8 @@ class ChipModel:
                     pace = group.xbar_free_ps - mvm
                     if pace > env.now:
                         yield env.timeout(pace - env.now)
-                    now = first = last = env.now
-                    for ((server, d),) in fetch:
-                        start = server.book(now, count * d)
-                        if start + d > first:
-                            first = start + d
-                        if start + count * d > last:
-                            last = start + count * d
+                    now = env.now
+                    first, last = walk(fetch, now, now, count, now)
                     x0 = first if first > group.xbar_free_ps else group.xbar_free_ps
                     x1 = x0 + count * mvm
                     if last + mvm > x1:
@@ -738,18 +680,7 @@ class ChipModel:
                     group.xbar_free_ps = x1
                     if read_from is None:
                         read_from = x0
-                    t, end = x0 + mvm + tail, x1 + tail
-                    for kind, f in drain:
-                        if kind == _ONE_SERVER:  # _through of a one-server path, inlined
-                            server, d = f
-                            start = server.book(t, count * d)
-                            t = start + d
-                            block_end = start + count * d
-                            end = end + d if end + d > block_end else block_end
-                        elif kind == _PATH:
-                            t, end = _through(f, t, end, count)
-                        else:
-                            t, end = _fork(f, t, end, count)
+                    t, end = walk(drain, x0 + mvm + tail, x1 + tail, count, now)
                     if end > ready:
                         ready = end
                     if first_ready is None:

@@ -7,13 +7,16 @@ at the earliest free gap at or after the time it can start, which is what a FIFO
 when requests arrive in time order, but also lets a process book the later stages of an item's
 path ahead of time without a simpy event per transfer (simpy manages ~0.2 M events/s here).
 Booking never starts before the simulation clock, so the intervals already past are dropped.
+A chip's servers share one :class:`Calendars`, whose compiled walk books a row's whole chain of
+servers in one call (:mod:`xsim.kernels.calendar`).
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
-
+import numpy as np
 import simpy
+
+from xsim.kernels import calendar
 
 
 class Environment(simpy.Environment):
@@ -40,81 +43,98 @@ class Wake(simpy.Event):
         self.env.schedule(self, simpy.core.NORMAL, time - self.env.now)
 
 
-class Server:
-    """A bandwidth server with a calendar of busy intervals ``[start, end)`` in picoseconds."""
+class Calendars:
+    """The busy calendars of a set of servers, in the arrays the compiled booking reads
+    (:mod:`xsim.kernels.calendar`), with the simulation clock that bookings never start before.
+    Servers are added before the first :meth:`reset`; the arrays grow when a calendar would
+    overflow them."""
 
-    __slots__ = ("name", "env", "starts", "ends", "busy_ps", "_prune_at")
+    __slots__ = ("env", "names", "starts", "ends", "meta", "capacity")
 
-    _PRUNE_AT = 64
-    """intervals kept before the past ones are dropped; after a drop that leaves many (work booked
-    far ahead), twice what is left, so a long calendar is not searched for the past at every call"""
-
-    def __init__(self, env: simpy.Environment | None, name: str) -> None:
-        self.name = name
+    def __init__(self, env: simpy.Environment | None = None, capacity: int = 128) -> None:
         self.env = env
-        self.starts: list[int] = []
-        self.ends: list[int] = []
-        self.busy_ps = 0
-        self._prune_at = self._PRUNE_AT
+        self.capacity = capacity
+        """intervals per server the arrays hold at first (they double when one would overflow)"""
+        self.names: list[str] = []
+        self.starts = self.ends = self.meta = np.zeros((0, 0), dtype=np.int64)
+
+    def add(self, name: str) -> Server:
+        """A new server of these calendars (before the first :meth:`reset`)."""
+        self.names.append(name)
+        return Server(None, name, self, len(self.names) - 1)
 
     def reset(self, env: simpy.Environment) -> None:
-        """An empty calendar in ``env``: the server as new, for another simulation."""
+        """Every calendar empty, in ``env``: the servers as new, for another simulation."""
         self.env = env
-        self.starts, self.ends = [], []
-        self.busy_ps = 0
-        self._prune_at = self._PRUNE_AT
+        count = len(self.names)
+        if self.meta.shape[0] != count:
+            self.starts = np.zeros((count, self.capacity), dtype=np.int64)
+            self.ends = np.zeros((count, self.capacity), dtype=np.int64)
+            self.meta = np.zeros((count, 3), dtype=np.int64)
+        self.meta[:, calendar.COUNT] = 0
+        self.meta[:, calendar.BUSY] = 0
+        self.meta[:, calendar.PRUNE_AT] = calendar.FIRST_PRUNE
+
+    def walk(self, code: np.ndarray, t: int, last: int, n: int, now: int) -> tuple[int, int]:
+        """``n`` items, the first ready at ``t`` and the last at ``last``, along the walk ``code``
+        (:func:`xsim.kernels.calendar.walk_code`) at the clock's time ``now`` (passed in: the
+        engine's processes hold it): when the first and the last have arrived."""
+        first, final = calendar.walk(self.starts, self.ends, self.meta, code, t, last, n, now)
+        if first < 0:
+            self._grow()
+            return self.walk(code, t, last, n, now)
+        return first, final
+
+    def book(self, index: int, earliest: int, duration: int) -> int:
+        start = calendar.book(self.starts, self.ends, self.meta, index, earliest, duration,
+                              self.env.now)
+        if start < 0:
+            self._grow()
+            return self.book(index, earliest, duration)
+        return start
+
+    def _grow(self) -> None:
+        count, capacity = self.starts.shape
+        for name in ("starts", "ends"):
+            grown = np.zeros((count, 2 * capacity), dtype=np.int64)
+            grown[:, :capacity] = getattr(self, name)
+            setattr(self, name, grown)
+
+
+class Server:
+    """A bandwidth server: one calendar of a :class:`Calendars` (its own one when ``calendars``
+    is not given). ``starts``, ``ends`` and ``busy_ps`` are read off the calendar."""
+
+    __slots__ = ("name", "calendars", "index")
+
+    def __init__(self, env: simpy.Environment | None, name: str,
+                 calendars: Calendars | None = None, index: int = 0) -> None:
+        self.name = name
+        if calendars is None:
+            calendars = Calendars(env)
+            calendars.names.append(name)
+            calendars.reset(env)
+        self.calendars = calendars
+        self.index = index
+
+    @property
+    def env(self) -> simpy.Environment | None:
+        return self.calendars.env
+
+    @property
+    def busy_ps(self) -> int:
+        return int(self.calendars.meta[self.index, calendar.BUSY])
+
+    @property
+    def starts(self) -> list[int]:
+        n = self.calendars.meta[self.index, calendar.COUNT]
+        return self.calendars.starts[self.index, :n].tolist()
+
+    @property
+    def ends(self) -> list[int]:
+        n = self.calendars.meta[self.index, calendar.COUNT]
+        return self.calendars.ends[self.index, :n].tolist()
 
     def book(self, earliest: int, duration: int) -> int:
         """Hold the server for ``duration`` ps from the first free time ≥ ``earliest``; the start."""
-        if duration <= 0:
-            return earliest
-        self.busy_ps += duration
-        ends = self.ends
-        if ends:
-            last = ends[-1]
-            if earliest == last:
-                ends[-1] = earliest + duration
-                return earliest
-            if earliest < last:
-                return self._book_gap(earliest, duration)
-        self.starts.append(earliest)
-        ends.append(earliest + duration)
-        if len(ends) > self._prune_at:
-            self._prune()
-        return earliest
-
-    def _prune(self) -> None:
-        done = bisect_right(self.ends, self.env.now)
-        del self.starts[:done], self.ends[:done]
-        self._prune_at = max(self._PRUNE_AT, 2 * len(self.ends))
-
-    def _book_gap(self, earliest: int, duration: int) -> int:
-        starts, ends = self.starts, self.ends
-        n = len(ends)
-        if n > self._prune_at:
-            self._prune()
-            n = len(ends)
-        i = bisect_right(ends, earliest)
-        start = earliest
-        stop = start + duration
-        # The first gap at or after ``earliest`` that holds ``duration``: intervals i.. start
-        # after ``earliest`` ends (bisect), so each one either leaves room before it or pushes
-        # the start to its end.
-        while i < n and stop > starts[i]:
-            start = ends[i]
-            stop = start + duration
-            i += 1
-        joins_left = i > 0 and ends[i - 1] == start
-        joins_right = i < n and starts[i] == stop
-        if joins_left:
-            if joins_right:
-                ends[i - 1] = ends[i]
-                del starts[i], ends[i]
-            else:
-                ends[i - 1] = stop
-        elif joins_right:
-            starts[i] = start
-        else:
-            starts.insert(i, start)
-            ends.insert(i, stop)
-        return start
+        return self.calendars.book(self.index, earliest, duration)

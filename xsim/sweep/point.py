@@ -55,6 +55,7 @@ def warm_kernels() -> int:
     import numpy as np
 
     import xsim.api  # noqa: F401  (the simulator's imports, also paid once per process)
+    from xsim.kernels import calendar
     from xsim.kernels._settings import threads_may_share_kernels
     from xsim.kernels.changes import weight_changes
     from xsim.kernels.writes import slice_levels, write_cost
@@ -74,6 +75,7 @@ def warm_kernels() -> int:
                    np.float32(1.0), np.zeros((2, 2), dtype=np.int32), 127,
                    np.zeros((1, 4), dtype=np.int64))
     threads_may_share_kernels()  # the threading layer's first launch
+    calendar.load()  # the engine's booking
     _warmups += 1
     return _warmups
 
