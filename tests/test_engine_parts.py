@@ -1,4 +1,5 @@
-"""Engine parts: the server calendar against a brute-force first fit, counters, the plan's needs."""
+"""Engine parts: the server calendar against a brute-force first fit, counters, the plan's needs,
+the workers' priority."""
 
 from __future__ import annotations
 
@@ -97,3 +98,24 @@ def test_server_busy_times_are_the_work_booked_on_them():
     assert result.server_busy_ps["offchip[0]"] == images * link > 0
     sigmoid = sum(busy for name, busy in result.server_busy_ps.items() if name.startswith("sigmoid["))
     assert sigmoid > 0  # LeNet-5's conv and fc layers activate on their tiles' sigmoid units
+
+
+def _niceness(_deployment) -> int:
+    import os
+
+    return os.nice(0)
+
+
+def test_engine_workers_run_below_the_main_process():
+    import os
+
+    import pytest
+
+    from xsim.engine.parallel import WORKER_NICENESS, EngineRuns
+
+    arch = load_arch(ROOT / "arch" / "isaac128.yaml")
+    dep = Deployment.of_mapping(map_network(arch, build_model("lenet5"), weight_bits=8, input_bits=8))
+    with EngineRuns(dep, workers=2) as runs:
+        if runs.workers < 2:
+            pytest.skip("one usable core here: the runs stay in this process")
+        assert runs.submit(_niceness).result() == min(19, os.nice(0) + WORKER_NICENESS)
