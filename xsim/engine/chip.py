@@ -313,27 +313,26 @@ class Batch:
         parts[row] -= 1
         if row != st.known or parts[row]:
             return
-        rows, cum, known = len(parts), st.cum, st.known
+        rows, cum, known, ready_at = len(parts), st.cum, st.known, st.ready
         while known < rows and parts[known] == 0:
             above = cum[-1] if cum else 0
-            t = st.ready[known]
+            t = ready_at[known]
             cum.append(t if t > above else above)
             known += 1
-        self._advanced(node, image, st, known, track is None)
-
-    def _advanced(self, node: int, image: int, st: _Progress, known: int, output: bool = True) -> None:
+        # Rows 0..known-1 are known now: wake the readers waiting for them.
         st.known = known
-        cum, rows = st.cum, len(st.parts)
         if st.waiters:
             still = []
+            now = self.env.now
             for waiter in st.waiters:
                 need, event, window, lo = waiter
                 if need < known:
-                    event.succeed_at(max(st.at(lo, need, window), self.env.now))
+                    t = st.at(lo, need, window)
+                    event.succeed_at(t if t > now else now)
                 else:
                     still.append(waiter)
             st.waiters = still
-        if output and node == self.chip.plan.output and known == rows:
+        if track is None and node == self.chip.plan.output and known == rows:
             self._image_done(image, cum[-1])
 
     def _image_done(self, image: int, t: int) -> None:
