@@ -291,9 +291,10 @@ class Batch:
         self.progress = [[_Progress(chip.env, list(chip._row_parts[node.index])) for _ in range(images)]
                          for node in chip.plan.nodes]
         self.read = [[_Progress(chip.env, list(chip._row_parts[node.index])) for _ in range(images)]
-                     for node in chip.plan.nodes]
+                     if chip.tracks_reads[node.index] else None for node in chip.plan.nodes]
         """per node and image, when each output row's inputs have been read (from its first
-        fetch to its last): what frees its producers' buffer slots"""
+        fetch to its last): what frees its producers' buffer slots; kept only for the nodes whose
+        producers wait for room (:attr:`ChipModel.tracks_reads`)"""
 
     def row_read(self, node: int, image: int, row: int, end: int, start: int) -> None:
         """One part of ``row`` reads its inputs from ``start`` to ``end``."""
@@ -425,6 +426,11 @@ class ChipModel:
                         sources[k] = self.counters.register(node.name, row.counts)
                 self._rows[node.index] = [(bound, sources[k]) for bound, k in wired_rows]
                 self._row_parts.append([1] * node.rows)
+        # Whose reads free buffer slots a producer waits for: the image stream's readers, and
+        # every reader with chip.backpressure: all. Only theirs are tracked.
+        readers = {b.consumer for bufs in (self.plan.buffers if self.stall else self.plan.buffers[:1])
+                   for b in bufs}
+        self.tracks_reads = [node.index in readers for node in self.plan.nodes]
         self.scaled_pes: frozenset[int] = frozenset()
         try:
             self.set_scaled_pes(scaled_pes)
@@ -560,6 +566,7 @@ class ChipModel:
         activity, name, kind = self.activity[node.index], node.name, node.kind
         unit_free = dict.fromkeys(node.tiles, 0)
         buffers = self.plan.buffers[node.index] if self.stall else ()
+        track_reads = self.tracks_reads[node.index]
         for image in range(batch.images):
             inputs = [(batch.progress[p][image], need, lo)
                       for (p, need), lo in zip(node.producers, node.firsts)]
@@ -580,7 +587,8 @@ class ChipModel:
                 t, last = walk(row.unit, t, last, 1, now)
                 # The units stream the row's pixels: its inputs are read until the last pixel is
                 # done, and its first pixel is out a pixel's share of the row's time early.
-                batch.row_read(node.index, image, r, t, now)
+                if track_reads:
+                    batch.row_read(node.index, image, r, t, now)
                 _, ready = walk(row.deliver, t, last, 1, now)
                 first = now + (ready - now) // node.width
                 unit_free[home] = t
@@ -605,9 +613,7 @@ class ChipModel:
         window = self.window_start
         buffers, rows = self.plan.buffers[index] if self.stall else (), node.rows
         width, n_reps = node.width, len(node.replicas)
-        # Who reads when this node's rows were read: producers that wait for room (the image
-        # stream always; every node with chip.backpressure: all).
-        track_reads = self.stall or any(p == 0 for p, _ in node.producers)
+        track_reads = self.tracks_reads[index]
         units = counters._units
         for image in range(batch.images):
             inputs = [(batch.progress[p][image], need, lo)
