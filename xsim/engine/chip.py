@@ -328,8 +328,10 @@ class Batch:
             for waiter in st.waiters:
                 need, event, window, lo = waiter
                 if need < known:
-                    t = st.at(lo, need, window)
-                    event.succeed_at(t if t > now else now)
+                    # The rows are known, so their times are final: the waiter gets them.
+                    span = st.span(lo, need)
+                    t = span[0 if window else 1]
+                    event.succeed_at(t if t > now else now, span)
                 else:
                     still.append(waiter)
             st.waiters = still
@@ -639,9 +641,10 @@ class ChipModel:
                 opened = full = 0
                 for st, need, lo in inputs:
                     m = need[r]
-                    if st.known <= m:
-                        yield st.wait_for(m, window, lo[r])  # woken once the rows exist
-                    a, b = st.span(lo[r], m)
+                    if st.known <= m:  # woken once the rows exist, with their span
+                        a, b = yield st.wait_for(m, window, lo[r])
+                    else:
+                        a, b = st.span(lo[r], m)
                     t = a if window else b
                     if t > env.now:
                         yield env.timeout(t - env.now)

@@ -39,11 +39,12 @@ class Wake(simpy.Event):
     """An event its trigger schedules for a given later time: a waiter on data that will exist
     then is woken once, at that time, instead of being woken now to sleep again."""
 
-    def succeed_at(self, time: int) -> None:
+    def succeed_at(self, time: int, value: object = None) -> None:
+        """Wake the waiter at ``time`` (not before now) with ``value``, what its yield returns."""
         # The fields Event.succeed sets, scheduled with a delay as simpy's Timeout does. These are
         # simpy 4.1 internals: setup.cfg holds simpy below 4.2 for that reason.
         self._ok = True
-        self._value = None
+        self._value = value
         self.env.schedule(self, simpy.core.NORMAL, time - self.env.now)
 
 
