@@ -183,9 +183,12 @@ def deployment_wiring(deployment: Deployment) -> _Wiring:
     """The deployment's own wiring (its plan built and bound once): what :func:`_wiring_for`
     lends. Building it before worker processes fork saves each of them the binding, and the
     loading of the booking kernels."""
+    return deployment.derived("engine.wiring", _bind)
+
+
+def _bind(deployment: Deployment) -> _Wiring:
     calendar.load()
-    return deployment.derived(
-        "engine.wiring", lambda dep: _Wiring(dep.derived("engine.plan", build_plan)))
+    return _Wiring(deployment.derived("engine.plan", build_plan))
 
 
 def _wiring_for(deployment: Deployment, plan: Plan) -> _Wiring:
