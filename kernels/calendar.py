@@ -18,8 +18,13 @@ each hop a server or a fixed delay. ``n`` items move as a block: a hop of ``d`` 
 its server for ``n·d``; the first item leaves a hop ``d`` after the block's start, the last at
 the block's end or ``d`` after it reached the hop, whichever is later.
 
-:func:`walk` returns ``(-1, -1)`` and books nothing when a server's calendar could overflow its
-capacity; the caller grows the arrays and calls again. The tests check both kernels against the
+The engine's rows book through two compositions of walks, one call each: :func:`chain` (a
+digital row's read, unit and delivery, or the image stream's link and delivery) and
+:func:`compute` (a layer replica's input fetch, its block of MVMs on the crossbars and the
+drain of their results), so a row costs the engine one call from Python.
+
+Each returns -1s and books nothing when a server's calendar could overflow its capacity; the
+caller grows the arrays and calls again. The tests check the kernels against the
 interval-list reference in ``tests/kernel_reference.py``.
 """
 
@@ -119,20 +124,23 @@ def book(starts, ends, meta, s, earliest, duration, now):
 
 
 @numba.njit(**JIT)
-def walk(starts, ends, meta, code, t, last, n, now):
-    """Move ``n`` items (the first ready at ``t``, the last at ``last``) along the walk ``code``
-    (:func:`walk_code`): when the first and the last have arrived. ``(-1, -1)`` and nothing
-    booked when a calendar could overflow."""
-    hops = code[0]
-    forks = code[1]
-    # Room first: each hop adds at most one interval to its server.
-    for j in range(2, 2 + hops):
+def _fits(starts, ends, meta, code, need, now):
+    """Whether every server of ``code`` has room for ``need`` more intervals (past ones dropped
+    where that makes room)."""
+    for j in range(2, 2 + code[0]):
         s = code[j]
-        if s >= 0 and meta[s, COUNT] + hops > starts.shape[1]:
+        if s >= 0 and meta[s, COUNT] + need > starts.shape[1]:
             _prune(starts, ends, meta, s, now)
-            if meta[s, COUNT] + hops > starts.shape[1]:
-                return -1, -1
-    i = 2 + hops
+            if meta[s, COUNT] + need > starts.shape[1]:
+                return False
+    return True
+
+
+@numba.njit(**JIT)
+def _walk(starts, ends, meta, code, t, last, n, now):
+    """:func:`walk` once the room is known to be there."""
+    forks = code[1]
+    i = 2 + code[0]
     for _ in range(forks):
         paths = code[i]
         i += 1
@@ -166,6 +174,56 @@ def walk(starts, ends, meta, code, t, last, n, now):
     return t, last
 
 
+@numba.njit(**JIT)
+def walk(starts, ends, meta, code, t, last, n, now):
+    """Move ``n`` items (the first ready at ``t``, the last at ``last``) along the walk ``code``
+    (:func:`walk_code`): when the first and the last have arrived. ``(-1, -1)`` and nothing
+    booked when a calendar could overflow."""
+    # Room first: each hop adds at most one interval to its server.
+    if not _fits(starts, ends, meta, code, code[0], now):
+        return -1, -1
+    return _walk(starts, ends, meta, code, t, last, n, now)
+
+
+@numba.njit(**JIT)
+def chain(starts, ends, meta, a, b, c, t, last, n, now):
+    """Walks ``a``, ``b`` and ``c`` one after the other (each from where the one before left
+    the items): ``(first, last)`` after each, six numbers; all -1 and nothing booked when a
+    calendar could overflow. A digital row's read, unit and delivery; an empty walk
+    (``walk_code([])``) leaves the items where they are."""
+    need = a[0] + b[0] + c[0]
+    if not (_fits(starts, ends, meta, a, need, now) and _fits(starts, ends, meta, b, need, now)
+            and _fits(starts, ends, meta, c, need, now)):
+        return -1, -1, -1, -1, -1, -1
+    ta, la = _walk(starts, ends, meta, a, t, last, n, now)
+    tb, lb = _walk(starts, ends, meta, b, ta, la, n, now)
+    tc, lc = _walk(starts, ends, meta, c, tb, lb, n, now)
+    return ta, la, tb, lb, tc, lc
+
+
+@numba.njit(**JIT)
+def compute(starts, ends, meta, fetch, drain, now, n, mvm, free, tail, floor):
+    """A layer replica's block of ``n`` MVMs of ``mvm`` ps each, at the clock's time ``now``:
+    the inputs go along ``fetch`` from now; the crossbars start once the first has arrived and
+    they are ``free``, run the block back to back, and end no earlier than ``mvm`` after the
+    last input and than ``floor``; each result goes along ``drain`` ``tail`` after its MVM.
+    Returns the crossbars' start and end and when the first and the last result have arrived;
+    all -1 and nothing booked when a calendar could overflow."""
+    need = fetch[0] + drain[0]
+    if not (_fits(starts, ends, meta, fetch, need, now)
+            and _fits(starts, ends, meta, drain, need, now)):
+        return -1, -1, -1, -1
+    first, last = _walk(starts, ends, meta, fetch, now, now, n, now)
+    x0 = first if first > free else free
+    x1 = x0 + n * mvm
+    if last + mvm > x1:
+        x1 = last + mvm
+    if floor > x1:
+        x1 = floor
+    t, end = _walk(starts, ends, meta, drain, x0 + mvm + tail, x1 + tail, n, now)
+    return x0, x1, t, end
+
+
 def walk_code(forks: Iterable[Iterable[Iterable[tuple[int, int]]]]) -> np.ndarray:
     """The int64 layout :func:`walk` reads, of ``forks``: each an iterable of paths, each path
     of ``(server, ps)`` hops (server -1: a fixed delay of ``ps``).
@@ -194,5 +252,8 @@ def load() -> None:
     book calls this once, so they inherit the compiled code instead of each loading it."""
     starts = np.zeros((1, 2), dtype=np.int64)
     meta = np.zeros((1, 3), dtype=np.int64)
+    empty = walk_code([])
     book(starts, starts.copy(), meta, 0, 0, 0, 0)
-    walk(starts, starts.copy(), meta, walk_code([]), 0, 0, 1, 0)
+    walk(starts, starts.copy(), meta, empty, 0, 0, 1, 0)
+    chain(starts, starts.copy(), meta, empty, empty, empty, 0, 0, 1, 0)
+    compute(starts, starts.copy(), meta, empty, empty, 0, 1, 1, 0, 0, 0)

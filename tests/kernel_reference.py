@@ -204,3 +204,15 @@ def reference_walk(calendars, forks, t, last, n):
                 first, final = max(first, a), max(final, b)
         t, last = first, final
     return t, last
+
+
+def reference_compute(calendars, fetch, drain, now, n, mvm, free, tail, floor):
+    """A replica's block of ``n`` MVMs over :class:`ReferenceCalendar` lists, as the engine
+    defines it: inputs along ``fetch`` from ``now``; the crossbars start when the first input
+    is in and they are ``free``, and end after ``n`` MVMs, ``mvm`` after the last input and no
+    earlier than ``floor``; results along ``drain`` ``tail`` after their MVM."""
+    first, last = reference_walk(calendars, fetch, now, now, n)
+    x0 = max(first, free)
+    x1 = max(x0 + n * mvm, last + mvm, floor)
+    t, end = reference_walk(calendars, drain, x0 + mvm + tail, x1 + tail, n)
+    return x0, x1, t, end

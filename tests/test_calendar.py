@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kernel_reference import ReferenceCalendar, reference_walk
+from kernel_reference import ReferenceCalendar, reference_compute, reference_walk
 
 from xsim.engine.servers import Calendars, Environment, Server
 from xsim.kernels.calendar import walk_code
@@ -51,6 +51,49 @@ def test_walks_book_what_the_reference_books(steps, capacity):
         assert [iv for iv in kept if iv[1] > env.now] == ahead
         assert all(a < b for a, b in kept)
         assert all(kept[i][1] < kept[i + 1][0] for i in range(len(kept) - 1))
+
+
+def _same_calendars(cal: Calendars, ref: list[ReferenceCalendar], now: int) -> None:
+    for k in range(SERVERS):
+        server = Server(None, f"s[{k}]", cal, k)
+        assert server.busy_ps == ref[k].busy_ps
+        # What is booked from the clock on (the kernel drops what ended by then, so an interval
+        # running over the clock starts there).
+        kept = [(max(a, now), b) for a, b in zip(server.starts, server.ends) if b > now]
+        assert kept == [(max(a, now), b) for a, b in ref[k].busy if b > now]
+
+
+steps_of_rows = st.lists(st.tuples(
+    st.sampled_from(["chain", "compute"]), st.lists(forks, min_size=3, max_size=3),
+    st.integers(0, 3), st.integers(0, 20), st.integers(0, 40), st.integers(1, 4),
+    st.tuples(st.integers(1, 9), st.integers(0, 60), st.integers(0, 9), st.integers(0, 90))),
+    max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps_of_rows, st.sampled_from([2, 8, 128]))
+def test_rows_book_what_the_reference_books(steps, capacity):
+    """A digital row's three walks in one call (``chain``) and a replica's block of MVMs
+    (``compute``), mixed at a moving clock: what the reference's walks give, one after the
+    other; with a small capacity the arrays grow on the way."""
+    cal, env = _calendars(capacity)
+    ref = [ReferenceCalendar() for _ in range(SERVERS)]
+    for kind, (a, b, c), advance, t_ahead, spread, n, (mvm, free, tail, floor) in steps:
+        env._now += advance
+        now = env.now
+        if kind == "chain":
+            t, last = now + t_ahead, now + t_ahead + spread
+            want = []
+            for fork_list in (a, b, c):
+                t, last = reference_walk(ref, fork_list, t, last, n)
+                want += [t, last]
+            got = cal.chain(walk_code(a), walk_code(b), walk_code(c), now + t_ahead,
+                            now + t_ahead + spread, n, now)
+            assert list(got) == want
+        else:
+            args = (now, n, mvm, now + free, tail, now + floor)
+            assert cal.compute(walk_code(a), walk_code(b), *args) == reference_compute(ref, a, b, *args)
+    _same_calendars(cal, ref, env.now)
 
 
 def test_a_long_calendar_ahead_of_the_clock_grows_and_keeps_every_interval():

@@ -67,6 +67,8 @@ from xsim.kernels import calendar
 from xsim.kernels.calendar import walk_code
 
 MODES = ("coarse", "fine")
+EMPTY_WALK = walk_code([])
+"""a walk of no hops: it leaves items where they are"""
 
 
 class TimelineEvent(NamedTuple):
@@ -528,7 +530,7 @@ class ChipModel:
         is sent once every consumer has released row ``g - depth``. Rows sent without a wait go
         as one block, row ``r`` of it delivered at ``first + r·(last - first)/(n - 1)``."""
         env, (row, source) = self.env, self._rows[0][0]
-        walk = self._wiring.calendars.walk
+        chain = self._wiring.calendars.chain
         activity, timeline, rows = self.activity[0], self.timeline, node.rows
         buffers, window = self.plan.buffers[0], self.window_start
 
@@ -549,9 +551,8 @@ class ChipModel:
                 now = env.now
                 if q == 0:
                     batch.image_start_ps[image] = now
-                t, last = walk(row.unit, now, now, n, now)
-                link_end = last
-                first, last = walk(row.deliver, t, last, n, now)
+                _, link_end, _, _, first, last = chain(row.unit, row.deliver, EMPTY_WALK, now, now,
+                                                       n, now)
                 step = (last - first) / (n - 1) if n > 1 else 0
                 for r in range(n):
                     ready = last if r == n - 1 else first + int(r * step)
@@ -567,7 +568,7 @@ class ChipModel:
 
     def _digital(self, batch: Batch, node: Node):
         env, rows, timeline = self.env, self._rows[node.index], self.timeline
-        walk = self._wiring.calendars.walk
+        chain = self._wiring.calendars.chain
         activity, name, kind = self.activity[node.index], node.name, node.kind
         unit_free = dict.fromkeys(node.tiles, 0)
         buffers = self.plan.buffers[node.index] if self.stall else ()
@@ -587,14 +588,11 @@ class ChipModel:
                 if unit_free[home] > env.now:  # rows leave a tile's units in order
                     yield env.timeout(unit_free[home] - env.now)
                 now = env.now
-                t, last = walk(row.read, now, now, 1, now)
-                start = t
-                t, last = walk(row.unit, t, last, 1, now)
                 # The units stream the row's pixels: its inputs are read until the last pixel is
                 # done, and its first pixel is out a pixel's share of the row's time early.
+                start, _, t, _, _, ready = chain(row.read, row.unit, row.deliver, now, now, 1, now)
                 if track_reads:
                     batch.row_read(node.index, image, r, t, now)
-                _, ready = walk(row.deliver, t, last, 1, now)
                 first = now + (ready - now) // node.width
                 unit_free[home] = t
                 self.counters.tally(source)
@@ -612,7 +610,7 @@ class ChipModel:
         activity = self.activity[node.index]
         mvm, fetch, name, home, index = rp.mvm_ps, bound[0].fetch, node.name, rp.home, node.index
         drains = [b.drain for b in bound]
-        walk = self._wiring.calendars.walk
+        compute = self._wiring.calendars.compute
         per_image = sum(rp.share) * mvm
         fine = self.mode == "fine"
         window = self.window_start
@@ -671,27 +669,21 @@ class ChipModel:
                     pace = group.xbar_free_ps - mvm
                     if pace > env.now:
                         yield env.timeout(pace - env.now)
-                    now = env.now
-                    first, last = walk(fetch, now, now, count, now)
-                    x0 = first if first > group.xbar_free_ps else group.xbar_free_ps
-                    x1 = x0 + count * mvm
-                    if last + mvm > x1:
-                        x1 = last + mvm
+                    floor = 0
                     if window:
                         # The replica's pixels of the row are x0 + i·R: the last one this booking
                         # computes needs the share (x + 1)/width of the row it reads (or frees).
                         pos = first_px + (item if fine else n - 1) * n_reps + 1
-                        arrived = opened + pos * (full - opened) // width + mvm
-                        if arrived > x1:
-                            x1 = arrived
+                        floor = opened + pos * (full - opened) // width + mvm
                         if freed_full:
                             freed = freed_open + pos * (freed_full - freed_open) // width
-                            if freed > x1:
-                                x1 = freed
+                            if freed > floor:
+                                floor = freed
+                    x0, x1, t, end = compute(fetch, drain, env.now, count, mvm, group.xbar_free_ps,
+                                             tail, floor)
                     group.xbar_free_ps = x1
                     if read_from is None:
                         read_from = x0
-                    t, end = walk(drain, x0 + mvm + tail, x1 + tail, count, now)
                     if end > ready:
                         ready = end
                     if first_ready is None:

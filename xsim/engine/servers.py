@@ -90,6 +90,27 @@ class Calendars:
             return self.walk(code, t, last, n, now)
         return first, final
 
+    def chain(self, a: np.ndarray, b: np.ndarray, c: np.ndarray, t: int, last: int, n: int,
+              now: int) -> tuple[int, int, int, int, int, int]:
+        """The walks ``a``, ``b``, ``c`` one after the other (:func:`xsim.kernels.calendar.chain`):
+        the first and the last item's arrival after each."""
+        marks = calendar.chain(self.starts, self.ends, self.meta, a, b, c, t, last, n, now)
+        if marks[0] < 0:
+            self._grow()
+            return self.chain(a, b, c, t, last, n, now)
+        return marks
+
+    def compute(self, fetch: np.ndarray, drain: np.ndarray, now: int, n: int, mvm: int,
+                free: int, tail: int, floor: int) -> tuple[int, int, int, int]:
+        """A replica's block of ``n`` MVMs (:func:`xsim.kernels.calendar.compute`): the crossbars'
+        start and end, the first and the last result's arrival."""
+        times = calendar.compute(self.starts, self.ends, self.meta, fetch, drain, now, n, mvm,
+                                 free, tail, floor)
+        if times[0] < 0:
+            self._grow()
+            return self.compute(fetch, drain, now, n, mvm, free, tail, floor)
+        return times
+
     def book(self, index: int, earliest: int, duration: int) -> int:
         start = calendar.book(self.starts, self.ends, self.meta, index, earliest, duration,
                               self.env.now)
