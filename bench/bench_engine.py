@@ -1,10 +1,15 @@
 """Engine speed and pipeline balance: pipelined ResNet-50 images on ISAAC-CE (8-bit weights and
 inputs, offset encoding), the bundled scenario's mapping with and without replication.
 
-For each mapping prints the wall time of ``simulate_inference`` (building the chip model included;
-loading the files and mapping excluded), the simpy events it scheduled and the events per second,
-and the simulated figures: latency, the steady-state interval and images/s, and the bound the
-crossbars allow for the PEs used (the slowest layer replica's MVM time per image,
+Prints the host (CPU model, LLVM CPU name) first: the engine is scalar Python and compiled
+booking, so the CPU's clock and caches matter, not its vector width. The booking kernels are
+loaded from the numba cache before anything is timed (the load is printed on its own: a process
+pays it once, as the first call of any numba kernel).
+
+For each mapping prints the wall time of ``simulate_inference`` (building the plan and the chip
+model included; loading the files and mapping excluded), the simpy events it scheduled and the
+events per second, and the simulated figures: latency, the steady-state interval and images/s,
+and the bound the crossbars allow for the PEs used (the slowest layer replica's MVM time per image,
 :func:`xsim.engine.plan.crossbar_interval_ps`) with the share of it reached, so a change in the
 model shows up beside the timing, and the three busiest shared units (a tile's eDRAM port or
 digital unit, a router, a link) as their busy time per image over that bound: a unit near 100 %
@@ -22,6 +27,7 @@ from xsim.config.loader import load_arch, load_workload
 from xsim.deployment import Deployment
 from xsim.engine import simulate_inference
 from xsim.engine.plan import crossbar_interval_ps
+from xsim.kernels import _target, calendar
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,6 +55,11 @@ def _run(deployment: Deployment, label: str, images: int) -> None:
 
 
 def main(images: int = 32) -> None:
+    print(f"host: {_target.host_cpu_model()}; LLVM CPU {_target.host_cpu_name()}")
+    start = time.perf_counter()
+    calendar.load()
+    print(f"booking kernels loaded in {time.perf_counter() - start:.2f} s (numba cache; not in "
+          "the timings below)")
     arch = load_arch(ROOT / "arch" / "isaac128.yaml")
     workload = load_workload(ROOT / "workloads" / "resnet50_mta.json")
     print(f"resnet50 on {arch.name}, {workload.precision.weight_bits}-bit weights/inputs, "

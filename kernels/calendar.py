@@ -248,12 +248,11 @@ def walk_code(forks: Iterable[Iterable[Iterable[tuple[int, int]]]]) -> np.ndarra
 
 
 def load() -> None:
-    """Load (or, on a cold cache, compile) the kernels now: a process about to fork workers that
-    book calls this once, so they inherit the compiled code instead of each loading it."""
+    """Load (or, on a cold cache, compile) the kernels the engine calls now: a process about to
+    fork workers that book calls this once, so they inherit the compiled code instead of each
+    loading it."""
     starts = np.zeros((1, 2), dtype=np.int64)
     meta = np.zeros((1, 3), dtype=np.int64)
     empty = walk_code([])
-    book(starts, starts.copy(), meta, 0, 0, 0, 0)
-    walk(starts, starts.copy(), meta, empty, 0, 0, 1, 0)
     chain(starts, starts.copy(), meta, empty, empty, empty, 0, 0, 1, 0)
     compute(starts, starts.copy(), meta, empty, empty, 0, 1, 1, 0, 0, 0)

@@ -62,7 +62,7 @@ import simpy
 from xsim.deployment import Deployment
 from xsim.engine.counters import Counters
 from xsim.engine.plan import INPUT, Node, Plan, ReplicaPlan, build_plan, tier2_counts
-from xsim.engine.servers import Calendars, Server, Wake
+from xsim.engine.servers import Calendars, Environment, Server, Wake
 from xsim.kernels import calendar
 from xsim.kernels.calendar import walk_code
 
@@ -238,7 +238,7 @@ class _Progress:
     """The rows of one node for one image: when each exists, when its first window exists (the
     rows above it and the first item of it: ``early``), and who waits for them."""
 
-    __slots__ = ("env", "ready", "first", "parts", "known", "cum", "waiters")
+    __slots__ = ("env", "ready", "first", "parts", "known", "waiters")
 
     def __init__(self, env: simpy.Environment, parts: list[int]) -> None:
         self.env = env
@@ -246,7 +246,6 @@ class _Progress:
         self.first = [0] * len(parts)
         self.parts = parts
         self.known = 0
-        self.cum: list[int] = []
         self.waiters: list[tuple[int, Wake, bool, int]] = []
 
     def at(self, lo: int, m: int, window: bool) -> int:
@@ -310,38 +309,48 @@ class Batch:
         """One part (a replica's share) of ``row`` will have been delivered at ``ready``, its first
         item at ``first`` (default ``ready``)."""
         st = (self.progress if track is None else track)[node][image]
-        if ready > st.ready[row]:
-            st.ready[row] = ready
-        first = ready if first is None else first
+        ready_at = st.ready
+        if ready > ready_at[row]:
+            ready_at[row] = ready
+        if first is None:
+            first = ready
         if first > st.first[row]:
             st.first[row] = first
         parts = st.parts
-        parts[row] -= 1
-        if row != st.known or parts[row]:
+        left = parts[row] - 1
+        parts[row] = left
+        if left or row != st.known:
             return
-        rows, cum, known, ready_at = len(parts), st.cum, st.known, st.ready
-        while known < rows and parts[known] == 0:
-            above = cum[-1] if cum else 0
-            t = ready_at[known]
-            cum.append(t if t > above else above)
+        rows, known = len(parts), row + 1
+        while known < rows and not parts[known]:
             known += 1
         # Rows 0..known-1 are known now: wake the readers waiting for them.
         st.known = known
         if st.waiters:
             still = []
             now = self.env.now
+            firsts = st.first
             for waiter in st.waiters:
                 need, event, window, lo = waiter
                 if need < known:
-                    # The rows are known, so their times are final: the waiter gets them.
-                    span = st.span(lo, need)
-                    t = span[0 if window else 1]
-                    event.succeed_at(t if t > now else now, span)
+                    # The rows are known, so their times are final: the waiter gets their span
+                    # (Progress.span, inlined on the engine's hottest path).
+                    above = max(ready_at[lo:need], default=0)
+                    whole = ready_at[need]
+                    early = firsts[need]
+                    if whole < early:
+                        early = whole
+                    if above > early:
+                        early = above
+                    if above > whole:
+                        whole = above
+                    t = early if window else whole
+                    event.succeed_at(t if t > now else now, (early, whole))
                 else:
                     still.append(waiter)
             st.waiters = still
-        if track is None and node == self.chip.plan.output and known == rows:
-            self._image_done(image, cum[-1])
+        if track is None and known == rows and node == self.chip.plan.output:
+            self._image_done(image, max(ready_at))
 
     def _image_done(self, image: int, t: int) -> None:
         self.image_done_ps[image] = t
@@ -381,9 +390,12 @@ def tier2_timing(plan: Plan, pes: frozenset[int]) -> tuple[int | None, ...]:
 class ChipModel:
     """Components, counters and timeline of one mapped network on one chip, in ``env``."""
 
-    def __init__(self, env: simpy.Environment, deployment: Deployment, *,
+    def __init__(self, env: Environment, deployment: Deployment, *,
                  mode: str = "coarse", scaled_pes: Iterable[int] = frozenset(),
                  counters: Counters | None = None, record_timeline: bool = True) -> None:
+        if not isinstance(env, Environment):
+            raise TypeError("a ChipModel runs in xsim.engine.servers.Environment (it counts the "
+                            f"events its wakes schedule), got {type(env).__name__}")
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if mode == "fine" and deployment.arch.chip.pipeline_start == "window":

@@ -37,7 +37,8 @@ class Environment(simpy.Environment):
 
 class Wake(simpy.Event):
     """An event its trigger schedules for a given later time: a waiter on data that will exist
-    then is woken once, at that time, instead of being woken now to sleep again."""
+    then is woken once, at that time, instead of being woken now to sleep again. Its
+    environment is an :class:`Environment` (the wake counts itself in)."""
 
     def succeed_at(self, time: int, value: object = None) -> None:
         """Wake the waiter at ``time`` (not before now) with ``value``, what its yield returns."""
@@ -45,7 +46,9 @@ class Wake(simpy.Event):
         # simpy 4.1 internals: setup.cfg holds simpy below 4.2 for that reason.
         self._ok = True
         self._value = value
-        self.env.schedule(self, simpy.core.NORMAL, time - self.env.now)
+        env = self.env  # Environment.schedule, inlined: one call less per row in the engine
+        env.scheduled += 1
+        heappush(env._queue, (time, simpy.core.NORMAL, next(env._eid), self))
 
 
 class Calendars:
