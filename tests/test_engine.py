@@ -203,6 +203,13 @@ def test_result_rows_and_timeline():
     assert all(a.end_ps <= b.start_ps for a, b in zip(mvm, mvm[1:]))
 
 
+def test_a_chip_runs_in_the_counting_environment_only():
+    import simpy
+
+    with pytest.raises(TypeError, match="xsim.engine.servers.Environment"):
+        ChipModel(simpy.Environment(), Deployment.of_mapping(_mapping(build_model("lenet5")), HW))
+
+
 def test_hold_blocks_a_pe_group_while_others_serve():
     mapping = _mapping(build_model("lenet5"))
     free = simulate_inference(Deployment.of_mapping(mapping, HW))

@@ -334,7 +334,7 @@ class Batch:
                 need, event, window, lo = waiter
                 if need < known:
                     # The rows are known, so their times are final: the waiter gets their span
-                    # (Progress.span, inlined on the engine's hottest path).
+                    # (_Progress.span, inlined on the engine's hottest path).
                     above = max(ready_at[lo:need], default=0)
                     whole = ready_at[need]
                     early = firsts[need]
