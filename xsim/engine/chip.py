@@ -334,7 +334,8 @@ class Batch:
                 need, event, window, lo = waiter
                 if need < known:
                     # The rows are known, so their times are final: the waiter gets their span
-                    # (_Progress.span, inlined on the engine's hottest path).
+                    # (_Progress.span's rule, inlined on the engine's hottest path:
+                    # calling it cost 0.3-0.6 s of CPU in 100 ResNet-50 images, two alternated pairs).
                     above = max(ready_at[lo:need], default=0)
                     whole = ready_at[need]
                     early = firsts[need]
