@@ -133,17 +133,13 @@ def functional_metrics(
         agree = correct = 0
         effective = network_model.effective_weights(masks)
         for i, image in enumerate(x):
-            # One image at a time: every layer's outputs of both runs exist for one image only.
-            hw = network_model.run(image, masks, return_all=True)
-            ref = forward_float(network, effective, image, return_all=True)
-            for name, acc in per_layer.items():
-                acc.add(hw[name], ref[name])
-            total.add(hw[out_name], ref[out_name])
+            top, top_ref = _compare_image(network_model, effective, image, masks, per_layer, total)
             if classifier:
-                top = int(np.argmax(hw[out_name].ravel()))
-                agree += top == int(np.argmax(ref[out_name].ravel()))
+                agree += top == top_ref
                 if labels is not None:
                     correct += top == int(labels[i])
+        # Freed before the next task's weights are made, so that they can take its memory.
+        del effective
         row = {"task": task, "images": int(images), "output": out_name, "rel_error": total.rel_error,
                "snr_db": total.snr_db, "top1_agreement": agree / images if classifier else None}
         if labels is not None:
@@ -158,3 +154,20 @@ def functional_metrics(
                 "tier1_pes": 0 if masks is None else len(masks.tier1_in(lm)),
             })
     return task_rows, layer_rows
+
+
+def _compare_image(network_model: CrossbarNetwork,
+                   effective: Mapping[str, tuple[np.ndarray, np.ndarray | None]], image: np.ndarray,
+                   masks: TaskMasks | None, per_layer: Mapping[str, ErrorAccumulator],
+                   total: ErrorAccumulator) -> tuple[int, int]:
+    """One image through both runs, its errors added to the accumulators; returns the arg-max of
+    the crossbar run's and the reference's outputs.  Every layer's outputs of both runs exist for
+    this one image only, and are freed on return, before the next image's are made."""
+    network = network_model.network
+    out_name = network.output.name
+    hw = network_model.run(image, masks, return_all=True)
+    ref = forward_float(network, effective, image, return_all=True)
+    for name, acc in per_layer.items():
+        acc.add(hw[name], ref[name])
+    total.add(hw[out_name], ref[out_name])
+    return int(np.argmax(hw[out_name].ravel())), int(np.argmax(ref[out_name].ravel()))
