@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import platform
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -640,3 +643,33 @@ def test_one_blas_thread_nests_and_gives_back_what_was_there():
     thread.start()
     thread.join()
     assert seen == [1]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+                    reason="glibc's allocator only")
+def test_keep_freed_memory_reuses_the_pages_of_freed_arrays():
+    """After :func:`keep_freed_memory`, arrays made again where freed ones were start on pages the
+    process already has (no page faults); glibc's default hands such memory back to the kernel.
+    Each case in a fresh interpreter: the setting is process-wide."""
+    script = """if True:
+        import resource, sys
+        from xsim.processes import keep_freed_memory
+        kept = keep_freed_memory() and keep_freed_memory() if sys.argv[1] == "keep" else False
+        import numpy as np
+        faults = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(2):
+            arrays = [np.ones(2 << 20) for _ in range(4)]  # 4 x 16 MiB, then freed
+            del arrays
+        before = faults()
+        arrays = [np.ones(2 << 20) for _ in range(4)]
+        print(kept, faults() - before)
+    """
+    out = {}
+    for case in ("keep", "default"):
+        proc = subprocess.run([sys.executable, "-c", script, case], capture_output=True, text=True,
+                              check=True)
+        kept, faults = proc.stdout.split()
+        out[case] = (kept, int(faults))
+    assert out["keep"][0] == "True" and out["default"][0] == "False"
+    # 64 MiB touched again: by default 16,384 faults of 4 KiB pages, or 32 of 2 MiB huge pages.
+    assert out["keep"][1] < 16 <= out["default"][1]

@@ -629,6 +629,9 @@ def run() -> None:
     cleaned up and said so; it then leaves at once, so that nothing still unwinding in the
     interpreter's shutdown (a KeyboardInterrupt left over in a C extension's thread or
     finaliser) can turn the documented 130 or 143 into a death by signal."""
+    from xsim.processes import keep_freed_memory
+
+    keep_freed_memory()  # before the first large array: see its docstring
     code = main()
     if code in (EXIT_INTERRUPT, EXIT_TERMINATED):
         for stream in (sys.stdout, sys.stderr):

@@ -59,7 +59,9 @@ def warm_kernels() -> int:
     from xsim.kernels._settings import threads_may_share_kernels
     from xsim.kernels.changes import weight_changes
     from xsim.kernels.writes import slice_levels, write_cost
+    from xsim.processes import keep_freed_memory
 
+    keep_freed_memory()  # as the xsim command does
     levels = np.zeros((2, 2), dtype=np.uint8)
     table = np.zeros((2, 2))
     # The scenario's endurance counters are uint16 (int64 past 65,535 switches).
