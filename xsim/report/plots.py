@@ -60,10 +60,23 @@ def _strategies(frame: pd.DataFrame) -> list[str]:
 SWITCH_ITEMS = ("write pulses", "word/bit lines", "verify/compare reads", "tier-2 scale load")
 
 
-def _label_bars(ax, xs, values, fmt="{:.3g}", suffix="") -> None:
+def _number(v: float, digits: int = 3) -> str:
+    """``v`` to ``digits`` significant digits as a reader writes it: ``3,800``, ``11.9``,
+    ``0.0099``; powers of ten only outside 0.001 to a million (``2.98e-06``); 0 as ``0``."""
+    v = float(v)
+    if v == 0 or not np.isfinite(v):
+        return "0" if v == 0 else str(v)
+    if not 1e-3 <= abs(v) < 1e6:
+        return f"{v:.{digits}g}"
+    places = digits - 1 - int(np.floor(np.log10(abs(v))))
+    text = f"{round(v, places):,.{max(places, 0)}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _label_bars(ax, xs, values, suffix="") -> None:
     """Every bar's value above it, a zero written as 0, so no bar can vanish unseen."""
     for x, v in zip(xs, values):
-        ax.annotate("0" if v == 0 else fmt.format(v) + suffix, (x, v), ha="center", va="bottom",
+        ax.annotate(_number(v) + ("" if v == 0 else suffix), (x, v), ha="center", va="bottom",
                     fontsize=8, xytext=(0, 2), textcoords="offset points")
 
 
@@ -139,7 +152,7 @@ def reprogram_vs_scale(strategies: list[dict]):
         ax.bar(order, values, color=colours)
         if ax is axes[2]:  # the overhead also as a share of the image's energy
             for x, (v, pct) in enumerate(zip(values, share.to_numpy())):
-                ax.annotate("0" if v == 0 else f"{v:.3g} µJ\n{pct:.2g} %", (x, v),
+                ax.annotate("0" if v == 0 else f"{_number(v)} µJ\n{_number(pct, 2)} %", (x, v),
                             ha="center", va="bottom", fontsize=8, xytext=(0, 2),
                             textcoords="offset points")
         else:
