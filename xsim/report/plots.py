@@ -62,11 +62,12 @@ SWITCH_ITEMS = ("write pulses", "word/bit lines", "verify/compare reads", "tier-
 
 def _number(v: float, digits: int = 3) -> str:
     """``v`` to ``digits`` significant digits as a reader writes it: ``3,800``, ``11.9``,
-    ``0.0099``; powers of ten only outside 0.001 to a million (``2.98e-06``); 0 as ``0``."""
+    ``0.0099``, ``200,000``; powers of ten only outside 0.001 to a billion (``2.98e-06``); 0 as
+    ``0``."""
     v = float(v)
     if v == 0 or not np.isfinite(v):
         return "0" if v == 0 else str(v)
-    if not 1e-3 <= abs(v) < 1e6:
+    if not 1e-3 <= abs(v) < 1e9:
         return f"{v:.{digits}g}"
     places = digits - 1 - int(np.floor(np.log10(abs(v))))
     text = f"{round(v, places):,.{max(places, 0)}f}"
@@ -214,11 +215,11 @@ def endurance(hist: list[dict], totals: list[dict], endurance_cycles: float):
         ax.set_xlabel("writes per cell over the schedule")
         periods = life.get(strategy, {}).get("lifetime_periods")
         ax.set_title(f"{strategy}\nworst cell {life.get(strategy, {}).get('max_writes', 0)} "
-                     f"writes; lifetime {periods:.3g} periods" if periods else strategy, fontsize=9)
+                     f"writes; lifetime {_number(periods)} periods" if periods else strategy, fontsize=9)
     axes[0][0].set_ylabel("cells (log)")
     note = (f"; no cell written by {', '.join(silent)} (it never wears out)" if silent else "")
     fig.suptitle(f"Endurance: write counts of every cell in a PE ever rewritten (cell endurance "
-                 f"{endurance_cycles:.0e} writes){note}", fontsize=10)
+                 f"{_number(endurance_cycles)} writes){note}", fontsize=10)
     fig.tight_layout()
     return fig
 
