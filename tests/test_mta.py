@@ -486,21 +486,23 @@ def test_the_controller_schedule_is_the_simpy_controllers(lanes, jobs):
     assert latency == max((r.end_ps for r in reference), default=0)
 
 
-def test_bar_labels_read_as_a_person_writes_numbers():
-    from xsim.report.plots import _number
+def test_numbers_read_as_a_person_writes_them():
+    """Bar labels and the console's tables (xsim.text.readable_number)."""
+    from xsim.text import readable_number
 
-    assert [_number(v) for v in (3801, 1097.4, 89.0, 11.93, 0.587, 0.0099, 0.0, -3.2)] == \
+    assert [readable_number(v) for v in (3801, 1097.4, 89.0, 11.93, 0.587, 0.0099, 0.0, -3.2)] == \
         ["3,800", "1,100", "89", "11.9", "0.587", "0.0099", "0", "-3.2"]
-    assert _number(2.98e-06) == "2.98e-06" and _number(1234567) == "1,230,000"
-    assert _number(2.5e9) == "2.5e+09"
-    assert _number(0.00942, 2) == "0.0094"
+    assert readable_number(2.98e-06) == "2.98e-06" and readable_number(1234567) == "1,230,000"
+    assert readable_number(2.5e9) == "2.5e+09" and readable_number(0.00942, 2) == "0.0094"
+    assert [readable_number(v) for v in (float("inf"), float("-inf"), float("nan"))] == \
+        ["inf", "-inf", "nan"]
 
 
 @given(st.floats(1e-3, 1e9, exclude_max=True), st.integers(1, 4))
-def test_bar_labels_keep_their_significant_digits(v, digits):
-    from xsim.report.plots import _number
+def test_readable_numbers_keep_their_significant_digits(v, digits):
+    from xsim.text import readable_number
 
-    text = _number(v, digits)
+    text = readable_number(v, digits)
     assert "e" not in text
     # Rounded to `digits` significant digits: within half a unit of the last one kept.
     unit = 10 ** (np.floor(np.log10(v)) - digits + 1)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from xsim.config import XsimInputError
 from xsim.config.limits import DEFAULT_MAX_WORK
-from xsim.text import safe_text
+from xsim.text import readable_number, safe_text
 
 EXIT_INPUT = 2
 EXIT_PIPE = 128 + signal.SIGPIPE
@@ -57,13 +57,18 @@ def _check_signals() -> None:
         raise KeyboardInterrupt if _received[0] == signal.SIGINT else Terminated
 
 
-def _table(rows: list[dict], columns: list[str] | None = None, floats: str = "{:.4g}") -> str:
+def _table(rows: list[dict], columns: list[str] | None = None, digits: int = 4) -> str:
+    """``rows`` as a console table, floats to ``digits`` significant digits (``readable_number``:
+    ``76,040``, ``0.01537``); the files keep every digit."""
     import pandas as pd
 
-    frame = pd.DataFrame(rows)
+    def shown_value(v):
+        return readable_number(v, digits) if isinstance(v, float) else v
+
+    frame = pd.DataFrame([{k: shown_value(v) for k, v in row.items()} for row in rows])
     if columns:
         frame = frame[columns]
-    return frame.to_string(index=False, float_format=lambda x: floats.format(x))
+    return frame.to_string(index=False)
 
 
 def _file_kind(document) -> str:
@@ -212,7 +217,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(_table(data["actions"], ["component", "action", "unit", "energy_pj", "derivation"]))
     print("\nComponents on the chip (the registry)")
     print(_table(data["components"], ["name", "class", "level", "part", "units_per_chip",
-                                      "power_mw", "leakage_mw", "area_mm2"], floats="{:.6g}"))
+                                      "power_mw", "leakage_mw", "area_mm2"], digits=6))
     print()
     rows = [
         {"level": "PE", "power_mw": hw.pe.power_mw, "area_mm2": hw.pe.area_mm2},
@@ -221,7 +226,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         {"level": "tier-2 per PE", "power_mw": hw.tier2_per_pe.power_mw,
          "area_mm2": hw.tier2_per_pe.area_mm2},
     ]
-    print(_table(rows, floats="{:.6g}"))
+    print(_table(rows, digits=6))
     print(f"\npeak {chip['peak_tops']:.2f} TOPS, {chip['gops_per_w']:.1f} GOPS/W, "
           f"{chip['gops_per_s_per_mm2']:.1f} GOPS/s/mm2")
     return 0
@@ -321,7 +326,8 @@ def summary_text(result) -> str:
     if "lifetime" in s:
         first = {k: v["first_disagreement_period"] for k, v in s["lifetime"].items()}
         lines += ["", "lifetime (lifetime.csv): first period with a task's top-1 disagreement: "
-                  + ", ".join(f"{k} {'never' if v is None else f'{v:.3g}'}" for k, v in first.items())]
+                  + ", ".join(f"{k} {'never' if v is None else readable_number(v)}"
+                              for k, v in first.items())]
         acc = {k: v["accuracy"] for k, v in s["lifetime"].items() if "accuracy" in v}
         if acc:
             lines.append("test accuracy, mean over tasks, day one -> last checkpoint: " + ", ".join(

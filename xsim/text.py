@@ -39,3 +39,18 @@ def safe_text(text: str) -> str:
 
 def _digits(value: int) -> int:
     return max(1, math.ceil(abs(value).bit_length() * math.log10(2)))
+
+
+def readable_number(v: float, digits: int = 3) -> str:
+    """``v`` to ``digits`` significant digits as a reader writes it: ``3,800``, ``11.9``,
+    ``0.0099``, ``200,000``; powers of ten only outside 0.001 to a billion (``2.98e-06``); 0 as
+    ``0``, ``inf`` and ``nan`` as Python writes them. For plots and the console; files keep
+    every digit."""
+    v = float(v)
+    if v == 0 or not math.isfinite(v):
+        return "0" if v == 0 else str(v)
+    if not 1e-3 <= abs(v) < 1e9:
+        return f"{v:.{digits}g}"
+    places = digits - 1 - math.floor(math.log10(abs(v)))
+    text = f"{round(v, places):,.{max(places, 0)}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text

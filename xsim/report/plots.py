@@ -26,6 +26,7 @@ from xsim.report.files import save_figure  # noqa: E402
 PLOT_NAMES = ("energy_breakdown", "reprogram_vs_scale", "timeline", "endurance", "lifetime")
 PLOT_FORMATS = ("png", "svg")
 from xsim.strategies import ALL, BY_NAME  # noqa: E402
+from xsim.text import readable_number  # noqa: E402
 
 # Components grouped for the stacked bars: the analogue datapath, data movement, digital units,
 # tier 2 and the reprogramming phase, each with a colour a reader can tell apart.
@@ -60,25 +61,11 @@ def _strategies(frame: pd.DataFrame) -> list[str]:
 SWITCH_ITEMS = ("write pulses", "word/bit lines", "verify/compare reads", "tier-2 scale load")
 
 
-def _number(v: float, digits: int = 3) -> str:
-    """``v`` to ``digits`` significant digits as a reader writes it: ``3,800``, ``11.9``,
-    ``0.0099``, ``200,000``; powers of ten only outside 0.001 to a billion (``2.98e-06``); 0 as
-    ``0``."""
-    v = float(v)
-    if v == 0 or not np.isfinite(v):
-        return "0" if v == 0 else str(v)
-    if not 1e-3 <= abs(v) < 1e9:
-        return f"{v:.{digits}g}"
-    places = digits - 1 - int(np.floor(np.log10(abs(v))))
-    text = f"{round(v, places):,.{max(places, 0)}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
 def _label_bars(ax, xs, values, suffix="") -> None:
     """Every bar's value above it, a zero written as 0, so no bar can vanish unseen."""
     for x, v in zip(xs, values):
-        ax.annotate(_number(v) + ("" if v == 0 else suffix), (x, v), ha="center", va="bottom",
-                    fontsize=8, xytext=(0, 2), textcoords="offset points")
+        ax.annotate(readable_number(v) + ("" if v == 0 else suffix), (x, v), ha="center",
+                    va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")
 
 
 def _switch_frame(breakdown: list[dict], switches: list[dict]) -> tuple[pd.DataFrame, list[str]]:
@@ -153,7 +140,8 @@ def reprogram_vs_scale(strategies: list[dict]):
         ax.bar(order, values, color=colours)
         if ax is axes[2]:  # the overhead also as a share of the image's energy
             for x, (v, pct) in enumerate(zip(values, share.to_numpy())):
-                ax.annotate("0" if v == 0 else f"{_number(v)} µJ\n{_number(pct, 2)} %", (x, v),
+                text = f"{readable_number(v)} µJ\n{readable_number(pct, 2)} %"
+                ax.annotate("0" if v == 0 else text, (x, v),
                             ha="center", va="bottom", fontsize=8, xytext=(0, 2),
                             textcoords="offset points")
         else:
@@ -215,11 +203,12 @@ def endurance(hist: list[dict], totals: list[dict], endurance_cycles: float):
         ax.set_xlabel("writes per cell over the schedule")
         periods = life.get(strategy, {}).get("lifetime_periods")
         ax.set_title(f"{strategy}\nworst cell {life.get(strategy, {}).get('max_writes', 0)} "
-                     f"writes; lifetime {_number(periods)} periods" if periods else strategy, fontsize=9)
+                     f"writes; lifetime {readable_number(periods)} periods" if periods else strategy,
+                     fontsize=9)
     axes[0][0].set_ylabel("cells (log)")
     note = (f"; no cell written by {', '.join(silent)} (it never wears out)" if silent else "")
     fig.suptitle(f"Endurance: write counts of every cell in a PE ever rewritten (cell endurance "
-                 f"{_number(endurance_cycles)} writes){note}", fontsize=10)
+                 f"{readable_number(endurance_cycles)} writes){note}", fontsize=10)
     fig.tight_layout()
     return fig
 
