@@ -350,6 +350,25 @@ def test_effective_weights_kept_from_calibration_equal_recomputed_ones(mlp):
     assert model.effective_weights(None) is model.weights
 
 
+def test_a_released_task_is_packed_again_to_the_same_bits(mlp):
+    _, mapping, _, model = mlp
+    pe = mapping.pes[mapping.layer("fc2").pes[0]]
+    task = -model.layers["fc2"].matrix.astype(np.int64)  # the tier-1 PE of fc2 holds other weights
+    masks = TaskMasks.from_matrices(mapping, {pe.index}, np.full(mapping.tier2_columns, 0.75),
+                                    {"fc2": task})
+    x = synthetic_inputs(mapping.network, 2, 9)
+    programs = model.program(masks)
+    before = model.run(x, masks, return_all=True)
+    model.release(masks)
+    assert model.program(masks) is not programs  # packed again
+    after = model.run(x, masks, return_all=True)
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+    backbone = model.program(None)
+    model.release(None)
+    model.release(TaskMasks())  # never run: nothing to forget
+    assert model.program(None) is backbone
+
+
 @pytest.mark.parametrize("noise", [0.0, 0.8])
 def test_a_batch_equals_its_images_run_one_by_one(monkeypatch, noise):
     # A batch larger than a pass goes through the network a few images at a time: the logits

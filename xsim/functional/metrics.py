@@ -113,7 +113,8 @@ def functional_metrics(
         if labels.shape != (images,) or not np.issubdtype(labels.dtype, np.integer):
             raise ValueError(f"labels must be {images} integer class indices, got {labels.shape} "
                              f"of {labels.dtype}")
-    if network_model is None:
+    owned = network_model is None  # then nothing else runs a task's masks on it again
+    if owned:
         calibration = synthetic_inputs(network, calibration_images, seed + CALIBRATION_SEED_OFFSET)
         network_model = CrossbarNetwork(mapping, weights, calibration, device=device, seed=seed)
     elif network_model.mapping is not mapping:
@@ -138,8 +139,11 @@ def functional_metrics(
                 agree += top == top_ref
                 if labels is not None:
                     correct += top == int(labels[i])
-        # Freed before the next task's weights are made, so that they can take its memory.
+        # Freed before the next task's weights are made, so that they can take its memory (on a
+        # network built here, the task's packed weights too: each task runs once).
         del effective
+        if owned:
+            network_model.release(masks)
         row = {"task": task, "images": int(images), "output": out_name, "rel_error": total.rel_error,
                "snr_db": total.snr_db, "top1_agreement": agree / images if classifier else None}
         if labels is not None:

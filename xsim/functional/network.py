@@ -275,6 +275,18 @@ class CrossbarNetwork:
             self._tasks.popitem(last=False)
         return programs
 
+    def release(self, masks: TaskMasks | None) -> None:
+        """Forget what was packed for ``masks`` (a caller done with that task), so that the next
+        task's arrays can take its memory; a later call with the same masks packs them again, to
+        the same bits. The backbone's (``None``) stay."""
+        if masks is None:
+            return
+        entry = self._tasks.get(id(masks))
+        if entry is not None and entry[0] is masks:
+            del self._tasks[id(masks)]
+        if self._last_effective is not None and self._last_effective[0] is masks:
+            self._last_effective = None
+
     def effective_weights(self, masks: TaskMasks | None) -> Weights:
         """Float weights of the masked network: what :meth:`reference` runs.
 
