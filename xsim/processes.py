@@ -90,8 +90,9 @@ def keep_freed_memory() -> bool:
     the top of the heap trimmed), so each new array starts on fresh pages. On a virtual machine
     whose kernel reports free pages to its host (Linux ``page_reporting``, as on xsim's
     development hosts) each such page then costs a fault in the host too. Measured on the
-    bundled ResNet-50 scenario's bit-accurate stage (2-core AMD EPYC VM, alternated runs): 9.0 s
-    of CPU against 11.1 s. The price is that the process's resident memory stays at its peak.
+    bundled ResNet-50 scenario's bit-accurate stage (2-core AMD EPYC VM, 4 alternated runs each):
+    8.2-9.8 s of CPU against 9.4-11.8 s. The price is that the process's resident memory stays at
+    its peak.
 
     The three settings: one arena for all threads (a thread's arena heap is unmapped once empty),
     a fixed mmap threshold of 32 MiB (the adaptive one starts at 128 KiB), and a trim threshold
