@@ -357,6 +357,37 @@ def test_closed_pipe_ends_quietly(reader, statuses):
     assert proc.stdout.splitlines()[-1].split()[-1] in statuses, proc.stdout
 
 
+def test_a_worker_signalled_before_its_own_handlers_ends_quietly():
+    """A forked worker holds the main process's handler until its initializer replaces it; a
+    SIGTERM in that moment (the main process stopping its pool at Ctrl-C) ends it as its own
+    handlers would, by the signal and without a traceback; Ctrl-C there is ignored. The main
+    process's handler still raises."""
+    script = """if True:
+        import os, signal, sys, time
+        import xsim.cli as cli
+        cli._handler_pid = os.getpid()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, cli._on_signal)
+        child = os.fork()
+        if child == 0:
+            os.kill(os.getpid(), signal.SIGINT)  # ignored
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+            os._exit(0)  # not reached
+        _, status = os.waitpid(child, 0)
+        print(os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM)
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        except cli.Terminated:
+            print("raised")
+    """
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.stdout.split() == ["True", "raised"], proc.stdout + proc.stderr
+    assert proc.stderr == ""
+
+
 @pytest.mark.parametrize(("signum", "code", "word"), [(signal.SIGINT, 130, "interrupted"),
                                                       (signal.SIGTERM, 143, "terminated")])
 def test_signals_end_quietly_and_leave_no_partial_files(tmp_path, signum, code, word):

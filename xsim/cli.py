@@ -38,7 +38,20 @@ program is (Python reports one raised inside a ctypes callback, such as numba's 
 ignored and goes on), so the run checks again between its stages (:func:`_check_signals`)."""
 
 
+_handler_pid: int | None = None
+"""The process that installed :func:`_on_signal`: a forked worker inherits the handler until its
+own initializer replaces it (:mod:`xsim.processes`)."""
+
+
 def _on_signal(signum, _frame):
+    if os.getpid() != _handler_pid:
+        # A worker forked a moment ago, before it set its own handlers: it does what they would
+        # (ignore Ctrl-C, which the main process handles; end at SIGTERM without unwinding)
+        # instead of printing a traceback of the main process's exception.
+        if signum == signal.SIGTERM:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+        return
     _received.append(signum)
     raise KeyboardInterrupt if signum == signal.SIGINT else Terminated
 
@@ -556,6 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global _handler_pid
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "images", 1) < 1:
@@ -572,6 +586,7 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     _received.clear()
+    _handler_pid = os.getpid()
     sys.unraisablehook = _quiet_lost_signals
     previous = {signum: _install(signum, _on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -7,9 +7,10 @@ One rule for all of them, here: work goes to forked workers only where that is s
 the ``fork`` start method (Linux), more than one usable core, and not inside a daemon process
 (a sweep's worker, which may not have children). A forked worker inherits what the caller built
 (a deployment, a result's tables) and receives only small arguments. Workers ignore Ctrl-C (the
-main process handles it and stops them) and end at SIGTERM without unwinding; a caller that fails
-stops them at once. Nothing a worker computes depends on which process computes it, so the
-serial path gives the same bytes.
+main process handles it and stops them) and end at SIGTERM without unwinding (so does one signalled
+before its initializer ran: the ``xsim`` command's inherited handler sees it is not in the main
+process); a caller that fails stops them at once. Nothing a worker computes depends on which
+process computes it, so the serial path gives the same bytes.
 
 Forked workers must not run numba's parallel kernels: the main process may have started their
 OpenMP threads, which a fork does not copy. The pieces sent here are pure Python (simpy,
