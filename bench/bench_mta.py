@@ -5,7 +5,8 @@ figures stubbed out) and the part of it spent in the write-cost kernel.
 
 Run from the repository root: ``python bench/bench_mta.py``. JIT compilation is kept out of the
 figures by a warm-up run of the small LeNet-5 scenario (with --functional) first; the numba cache
-makes later processes skip it.
+makes later processes skip it. Freed memory stays in the process, as the ``xsim`` command has it
+(:func:`xsim.processes.keep_freed_memory`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from pathlib import Path
 
 import xsim.mta.scenario as scenario
 from xsim.api import model_weights, prepare, simulate
+from xsim.kernels import _target, vector_width
 from xsim.mta.tasks import build_tasks
+from xsim.processes import keep_freed_memory
 
 ROOT = Path(__file__).resolve().parent.parent
 ARCH = ROOT / "arch" / "isaac128.yaml"
@@ -23,6 +26,9 @@ WORKLOAD = ROOT / "workloads" / "resnet50_mta.json"
 
 
 def main() -> None:
+    keep_freed_memory()
+    print(f"host: {_target.host_cpu_model()}; LLVM CPU {_target.host_cpu_name()}; kernels run "
+          f"{vector_width()}-bit code")
     simulate(ARCH, ROOT / "workloads" / "lenet5_mta.json", functional=True)
     t0 = time.perf_counter()
     result = simulate(ARCH, WORKLOAD)
